@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from rosenblatt.playground import datasets as ds
 from rosenblatt.playground import features as ft
 
@@ -40,7 +39,7 @@ def test_labels_pm1(name):
 
 @pytest.mark.parametrize("name", ["circle", "gauss", "spiral"])
 def test_two_halves_balanced_without_noise(name):
-    X, y = gen(name)
+    _X, y = gen(name)
     assert np.sum(y == 1) == np.sum(y == -1) == 250
     # the first half is the positive class
     assert np.all(y[:250] == 1) and np.all(y[250:] == -1)
@@ -89,7 +88,7 @@ def test_gauss_means_and_variance():
 
 
 def test_spiral_formula_exact_without_noise():
-    X, y = gen("spiral")
+    X, _y = gen("spiral")
     m = 250
     i = np.arange(m)
     r = 5 * i / m

@@ -49,17 +49,17 @@ import numpy as np
 
 __all__ = [
     "CLASSIFICATION",
-    "REGRESSION",
     "GENERATORS",
     "N_SAMPLES",
+    "REGRESSION",
     "Dataset",
     "circle",
-    "xor",
     "gauss",
-    "spiral",
-    "reg_plane",
-    "reg_gauss",
     "make_dataset",
+    "reg_gauss",
+    "reg_plane",
+    "spiral",
+    "xor",
 ]
 
 N_CLASSIFY = 500

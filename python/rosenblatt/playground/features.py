@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FEATURES", "LABELS", "DEFAULT", "transform", "validate"]
+__all__ = ["DEFAULT", "FEATURES", "LABELS", "transform", "validate"]
 
 FEATURES = {
     "x": lambda x, y: x,
