@@ -1,0 +1,825 @@
+"""The one dispatcher: backend registry, argument validation and allocation.
+
+Every kernel has one name across the three backends (``"cpp"``, ``"numba"``, ``"numpy"``).
+The functions here check their arguments once - shapes, dtypes, contiguity, writability -
+and raise a ``TypeError``/``ValueError`` that names the argument before any native code
+runs; they allocate the outputs and then call the backend, which only computes.
+
+Backend choice: the ``backend`` argument, else the ``ROSENBLATT_BACKEND`` environment
+variable, else the best available backend (cpp, then numba, then numpy). Forcing an
+unavailable backend raises ``RuntimeError`` saying why; there is no silent fallback.
+Importing this module imports neither numba nor the compiled core.
+"""
+
+import importlib
+import importlib.util
+import os
+import threading
+
+import numpy as np
+
+from . import _codes as C
+from ._kernels_ref import mlp_workspace_size, param_offsets, train_workspace_size
+
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "resolve_backend",
+    "get_backend",
+    "activation_code",
+    "loss_code",
+    "optimizer_code",
+    "activation_forward",
+    "activation_backward",
+    "softmax",
+    "dense_forward",
+    "dense_backward",
+    "loss_gradient",
+    "sgd_step",
+    "adagrad_step",
+    "rmsprop_step",
+    "adam_step",
+    "mlp_forward",
+    "Trainer",
+    "perceptron_epoch",
+    "xorshift_shuffle",
+    "perceptron_epoch_sklearn",
+    "perceptron_fit_sklearn",
+    "param_offsets",
+]
+
+BACKENDS = ("cpp", "numba", "numpy")
+_MODULES = {"cpp": "._kernels_cpp", "numba": "._kernels_numba", "numpy": "._kernels_ref"}
+_loaded = {}
+_errors = {}
+_lock = threading.Lock()
+
+
+
+# --------------------------------------------------------------------------------------
+# backend registry
+
+
+def _probe(name):
+    """Import backend ``name`` once; remember the module or the reason it is missing."""
+    with _lock:
+        if name in _loaded or name in _errors:
+            return _loaded.get(name)
+        try:
+            if name == "numba" and importlib.util.find_spec("numba") is None:
+                raise ImportError("numba is not installed (pip install numba)")
+            mod = importlib.import_module(_MODULES[name], __package__)
+            _loaded[name] = mod
+        except Exception as exc:  # any failure makes the backend unavailable, with why
+            _errors[name] = f"{type(exc).__name__}: {exc}"
+        return _loaded.get(name)
+
+
+def _installed(name):
+    """Cheap availability test that imports nothing heavy (numba stays unimported)."""
+    if name == "numpy":
+        return True
+    if name == "numba":
+        return importlib.util.find_spec("numba") is not None
+    return _probe(name) is not None
+
+
+def available_backends():
+    """Return the names of the backends usable here, best first.
+
+    Returns
+    -------
+    list of str
+        A subset of ``("cpp", "numba", "numpy")``; ``"numpy"`` is always present.
+    """
+    return [b for b in BACKENDS if _installed(b)]
+
+
+def resolve_backend(backend=None):
+    """Return the backend name to use for ``backend`` (``None``/``"auto"`` = default).
+
+    Parameters
+    ----------
+    backend : {"auto", "cpp", "numba", "numpy"} or None
+        ``None`` or ``"auto"`` picks ``ROSENBLATT_BACKEND`` when set, else the best
+        available backend.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    RuntimeError
+        When the requested backend is not available here, with the reason.
+    """
+    if backend is None or backend == "auto":
+        env = os.environ.get("ROSENBLATT_BACKEND", "").strip()
+        if env and env != "auto":
+            name = env
+            source = "ROSENBLATT_BACKEND"
+        else:
+            return available_backends()[0]
+    else:
+        name = backend
+        source = "backend"
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise ValueError(
+            f"{source} must be one of 'auto', 'cpp', 'numba', 'numpy'; got {name!r}")
+    if _probe(name) is None:
+        raise RuntimeError(
+            f"{source}={name!r} was requested but that backend is unavailable: "
+            f"{_errors.get(name, 'unknown reason')}")
+    return name
+
+
+def get_backend(backend=None):
+    """Return the backend module for ``backend`` (see :func:`resolve_backend`)."""
+    name = resolve_backend(backend)
+    return _probe(name)
+
+
+def _numba_threads(n_threads):
+    return 0 if n_threads is None else int(n_threads)
+
+
+# --------------------------------------------------------------------------------------
+# validation helpers (the only place that checks arguments)
+
+
+def _code(table, kind, value, allowed=None):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        names = {v: k for k, v in table.items()}
+        if int(value) not in names:
+            raise ValueError(f"{kind} code {value} is unknown")
+        value = names[int(value)]
+    if not isinstance(value, str) or value not in table:
+        raise ValueError(f"{kind} must be one of {sorted(table)}; got {value!r}")
+    code = table[value]
+    if allowed is not None and code not in allowed:
+        ok = sorted(table[k] for k in table if table[k] in allowed)
+        raise ValueError(
+            f"{kind} {value!r} is not allowed here; expected one of "
+            f"{[k for k in table if table[k] in ok]}")
+    return code
+
+
+def activation_code(name, *, allowed=None):
+    """Integer code of an activation name (``"relu"``, ...); ValueError if unknown."""
+    return _code(C.ACTIVATIONS, "activation", name, allowed)
+
+
+def loss_code(name):
+    """Integer code of a loss name; ValueError if unknown."""
+    return _code(C.LOSSES, "loss", name)
+
+
+def optimizer_code(name):
+    """Integer code of an optimizer name; ValueError if unknown."""
+    return _code(C.OPTIMIZERS, "optimizer", name)
+
+
+def _float_dtype(name, a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; got {type(a).__name__}")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must have dtype float32 or float64; got {a.dtype}")
+    return a.dtype
+
+
+def _arr(name, a, ndim, dtype, shape=None, writable=False, optional=False):
+    """Check one array argument; ``shape`` entries of None are free."""
+    if a is None:
+        if optional:
+            return None
+        raise TypeError(f"{name} is required; got None")
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}; got {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {a.shape}")
+    if shape is not None:
+        for axis, (want, got) in enumerate(zip(shape, a.shape)):
+            if want is not None and want != got:
+                expect = tuple("*" if s is None else s for s in shape)
+                raise ValueError(
+                    f"{name} must have shape {expect}; got {a.shape} (axis {axis})")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; got a strided view "
+                         "(use numpy.ascontiguousarray)")
+    if writable and not a.flags.writeable:
+        raise ValueError(f"{name} is written in place but is read-only")
+    return a
+
+
+def _threads(n_threads):
+    if n_threads is None:
+        return 0
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int or None; got {type(n_threads).__name__}")
+    if n_threads < 0:
+        raise ValueError(f"n_threads must be >= 0 (0 = library default); got {n_threads}")
+    return int(n_threads)
+
+
+def _finite_scalar(name, value, *, low=None, low_open=False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        cmp = ">" if low_open else ">="
+        raise ValueError(f"{name} must be {cmp} {low}; got {value!r}")
+    return v
+
+
+def _out(name, out, shape, dtype):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    return _arr(name, out, len(shape), dtype, shape, writable=True)
+
+
+# --------------------------------------------------------------------------------------
+# activations
+
+
+def activation_forward(Z, activation, *, out=None, backend=None, n_threads=None):
+    """Apply an activation elementwise (softmax: row-wise).
+
+    Parameters
+    ----------
+    Z : ndarray of float32 or float64, 2-D, C-contiguous
+        Pre-activations.
+    activation : str
+        One of the names in ``rosenblatt._codes.ACTIVATIONS``.
+    out : ndarray, optional
+        Preallocated output of Z's shape and dtype.
+    backend : str, optional
+        Backend name; see :func:`resolve_backend`.
+    n_threads : int, optional
+        Threads for the compiled core (0 or None: library default).
+
+    Returns
+    -------
+    ndarray
+        ``f(Z)``.
+    """
+    dt = _float_dtype("Z", Z)
+    _arr("Z", Z, 2, dt)
+    act = activation_code(activation)
+    out = _out("out", out, Z.shape, dt)
+    get_backend(backend).activation_forward(Z, act, out, _threads(n_threads))
+    return out
+
+
+def activation_backward(Z, A, dA, activation, *, out=None, backend=None, n_threads=None):
+    """Return ``dA * f'(.)`` for an elementwise activation.
+
+    ``A = f(Z)`` is the saved forward output; ``Z`` is needed only for softplus and gelu
+    (pass None otherwise). Step functions have no useful gradient and are rejected.
+    """
+    dt = _float_dtype("A", A)
+    _arr("A", A, 2, dt)
+    act = activation_code(activation)
+    _check_differentiable(act)
+    _arr("dA", dA, 2, dt, A.shape)
+    _arr("Z", Z, 2, dt, A.shape, optional=act not in C.NEEDS_Z)
+    out = _out("out", out, A.shape, dt)
+    get_backend(backend).activation_backward(Z, A, dA, act, out, _threads(n_threads))
+    return out
+
+
+def _check_differentiable(act):
+    if act in C.STEPS:
+        raise ValueError(
+            f"activation {C.ACTIVATION_NAMES[act]!r} is a step function: it is forward-only "
+            "(its derivative is zero almost everywhere, so it cannot be trained by "
+            "backpropagation); use logistic, tanh or relu to train")
+    if act == C.SOFTMAX:
+        raise ValueError("softmax has no elementwise derivative; pair it with log_loss, "
+                         "whose gradient w.r.t. the pre-activation is P - Y")
+
+
+def softmax(Z, *, out=None, backend=None, n_threads=None):
+    """Row-wise softmax (row maximum subtracted first) of a 2-D float array."""
+    return activation_forward(Z, "softmax", out=out, backend=backend, n_threads=n_threads)
+
+
+# --------------------------------------------------------------------------------------
+# dense layer
+
+
+def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
+                  backend=None, n_threads=None):
+    """Fused dense layer ``A = f(X W + b)``.
+
+    Parameters
+    ----------
+    X : ndarray (n, k), float32 or float64, C-contiguous
+    W : ndarray (k, m), same dtype
+    b : ndarray (m,), same dtype
+    activation : str, default="identity"
+    out : ndarray (n, m), optional
+        Preallocated output.
+    return_z : bool, default=False
+        Also return the pre-activation ``Z = X W + b`` (the saved state softplus and gelu
+        need for their derivative).
+    backend, n_threads
+        See :func:`activation_forward`.
+
+    Returns
+    -------
+    A : ndarray (n, m)
+    Z : ndarray (n, m)
+        Only when ``return_z``.
+    """
+    dt = _float_dtype("X", X)
+    _arr("X", X, 2, dt)
+    n, k = X.shape
+    _arr("W", W, 2, dt, (k, None))
+    m = W.shape[1]
+    _arr("b", b, 1, dt, (m,))
+    act = activation_code(activation)
+    A = _out("out", out, (n, m), dt)
+    Z = np.empty((n, m), dtype=dt) if return_z else None
+    get_backend(backend).dense_forward(X, W, b, act, A, Z, _threads(n_threads))
+    return (A, Z) if return_z else A
+
+
+def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_dX=True,
+                   backend=None, n_threads=None):
+    """Backward pass of ``A = f(X W + b)``.
+
+    Computes ``dZ = dA * f'(.)``, ``dW = X^T dZ + l2 W``, ``db = sum_rows dZ`` and, when
+    ``need_dX``, ``dX = dZ W^T``. ``activation="identity"`` treats ``dA`` as the gradient
+    w.r.t. the pre-activation (an output layer with its canonical loss).
+
+    Parameters
+    ----------
+    X : ndarray (n, k)
+        The layer's input in the forward pass.
+    W : ndarray (k, m)
+    A : ndarray (n, m)
+        The layer's forward output.
+    dA : ndarray (n, m)
+        Gradient of the loss w.r.t. ``A``.
+    activation : str, default="identity"
+    Z : ndarray (n, m), optional
+        The pre-activation; required for softplus and gelu.
+    l2 : float, default=0.0
+        Coefficient of the L2 term added to ``dW``.
+    need_dX : bool, default=True
+        False skips ``dX`` (the first layer needs none).
+
+    Returns
+    -------
+    dW : ndarray (k, m)
+    db : ndarray (m,)
+    dX : ndarray (n, k) or None
+    """
+    dt = _float_dtype("X", X)
+    _arr("X", X, 2, dt)
+    n, k = X.shape
+    _arr("W", W, 2, dt, (k, None))
+    m = W.shape[1]
+    _arr("A", A, 2, dt, (n, m))
+    _arr("dA", dA, 2, dt, (n, m))
+    act = activation_code(activation)
+    _check_differentiable(act)
+    _arr("Z", Z, 2, dt, (n, m), optional=act not in C.NEEDS_Z)
+    l2 = _finite_scalar("l2", l2, low=0.0)
+    dW = np.empty((k, m), dtype=dt)
+    db = np.empty((m,), dtype=dt)
+    dX = np.empty((n, k), dtype=dt) if need_dX else None
+    get_backend(backend).dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX,
+                                        _threads(n_threads))
+    return dW, db, dX
+
+
+# --------------------------------------------------------------------------------------
+# losses
+
+
+def loss_gradient(P, Y, loss, *, sample_weight=None, huber_delta=1.0, out=None,
+                  backend=None, n_threads=None):
+    """Loss value of a batch and its output gradient.
+
+    Parameters
+    ----------
+    P : ndarray (n, k)
+        Network outputs (probabilities for the log losses, positive for poisson).
+    Y : ndarray (n, k), same dtype
+        Targets.
+    loss : str
+        One of ``squared_error, absolute_error, huber, binary_log_loss, log_loss,
+        poisson``.
+    sample_weight : ndarray (n,), same dtype, optional
+    huber_delta : float, default=1.0
+
+    Returns
+    -------
+    value : float
+        scikit-learn's batch loss (see ``rosenblatt._codes``).
+    G : ndarray (n, k)
+        ``s_i g(p, y) / S``: w.r.t. the pre-activation for the log losses and poisson
+        (canonical links), w.r.t. ``P`` otherwise.
+    """
+    dt = _float_dtype("P", P)
+    _arr("P", P, 2, dt)
+    _arr("Y", Y, 2, dt, P.shape)
+    code = loss_code(loss)
+    sw = _arr("sample_weight", sample_weight, 1, dt, (P.shape[0],), optional=True)
+    if sw is not None and (sw < 0).any():
+        raise ValueError("sample_weight must be non-negative")
+    if P.shape[0] == 0:
+        raise ValueError("P must have at least one row; got 0")
+    delta = _finite_scalar("huber_delta", huber_delta, low=0.0, low_open=True)
+    G = _out("out", out, P.shape, dt)
+    value = get_backend(backend).loss_gradient(P, Y, sw, code, delta, G, _threads(n_threads))
+    return float(value), G
+
+
+# --------------------------------------------------------------------------------------
+# optimizers (in place: the parameters and the state are the outputs)
+
+
+def _opt_arrays(params, grads, *states):
+    dt = _float_dtype("params", params)
+    _arr("params", params, 1, dt, writable=True)
+    _arr("grads", grads, 1, dt, params.shape)
+    for name, s in states:
+        _arr(name, s, 1, dt, params.shape, writable=True)
+    return dt
+
+
+def sgd_step(params, grads, velocity, *, lr, momentum=0.0, nesterov=False, backend=None,
+             n_threads=None):
+    """In place: ``v = momentum v - lr g``; ``p += momentum v - lr g`` (nesterov) or ``v``."""
+    _opt_arrays(params, grads, ("velocity", velocity))
+    lr = _finite_scalar("lr", lr, low=0.0)
+    momentum = _finite_scalar("momentum", momentum, low=0.0)
+    get_backend(backend).sgd_step(params, grads, velocity, lr, momentum, bool(nesterov),
+                                  _threads(n_threads))
+
+
+def adagrad_step(params, grads, accum, *, lr, eps=1e-8, backend=None, n_threads=None):
+    """In place: ``s += g^2``; ``p -= lr g / (sqrt(s) + eps)``."""
+    _opt_arrays(params, grads, ("accum", accum))
+    get_backend(backend).adagrad_step(params, grads, accum, _finite_scalar("lr", lr, low=0.0),
+                                      _finite_scalar("eps", eps, low=0.0, low_open=True),
+                                      _threads(n_threads))
+
+
+def rmsprop_step(params, grads, sq, *, lr, rho=0.9, eps=1e-8, backend=None, n_threads=None):
+    """In place: ``s = rho s + (1 - rho) g^2``; ``p -= lr g / (sqrt(s) + eps)``."""
+    _opt_arrays(params, grads, ("sq", sq))
+    rho = _finite_scalar("rho", rho, low=0.0)
+    if rho >= 1.0:
+        raise ValueError(f"rho must be in [0, 1); got {rho}")
+    get_backend(backend).rmsprop_step(params, grads, sq, _finite_scalar("lr", lr, low=0.0),
+                                      rho, _finite_scalar("eps", eps, low=0.0, low_open=True),
+                                      _threads(n_threads))
+
+
+def adam_step(params, grads, m, v, *, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, backend=None, n_threads=None):
+    """In place Adam step number ``t`` (>= 1); AdamW when ``weight_decay > 0``."""
+    _opt_arrays(params, grads, ("m", m), ("v", v))
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+        raise ValueError(f"t must be an int >= 1 (the step number); got {t!r}")
+    for name, beta in (("beta1", beta1), ("beta2", beta2)):
+        if not 0.0 <= _finite_scalar(name, beta) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1); got {beta}")
+    get_backend(backend).adam_step(
+        params, grads, m, v, _finite_scalar("lr", lr, low=0.0), float(beta1), float(beta2),
+        _finite_scalar("eps", eps, low=0.0, low_open=True),
+        _finite_scalar("weight_decay", weight_decay, low=0.0), int(t), _threads(n_threads))
+
+
+# --------------------------------------------------------------------------------------
+# whole networks
+
+
+def _layers(layer_sizes, activations, *, training):
+    ls = np.ascontiguousarray(layer_sizes, dtype=np.int64)
+    if ls.ndim != 1 or ls.shape[0] < 2 or (ls < 1).any():
+        raise ValueError(f"layer_sizes must list >= 2 positive widths; got {layer_sizes!r}")
+    L = ls.shape[0] - 1
+    if isinstance(activations, (str, int, np.integer)):
+        activations = [activations] * L
+    acts = list(activations)
+    if len(acts) != L:
+        raise ValueError(f"activations must have one entry per layer ({L}); got {len(acts)}")
+    codes = np.empty(L, dtype=np.int32)
+    for i, a in enumerate(acts):
+        code = activation_code(a)
+        if i < L - 1 and code not in C.HIDDEN:
+            raise ValueError(f"activation {a!r} of hidden layer {i} must be elementwise; "
+                             f"expected one of {sorted(C.ACTIVATION_NAMES[c] for c in C.HIDDEN)}")
+        if training and code in C.STEPS:
+            _check_differentiable(code)
+        codes[i] = code
+    return ls, codes
+
+
+def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
+                n_threads=None):
+    """Forward pass of a whole network stored as one flat parameter vector.
+
+    Parameters
+    ----------
+    X : ndarray (n, layer_sizes[0])
+    params : ndarray (P,)
+        ``W_0, b_0, W_1, b_1, ...`` flattened (see :func:`param_offsets`).
+    layer_sizes : sequence of int
+        ``[n_features, hidden..., n_outputs]``.
+    activations : str or sequence of str
+        One per layer, the last is the output activation.
+
+    Returns
+    -------
+    ndarray (n, layer_sizes[-1])
+    """
+    dt = _float_dtype("X", X)
+    ls, codes = _layers(layer_sizes, activations, training=False)
+    _arr("X", X, 2, dt, (None, int(ls[0])))
+    _, total = param_offsets(ls)
+    _arr("params", params, 1, dt, (total,))
+    out = _out("out", out, (X.shape[0], int(ls[-1])), dt)
+    if X.shape[0] == 0:
+        return out
+    be = get_backend(backend)
+    work = np.empty(mlp_workspace_size(ls, X.shape[0]), dtype=dt)
+    be.mlp_forward(X, params, ls, codes, out, work, _threads(n_threads))
+    return out
+
+
+class Trainer:
+    """Validated, preallocated state for running :func:`train_epoch` epoch after epoch.
+
+    Checks everything once, allocates the gradient, optimizer state and workspace once,
+    then :meth:`run_epoch` calls the backend's ``train_epoch`` with a row order. The
+    parameters, optimizer state and Adam counter are updated in place.
+
+    Parameters
+    ----------
+    X : ndarray (n, d), float32 or float64, C-contiguous
+    Y : ndarray (n, k), same dtype
+    params : ndarray (P,), same dtype, writable
+        Flat parameter vector (``W_0, b_0, ...``).
+    layer_sizes : sequence of int
+    activations : sequence of str or int codes
+        One per layer; the last is the output activation.
+    loss, optimizer : str
+    hyper : dict
+        Hyperparameters: lr, momentum, beta1, beta2, eps, rho, weight_decay, alpha, l1,
+        huber_delta (missing keys default to 0 except the obvious ones).
+    batch_size : int
+    sample_weight : ndarray (n,), optional
+    state : ndarray (slots, P), optional
+        Existing optimizer state to continue from (partial_fit); allocated zero otherwise.
+    step : int, default=0
+        Adam step counter to continue from.
+    backend, n_threads
+        See :func:`resolve_backend`.
+    track_grad_norms : bool, default=False
+        Accumulate each layer's gradient norm per epoch into :attr:`grad_norms`.
+    """
+
+    def __init__(self, X, Y, params, layer_sizes, activations, loss, optimizer, hyper,
+                 batch_size, *, sample_weight=None, state=None, step=0, backend=None,
+                 n_threads=None, track_grad_norms=False):
+        dt = _float_dtype("X", X)
+        _arr("X", X, 2, dt)
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("X must have at least one row; got 0")
+        self.layer_sizes, self.activations = _layers(layer_sizes, activations, training=True)
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(f"X must have {self.layer_sizes[0]} columns (layer_sizes[0]); "
+                             f"got {X.shape[1]}")
+        _arr("Y", Y, 2, dt, (n, int(self.layer_sizes[-1])))
+        _, total = param_offsets(self.layer_sizes)
+        _arr("params", params, 1, dt, (total,), writable=True)
+        self.sample_weight = _arr("sample_weight", sample_weight, 1, dt, (n,), optional=True)
+        self.loss = loss_code(loss)
+        self.optimizer = optimizer_code(optimizer)
+        out_act = int(self.activations[-1])
+        link = C.CANONICAL_LINK.get(self.loss)
+        if out_act == C.SOFTMAX and self.loss != C.LOG_LOSS:
+            raise ValueError("a softmax output must be trained with loss='log_loss'")
+        if link is not None and out_act != link:
+            raise ValueError(f"loss {loss!r} needs the output activation "
+                             f"{C.ACTIVATION_NAMES[link]!r}; got "
+                             f"{C.ACTIVATION_NAMES[out_act]!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+        self.batch_size = int(min(batch_size, n))
+        self.hyper = np.zeros(C.N_HYPER, dtype=np.float64)
+        defaults = {"lr": 1e-3, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                    "rho": 0.9, "huber_delta": 1.0}
+        keys = {"lr": C.H_LR, "momentum": C.H_MOMENTUM, "beta1": C.H_BETA1,
+                "beta2": C.H_BETA2, "eps": C.H_EPS, "rho": C.H_RHO,
+                "weight_decay": C.H_WEIGHT_DECAY, "alpha": C.H_ALPHA, "l1": C.H_L1,
+                "huber_delta": C.H_HUBER_DELTA}
+        unknown = set(hyper) - set(keys)
+        if unknown:
+            raise ValueError(f"hyper has unknown keys {sorted(unknown)}; "
+                             f"expected some of {sorted(keys)}")
+        for key, idx in keys.items():
+            self.hyper[idx] = _finite_scalar(key, hyper.get(key, defaults.get(key, 0.0)),
+                                             low=0.0)
+        self.X, self.Y, self.params = X, Y, params
+        slots = C.OPTIMIZER_SLOTS[self.optimizer]
+        if state is None:
+            state = np.zeros((slots, total), dtype=dt)
+        else:
+            _arr("state", state, 2, dt, (slots, total), writable=True)
+        self.state = state
+        self.grads = np.zeros(total, dtype=dt)
+        self.step = np.array([int(step)], dtype=np.int64)
+        self.backend = resolve_backend(backend)
+        self._be = _probe(self.backend)
+        self.n_threads = _threads(n_threads)
+        self.workspace = np.empty(train_workspace_size(self.layer_sizes, self.batch_size),
+                                  dtype=dt)
+        L = self.layer_sizes.shape[0] - 1
+        self.grad_norms = np.zeros(L, dtype=np.float64) if track_grad_norms else None
+
+    def set_lr(self, lr):
+        """Change the learning rate between epochs (schedules)."""
+        self.hyper[C.H_LR] = _finite_scalar("lr", lr, low=0.0)
+
+    def run_epoch(self, order):
+        """Train one epoch over the rows in ``order``; return the accumulated loss.
+
+        Parameters
+        ----------
+        order : ndarray of int64 (m,)
+            Row indices in visiting order, each in ``[0, n)``.
+
+        Returns
+        -------
+        float
+            Sum over batches of ``batch_loss * batch_length`` (divide by ``m``).
+        """
+        n = self.X.shape[0]
+        if not isinstance(order, np.ndarray) or order.dtype != np.int64:
+            raise TypeError("order must be an int64 numpy.ndarray")
+        order = _arr("order", order, 1, np.int64)
+        if order.size and (order.min() < 0 or order.max() >= n):
+            raise ValueError(f"order must hold row indices in [0, {n}); got values in "
+                             f"[{order.min()}, {order.max()}]")
+        if self.grad_norms is not None:
+            self.grad_norms[:] = 0.0
+        return float(self._be.train_epoch(
+            self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,
+            self.activations, self.loss, self.params, self.grads, self.state,
+            self.optimizer, self.hyper, self.step, self.workspace, self.grad_norms,
+            self.n_threads))
+
+
+# --------------------------------------------------------------------------------------
+# perceptrons
+
+
+def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backend=None,
+                     n_threads=None):
+    """One online epoch of Rosenblatt's rule, all outputs at once, in place on W and b.
+
+    For each row x in ``order``: ``yhat = step(x W + b)``; ``W += eta x^T (y - yhat)``;
+    ``b += eta (y - yhat)``.
+
+    Parameters
+    ----------
+    X : ndarray (n, d), float32 or float64
+    Y : ndarray (n, k), same dtype
+        Targets: 0/1 for ``step="heaviside"``, -1/+1 for ``step="sign"``.
+    W : ndarray (d, k), same dtype, written in place
+    b : ndarray (k,), same dtype, written in place
+    order : ndarray of int64, optional
+        Row visiting order (default: 0..n-1).
+    eta : float, default=1.0
+    step : {"heaviside", "sign"}
+
+    Returns
+    -------
+    int
+        Rows with at least one wrong output (counted before their update).
+    """
+    dt = _float_dtype("X", X)
+    _arr("X", X, 2, dt)
+    n, d = X.shape
+    _arr("Y", Y, 2, dt, (n, None))
+    k = Y.shape[1]
+    _arr("W", W, 2, dt, (d, k), writable=True)
+    _arr("b", b, 1, dt, (k,), writable=True)
+    code = activation_code(step, allowed=C.STEPS)
+    allowed = (0.0, 1.0) if code == C.HEAVISIDE else (-1.0, 1.0)
+    if Y.size and not np.isin(Y, allowed).all():
+        raise ValueError(f"Y must hold only {allowed} for step={step!r}")
+    order = _order(order, n)
+    eta = _finite_scalar("eta", eta, low=0.0, low_open=True)
+    return int(get_backend(backend).perceptron_epoch(X, Y, order, W, b, eta, code,
+                                                     _threads(n_threads)))
+
+
+def _order(order, n):
+    if order is None:
+        return np.arange(n, dtype=np.int64)
+    _arr("order", order, 1, np.int64)
+    if order.size and (order.min() < 0 or order.max() >= n):
+        raise ValueError(f"order must hold row indices in [0, {n})")
+    return order
+
+
+def xorshift_shuffle(order, seed, *, backend=None):
+    """Shuffle ``order`` in place exactly as scikit-learn's SGD datasets do."""
+    _arr("order", order, 1, np.int64, writable=True)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+    get_backend(backend).xorshift_shuffle(order, int(seed) & 0xFFFFFFFF, 0)
+
+
+def _y_pm1(name, y, shape):
+    _arr(name, y, len(shape), np.float64, shape)
+    if y.size and not np.isin(y, (-1.0, 1.0)).all():
+        raise ValueError(f"{name} must hold only -1.0 and +1.0")
+
+
+def perceptron_epoch_sklearn(X, y, w, b, *, order=None, eta0=1.0, sample_weight=None,
+                             class_weight=(1.0, 1.0), fit_intercept=True, backend=None):
+    """One epoch of scikit-learn's Perceptron update for one binary problem, in place.
+
+    Returns
+    -------
+    sumloss : float
+        Sum of ``max(0, -y p)`` over the epoch.
+    mistakes : int
+    """
+    dt = _float_dtype("X", X)
+    _arr("X", X, 2, dt)
+    n, d = X.shape
+    _y_pm1("y", y, (n,))
+    _arr("w", w, 1, dt, (d,), writable=True)
+    _arr("b", b, 1, np.float64, (1,), writable=True)
+    sw = _arr("sample_weight", sample_weight, 1, np.float64, (n,), optional=True)
+    cw = np.ascontiguousarray(class_weight, dtype=np.float64)
+    if cw.shape != (2,):
+        raise ValueError(f"class_weight must have shape (2,); got {cw.shape}")
+    order = _order(order, n)
+    s, m = get_backend(backend).perceptron_epoch_sklearn(
+        X, y, order, w, b, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw, cw,
+        bool(fit_intercept), 0)
+    return float(s), int(m)
+
+
+def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
+                           class_weight=None, fit_intercept=True, shuffle=True, max_iter=1000,
+                           tol=1e-3, n_iter_no_change=5, backend=None, n_threads=None):
+    """scikit-learn's Perceptron fit for K one-vs-rest problems (threads split classes).
+
+    Parameters
+    ----------
+    X : ndarray (n, d)
+    Y : float64 ndarray (K, n) of -1/+1
+    W : ndarray (K, d), X's dtype, in/out
+    B : float64 ndarray (K,), in/out
+    seeds : int64 ndarray (K,)
+        Shuffle seed per class.
+    class_weight : float64 ndarray (K, 2), optional
+        Weights of (-1, +1) per class; ones by default.
+    tol : float or None
+        None disables the stopping rule.
+
+    Returns
+    -------
+    ndarray of int64 (K,)
+        Epochs run per class.
+    """
+    dt = _float_dtype("X", X)
+    _arr("X", X, 2, dt)
+    n, d = X.shape
+    if n == 0:
+        raise ValueError("X must have at least one row; got 0")
+    _y_pm1("Y", Y, (None, n))
+    K = Y.shape[0]
+    _arr("W", W, 2, dt, (K, d), writable=True)
+    _arr("B", B, 1, np.float64, (K,), writable=True)
+    _arr("seeds", seeds, 1, np.int64, (K,))
+    sw = _arr("sample_weight", sample_weight, 1, np.float64, (n,), optional=True)
+    if class_weight is None:
+        class_weight = np.ones((K, 2))
+    _arr("class_weight", class_weight, 2, np.float64, (K, 2))
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
+            or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int; got {max_iter!r}")
+    tol = -np.inf if tol is None else _finite_scalar("tol", tol)
+    n_iter = np.zeros(K, dtype=np.int64)
+    get_backend(backend).perceptron_fit_sklearn(
+        X, Y, W, B, seeds, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw,
+        class_weight, bool(fit_intercept), bool(shuffle), int(max_iter), float(tol),
+        int(n_iter_no_change), n_iter, _threads(n_threads))
+    return n_iter
