@@ -232,13 +232,34 @@ class Session:
             if new.dataset == "upload" and self._upload is None:
                 raise ConfigError("dataset 'upload' needs an uploaded CSV first")
             data_keys = ("dataset", "noise", "train_ratio", "seed")
-            if self.data is None or any(getattr(new, k) != getattr(self.config, k)
+            old = self.config
+            if self.data is None or any(getattr(new, k) != getattr(old, k)
                                         for k in data_keys):
                 self.config = new
                 self._make_data()
+            elif self.is_soft_change(old, new) and hasattr(self, "theta"):
+                # as in the original: the network keeps training with the new rate
+                self.config = new
+                if new.optimizer != old.optimizer:
+                    self._reset_optimizer()
+                return new
             self.config = new
             self._build()
             return new
+
+    SOFT = ("learning_rate", "reg_rate", "batch_size", "optimizer")
+
+    @classmethod
+    def is_soft_change(cls, old: Config, new: Config) -> bool:
+        """True when only settings that keep the network (``SOFT``) differ."""
+        return all(getattr(old, f.name) == getattr(new, f.name)
+                   for f in dataclasses.fields(Config) if f.name not in cls.SOFT)
+
+    def _reset_optimizer(self):
+        c = self.config
+        slots = 2 if c.optimizer == "adam" else (0 if c.optimizer == "sgd" else 1)
+        self.opt_state = [np.zeros_like(self.theta) for _ in range(slots)]
+        self.opt_t = 0
 
     def upload(self, text: str) -> dict:
         """Use the points of a CSV (``x1,x2,label`` rows) as the data set."""
@@ -324,9 +345,7 @@ class Session:
             self._grad_layers.append(glayer)
         self._init_weights()
         self.dead = np.zeros(self.theta.size, dtype=bool)
-        slots = 2 if c.optimizer == "adam" else (0 if c.optimizer == "sgd" else 1)
-        self.opt_state = [np.zeros_like(self.theta) for _ in range(slots)]
-        self.opt_t = 0
+        self._reset_optimizer()
         self.epoch = 0
         self.history = {"train": [], "test": [], "grad_norms": []}
         self.status = ""
