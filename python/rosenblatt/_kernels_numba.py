@@ -1,0 +1,932 @@
+"""Numba backend: the twins of ``_kernels_ref`` (same names, positional arguments, semantics).
+
+Importing this module imports numba; ``kernels.py`` imports it lazily, so ``import
+rosenblatt`` never does. Every kernel is compiled on first use and cached on disk
+(``cache=True``); all numba flags come from :data:`_FLAGS`.
+
+Design notes
+------------
+* The public functions are thin Python wrappers with the reference's signatures. They turn
+  ``None`` (sample_weight, Z, dX, grad_norms) into an empty array plus a flag and coerce
+  scalars to one type, so each compiled function has exactly two variants (float32,
+  float64) instead of one per combination of optional arguments.
+* Arithmetic stays in the arrays' dtype: constants are cast with ``dtype.type`` because a
+  Python float literal would promote float32 expressions to float64. The operation order
+  follows the reference, and ``fastmath`` is off, so no FMA contraction or reassociation:
+  optimizer steps and the scikit-learn perceptron reproduce the reference bit for bit.
+* Inside compiled code ``float(x)`` of a float32 stays float32 in numba; float64 values
+  are made with ``np.float64(x)``.
+* Matrix products go to BLAS (numba's ``np.dot`` with an ``out`` argument, no allocation)
+  when they are large enough to repay the call, and to plain loops when they are tiny.
+* ``train_epoch`` gathers each batch into the caller's ``workspace`` (carved as
+  :func:`train_workspace_size` documents) and runs the whole epoch in one compiled call.
+"""
+
+import itertools
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+from . import _codes as C
+from ._kernels_ref import (  # noqa: F401  (re-exported pure bookkeeping)
+    mlp_workspace_size,
+    param_offsets,
+    train_workspace_size,
+    unpack_params,
+)
+
+# The one place for numba flags. fastmath stays off: bit parity with the reference (and
+# scikit-learn) depends on unfused multiply-adds and on the reference's operation order.
+# error_model="numpy": float division by zero gives inf/nan like NumPy, without a check.
+_FLAGS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy",
+          "boundscheck": False}
+_jit = njit(**_FLAGS)
+
+# Below this many multiply-adds a plain loop beats a BLAS call (call overhead dominates).
+_BLAS_MIN = 4096
+
+IDENTITY = C.IDENTITY
+HEAVISIDE = C.HEAVISIDE
+SIGN = C.SIGN
+LOGISTIC = C.LOGISTIC
+TANH = C.TANH
+RELU = C.RELU
+LEAKY_RELU = C.LEAKY_RELU
+ELU = C.ELU
+SOFTPLUS = C.SOFTPLUS
+GELU = C.GELU
+SOFTMAX = C.SOFTMAX
+EXP = C.EXP
+SLOPE = C.LEAKY_RELU_SLOPE
+ELU_A = C.ELU_ALPHA
+GELU_C = C.GELU_C
+GELU_K = C.GELU_K
+
+SQUARED_ERROR = C.SQUARED_ERROR
+ABSOLUTE_ERROR = C.ABSOLUTE_ERROR
+HUBER = C.HUBER
+BINARY_LOG_LOSS = C.BINARY_LOG_LOSS
+LOG_LOSS = C.LOG_LOSS
+POISSON = C.POISSON
+
+SGD = C.SGD
+NESTEROV = C.NESTEROV
+ADAGRAD = C.ADAGRAD
+RMSPROP = C.RMSPROP
+ADAM = C.ADAM
+ADAMW = C.ADAMW
+
+H_LR = C.H_LR
+H_MOMENTUM = C.H_MOMENTUM
+H_BETA1 = C.H_BETA1
+H_BETA2 = C.H_BETA2
+H_EPS = C.H_EPS
+H_RHO = C.H_RHO
+H_WEIGHT_DECAY = C.H_WEIGHT_DECAY
+H_ALPHA = C.H_ALPHA
+H_L1 = C.H_L1
+H_HUBER_DELTA = C.H_HUBER_DELTA
+
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+          np.dtype(np.float64): np.empty(0, np.float64)}
+_EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32),
+           np.dtype(np.float64): np.empty((0, 0), np.float64)}
+
+
+# --------------------------------------------------------------------------------------
+# scalar activations (dt: the arrays' dtype, so constants keep float32 in float32)
+
+
+@_jit
+def _logistic(z, dt):
+    one = dt.type(1)
+    if z >= 0:
+        return one / (one + math.exp(-z))
+    e = math.exp(z)
+    return e / (one + e)
+
+
+@_jit
+def _f(z, act, dt):
+    """f(z) for an elementwise activation code (softmax is handled row-wise elsewhere)."""
+    zero = dt.type(0)
+    one = dt.type(1)
+    if act == IDENTITY:
+        return z
+    if act == HEAVISIDE:
+        return one if z >= zero else zero
+    if act == SIGN:
+        if z > zero:
+            return one
+        if z < zero:
+            return -one
+        return z * zero  # 0 stays 0, nan stays nan (np.sign)
+    if act == LOGISTIC:
+        return _logistic(z, dt)
+    if act == TANH:
+        return math.tanh(z)
+    if act == RELU:
+        return z if (z >= zero or math.isnan(z)) else zero  # np.maximum propagates nan
+    if act == LEAKY_RELU:
+        return z if z > zero else z * dt.type(SLOPE)
+    if act == ELU:
+        return z if z > zero else math.expm1(min(z, zero)) * dt.type(ELU_A)
+    if act == SOFTPLUS:
+        return max(z, zero) + math.log1p(math.exp(-abs(z)))
+    if act == GELU:
+        k = dt.type(GELU_K)
+        t = math.tanh(dt.type(GELU_C) * (z + k * z * z * z))
+        return dt.type(0.5) * z * (one + t)
+    if act == EXP:
+        return math.exp(z)
+    return z * dt.type(np.nan)
+
+
+@_jit
+def _df(z, a, act, dt):
+    """f'(.) from the saved state a = f(z) (and z for softplus and gelu)."""
+    one = dt.type(1)
+    zero = dt.type(0)
+    if act == LOGISTIC:
+        return a * (one - a)
+    if act == TANH:
+        return one - a * a
+    if act == RELU:
+        return one if a > zero else zero
+    if act == LEAKY_RELU:
+        return one if a > zero else dt.type(SLOPE)
+    if act == ELU:
+        return one if a > zero else a + dt.type(ELU_A)
+    if act == SOFTPLUS:
+        return _logistic(z, dt)
+    if act == GELU:
+        c = dt.type(GELU_C)
+        k = dt.type(GELU_K)
+        half = dt.type(0.5)
+        t = math.tanh(c * (z + k * z * z * z))
+        return half * (one + t) + half * z * (one - t * t) * c * (one + dt.type(3) * k * z * z)
+    if act == EXP:
+        return a
+    return one
+
+
+# --------------------------------------------------------------------------------------
+# fused row loops
+
+
+@_jit
+def _softmax_rows(Z, A):
+    n, m = Z.shape
+    for i in range(n):
+        mx = Z[i, 0]
+        for j in range(1, m):
+            v = Z[i, j]
+            if v > mx or math.isnan(v):
+                mx = v
+        s = Z.dtype.type(0)
+        for j in range(m):
+            e = math.exp(Z[i, j] - mx)
+            A[i, j] = e
+            s += e
+        for j in range(m):
+            A[i, j] = A[i, j] / s
+
+
+@_jit
+def _bias_act(Z, b, A, act, keep_z):
+    """A = f(Z + b) in one pass; Z += b too when keep_z. Z and A may be the same array."""
+    n, m = Z.shape
+    dt = A.dtype
+    zero = dt.type(0)
+    if act == SOFTMAX:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = Z[i, j] + b[j]
+        _softmax_rows(Z, A)
+        return
+    # the hot activations get their own loops (vectorisable, no per-element dispatch)
+    if act == IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = z
+    elif act == RELU:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j] + b[j]
+                if keep_z:
+                    Z[i, j] = z
+                A[i, j] = z if (z >= zero or math.isnan(z)) else zero
+    else:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j] + b[j]
+                if keep_z:
+                    Z[i, j] = z
+                A[i, j] = _f(z, act, dt)
+
+
+@_jit
+def _act_grad_inplace(Z, A, dZ, act):
+    """dZ *= f'(.) in place (dZ holds dA on entry)."""
+    n, m = A.shape
+    dt = A.dtype
+    one = dt.type(1)
+    zero = dt.type(0)
+    if act == IDENTITY:
+        return
+    if act == RELU:
+        for i in range(n):
+            for j in range(m):
+                dZ[i, j] = dZ[i, j] * (one if A[i, j] > zero else zero)
+    elif act == TANH:
+        for i in range(n):
+            for j in range(m):
+                a = A[i, j]
+                dZ[i, j] = dZ[i, j] * (one - a * a)
+    elif act == LOGISTIC:
+        for i in range(n):
+            for j in range(m):
+                a = A[i, j]
+                dZ[i, j] = dZ[i, j] * (a * (one - a))
+    elif Z.shape[0] == n:
+        for i in range(n):
+            for j in range(m):
+                dZ[i, j] = dZ[i, j] * _df(Z[i, j], A[i, j], act, dt)
+    else:  # no Z given: only activations whose derivative comes from A get here
+        for i in range(n):
+            for j in range(m):
+                dZ[i, j] = dZ[i, j] * _df(A[i, j], A[i, j], act, dt)
+
+
+# --------------------------------------------------------------------------------------
+# matrix products: BLAS for real work, loops for tiny shapes
+
+
+@_jit
+def _mm_nn(A, B, Out):
+    """Out = A @ B;  A (n, k), B (k, m)."""
+    n, k = A.shape
+    m = B.shape[1]
+    if n * k * m >= _BLAS_MIN:
+        np.dot(A, B, Out)
+        return
+    zero = Out.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            Out[i, j] = zero
+        for p in range(k):
+            a = A[i, p]
+            for j in range(m):
+                Out[i, j] += a * B[p, j]
+
+
+@_jit
+def _mm_tn(A, B, Out):
+    """Out = A.T @ B;  A (n, k), B (n, m), Out (k, m)."""
+    n, k = A.shape
+    m = B.shape[1]
+    if n * k * m >= _BLAS_MIN:
+        np.dot(A.T, B, Out)
+        return
+    zero = Out.dtype.type(0)
+    for p in range(k):
+        for j in range(m):
+            Out[p, j] = zero
+    for i in range(n):
+        for p in range(k):
+            a = A[i, p]
+            for j in range(m):
+                Out[p, j] += a * B[i, j]
+
+
+@_jit
+def _mm_nt(A, B, Out):
+    """Out = A @ B.T;  A (n, m), B (k, m), Out (n, k)."""
+    n, m = A.shape
+    k = B.shape[0]
+    if n * k * m >= _BLAS_MIN:
+        np.dot(A, B.T, Out)
+        return
+    for i in range(n):
+        for p in range(k):
+            s = Out.dtype.type(0)
+            for j in range(m):
+                s += A[i, j] * B[p, j]
+            Out[i, p] = s
+
+
+# --------------------------------------------------------------------------------------
+# activations
+
+
+@_jit
+def _activation_forward(Z, act, A):
+    n, m = Z.shape
+    if act == SOFTMAX:
+        _softmax_rows(Z, A)
+        return
+    dt = A.dtype
+    for i in range(n):
+        for j in range(m):
+            A[i, j] = _f(Z[i, j], act, dt)
+
+
+@_jit
+def _activation_backward(Z, A, dA, act, dZ):
+    n, m = A.shape
+    dt = A.dtype
+    if act == IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                dZ[i, j] = dA[i, j]
+        return
+    for i in range(n):
+        for j in range(m):
+            z = Z[i, j] if Z.shape[0] else A[i, j]
+            dZ[i, j] = dA[i, j] * _df(z, A[i, j], act, dt)
+
+
+def _opt2(a, like):
+    return _EMPTY2[like.dtype] if a is None else a
+
+
+def activation_forward(Z, activation, A, n_threads=0):
+    """A = f(Z) elementwise (row-wise for softmax). Z and A have the same shape."""
+    _activation_forward(Z, int(activation), A)
+
+
+def activation_backward(Z, A, dA, activation, dZ, n_threads=0):
+    """dZ = dA * f'(Z) with f' taken from A (or from Z for softplus and gelu)."""
+    _activation_backward(_opt2(Z, A), A, dA, int(activation), dZ)
+
+
+def softmax(Z, A, n_threads=0):
+    """Row-wise softmax with the row maximum subtracted first."""
+    _softmax_rows(Z, A)
+
+
+# --------------------------------------------------------------------------------------
+# dense layer
+
+
+@_jit
+def _dense_forward(X, W, b, act, A, Z, has_z):
+    if has_z:
+        _mm_nn(X, W, Z)
+        _bias_act(Z, b, A, act, True)
+    else:
+        _mm_nn(X, W, A)
+        _bias_act(A, b, A, act, False)
+
+
+@_jit
+def _dense_backward_inplace(X, W, A, Z, dZ, act, l2, dW, db, dX, has_dx):
+    """Backward of one layer with dZ holding dA on entry (overwritten with dZ)."""
+    _act_grad_inplace(Z, A, dZ, act)
+    _mm_tn(X, dZ, dW)
+    if l2 != 0.0:
+        c = dW.dtype.type(l2)
+        k, m = dW.shape
+        for p in range(k):
+            for j in range(m):
+                dW[p, j] = dW[p, j] + c * W[p, j]
+    n, m = dZ.shape
+    zero = db.dtype.type(0)
+    for j in range(m):
+        db[j] = zero
+    for i in range(n):
+        for j in range(m):
+            db[j] += dZ[i, j]
+    if has_dx:
+        _mm_nt(dZ, W, dX)
+
+
+@_jit
+def _dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX, has_dx):
+    dZ = dA.copy()  # the caller's dA is an input: never modified
+    _dense_backward_inplace(X, W, A, Z, dZ, act, l2, dW, db, dX, has_dx)
+
+
+def dense_forward(X, W, b, activation, A, Z, n_threads=0):
+    """A = f(X W + b); when Z is not None it receives the pre-activation X W + b."""
+    _dense_forward(X, W, b, int(activation), A, _opt2(Z, A), Z is not None)
+
+
+def dense_backward(X, W, A, Z, dA, activation, l2, dW, db, dX, n_threads=0):
+    """dZ = dA * f'(.); dW = X^T dZ + l2 W; db = sum_rows dZ; dX = dZ W^T unless None."""
+    _dense_backward(X, W, A, _opt2(Z, A), dA, int(activation), float(l2), dW, db,
+                    _opt2(dX, A), dX is not None)
+
+
+# --------------------------------------------------------------------------------------
+# losses
+
+
+@_jit
+def _loss_gradient(P, Y, sw, has_sw, loss, delta, G):
+    n, k = P.shape
+    S = 0.0
+    if has_sw:
+        for i in range(n):
+            S += np.float64(sw[i])
+    else:
+        S = np.float64(n)
+    eps = np.float64(np.finfo(P.dtype).eps)
+    total = 0.0
+    for j in range(k):
+        col = 0.0
+        for i in range(n):
+            s = np.float64(sw[i]) if has_sw else 1.0
+            p = np.float64(P[i, j])
+            y = np.float64(Y[i, j])
+            r = p - y
+            if loss == SQUARED_ERROR:
+                per = 0.5 * r * r
+                g = r
+            elif loss == ABSOLUTE_ERROR:
+                per = abs(r)
+                g = np.sign(r)
+            elif loss == HUBER:
+                ar = abs(r)
+                per = 0.5 * r * r if ar <= delta else delta * (ar - 0.5 * delta)
+                g = min(max(r, -delta), delta)
+            elif loss == BINARY_LOG_LOSS or loss == LOG_LOSS:
+                pc = min(max(p, eps), 1.0 - eps)
+                per = -(y * math.log(pc)) if y != 0.0 else -0.0
+                if loss == BINARY_LOG_LOSS and y != 1.0:
+                    per -= (1.0 - y) * math.log(1.0 - pc)
+                g = r
+            else:  # POISSON: half deviance with scikit-learn's constant term
+                t = y * math.log(y / p) if y != 0.0 else 0.0
+                per = t - y + p
+                g = r
+            col += s * per
+            G[i, j] = G.dtype.type(s * g / S)
+        total += col / S
+    if loss == SQUARED_ERROR or loss == ABSOLUTE_ERROR or loss == HUBER:
+        return total / k
+    return total
+
+
+def loss_gradient(P, Y, sample_weight, loss, huber_delta, G, n_threads=0):
+    """Return the batch loss and write its gradient into G (see ``_codes`` for formulas)."""
+    sw = _EMPTY[P.dtype] if sample_weight is None else sample_weight
+    return float(_loss_gradient(P, Y, sw, sample_weight is not None, int(loss),
+                                float(huber_delta), G))
+
+
+# --------------------------------------------------------------------------------------
+# optimizers (fused loops in the parameters' dtype, the reference's operation order)
+
+
+@_jit
+def _sgd_step(params, grads, velocity, lr, momentum, nesterov):
+    dt = params.dtype
+    mu = dt.type(momentum)
+    eta = dt.type(lr)
+    if nesterov:
+        for i in range(params.shape[0]):
+            g = grads[i]
+            v = velocity[i] * mu - eta * g
+            velocity[i] = v
+            params[i] = params[i] + (mu * v - eta * g)
+    else:
+        for i in range(params.shape[0]):
+            v = velocity[i] * mu - eta * grads[i]
+            velocity[i] = v
+            params[i] = params[i] + v
+
+
+@_jit
+def _adagrad_step(params, grads, accum, lr, eps):
+    dt = params.dtype
+    eta = dt.type(lr)
+    e = dt.type(eps)
+    for i in range(params.shape[0]):
+        g = grads[i]
+        s = accum[i] + g * g
+        accum[i] = s
+        params[i] = params[i] - eta * g / (np.sqrt(s) + e)
+
+
+@_jit
+def _rmsprop_step(params, grads, sq, lr, rho, eps):
+    dt = params.dtype
+    eta = dt.type(lr)
+    r = dt.type(rho)
+    r1 = dt.type(1.0 - rho)
+    e = dt.type(eps)
+    for i in range(params.shape[0]):
+        g = grads[i]
+        s = sq[i] * r + r1 * g * g
+        sq[i] = s
+        params[i] = params[i] - eta * g / (np.sqrt(s) + e)
+
+
+@_jit
+def _adam_step(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, t):
+    dt = params.dtype
+    b1 = dt.type(beta1)
+    b2 = dt.type(beta2)
+    c1 = dt.type(1.0 - beta1)
+    c2 = dt.type(1.0 - beta2)
+    e = dt.type(eps)
+    # math.pow: the C pow() that Python's float ** int uses, so lr_t has the reference's bits
+    lr_t = dt.type(lr * np.sqrt(1.0 - math.pow(beta2, np.float64(t)))
+                   / (1.0 - math.pow(beta1, np.float64(t))))
+    if weight_decay != 0.0:
+        wd = dt.type(lr * weight_decay)
+        for i in range(params.shape[0]):
+            p = params[i] - wd * params[i]
+            g = grads[i]
+            mi = m[i] * b1 + c1 * g
+            vi = v[i] * b2 + c2 * g * g
+            m[i] = mi
+            v[i] = vi
+            params[i] = p - lr_t * mi / (np.sqrt(vi) + e)
+    else:
+        for i in range(params.shape[0]):
+            g = grads[i]
+            mi = m[i] * b1 + c1 * g
+            vi = v[i] * b2 + c2 * g * g
+            m[i] = mi
+            v[i] = vi
+            params[i] = params[i] - lr_t * mi / (np.sqrt(vi) + e)
+
+
+@_jit
+def _optimizer_step(params, grads, state, optimizer, hyper, step):
+    if optimizer == SGD or optimizer == NESTEROV:
+        _sgd_step(params, grads, state[0], hyper[H_LR], hyper[H_MOMENTUM],
+                  optimizer == NESTEROV)
+    elif optimizer == ADAGRAD:
+        _adagrad_step(params, grads, state[0], hyper[H_LR], hyper[H_EPS])
+    elif optimizer == RMSPROP:
+        _rmsprop_step(params, grads, state[0], hyper[H_LR], hyper[H_RHO], hyper[H_EPS])
+    elif optimizer == ADAM or optimizer == ADAMW:
+        step[0] += 1
+        wd = hyper[H_WEIGHT_DECAY] if optimizer == ADAMW else 0.0
+        _adam_step(params, grads, state[0], state[1], hyper[H_LR], hyper[H_BETA1],
+                   hyper[H_BETA2], hyper[H_EPS], wd, step[0])
+
+
+def sgd_step(params, grads, velocity, lr, momentum, nesterov, n_threads=0):
+    """v = momentum v - lr g; p += (momentum v - lr g) if nesterov else v."""
+    _sgd_step(params, grads, velocity, float(lr), float(momentum), bool(nesterov))
+
+
+def adagrad_step(params, grads, accum, lr, eps, n_threads=0):
+    """s += g^2; p -= lr g / (sqrt(s) + eps)."""
+    _adagrad_step(params, grads, accum, float(lr), float(eps))
+
+
+def rmsprop_step(params, grads, sq, lr, rho, eps, n_threads=0):
+    """s = rho s + (1 - rho) g^2; p -= lr g / (sqrt(s) + eps)."""
+    _rmsprop_step(params, grads, sq, float(lr), float(rho), float(eps))
+
+
+def adam_step(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, t, n_threads=0):
+    """One Adam (AdamW when weight_decay > 0) step; ``t`` is the step number."""
+    _adam_step(params, grads, m, v, float(lr), float(beta1), float(beta2), float(eps),
+               float(weight_decay), int(t))
+
+
+def optimizer_step(params, grads, state, optimizer, hyper, step, n_threads=0):
+    """Apply one step of the optimizer ``optimizer`` (code) with the ``hyper`` vector."""
+    if int(optimizer) not in C.OPTIMIZER_NAMES:
+        raise ValueError(f"unknown optimizer code {optimizer}")
+    _optimizer_step(params, grads, state, int(optimizer), hyper, step)
+
+
+# --------------------------------------------------------------------------------------
+# whole networks
+
+
+@_jit
+def _view2(buf, off, rows, cols):
+    return buf[off:off + rows * cols].reshape((rows, cols))
+
+
+@_jit
+def _mlp_forward(X, params, layer_sizes, activations, out, workspace):
+    n = X.shape[0]
+    L = layer_sizes.shape[0] - 1
+    half = workspace.shape[0] // 2
+    pos = 0
+    for i in range(L):
+        fi = layer_sizes[i]
+        fo = layer_sizes[i + 1]
+        W = _view2(params, pos, fi, fo)
+        b = params[pos + fi * fo:pos + fi * fo + fo]
+        pos += fi * fo + fo
+        # layer i writes ping-pong buffer i % 2 (the last layer writes out); X may be
+        # read-only, so it is never unified with the buffers in one variable
+        dst = out if i == L - 1 else _view2(workspace, (i % 2) * half, n, fo)
+        if i == 0:
+            _mm_nn(X, W, dst)
+        else:
+            _mm_nn(_view2(workspace, ((i - 1) % 2) * half, n, fi), W, dst)
+        _bias_act(dst, b, dst, activations[i], False)
+
+
+def mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0):
+    """Forward pass of the whole network: out = f_L(... f_1(X W_1 + b_1) ...)."""
+    _mlp_forward(X, params, layer_sizes, activations, out, workspace)
+
+
+@_jit
+def _train_epoch(X, Y, sw, has_sw, order, batch_size, layer_sizes, activations, loss,
+                 params, grads, state, optimizer, hyper, step, workspace, grad_norms,
+                 has_norms):
+    dt = X.dtype
+    d = X.shape[1]
+    k = Y.shape[1]
+    L = layer_sizes.shape[0] - 1
+    alpha = hyper[H_ALPHA]
+    l1 = hyper[H_L1]
+    delta = hyper[H_HUBER_DELTA]
+    out_act = activations[L - 1]
+    canonical = ((loss == BINARY_LOG_LOSS and out_act == LOGISTIC)
+                 or (loss == LOG_LOSS and out_act == SOFTMAX)
+                 or (loss == POISSON and out_act == EXP))
+    out_back = IDENTITY if canonical else out_act
+    bs = batch_size
+    # workspace: Xb (bs, d) | Yb (bs, k) | swb (bs) | per layer: Z, A, dA, spare (bs, m)
+    woff = np.empty(L, np.int64)   # W_i offset in params (b_i follows)
+    loff = np.empty(L, np.int64)   # layer i's block in workspace
+    pos = 0
+    wpos = bs * (d + k + 1)
+    for i in range(L):
+        woff[i] = pos
+        pos += layer_sizes[i] * layer_sizes[i + 1] + layer_sizes[i + 1]
+        loff[i] = wpos
+        wpos += 4 * bs * layer_sizes[i + 1]
+    m_rows = order.shape[0]
+    total = 0.0
+    for start in range(0, m_rows, bs):
+        nb = min(bs, m_rows - start)
+        Xb = _view2(workspace, 0, nb, d)
+        Yb = _view2(workspace, bs * d, nb, k)
+        swb = workspace[bs * (d + k):bs * (d + k) + nb]
+        S = 0.0
+        for r in range(nb):
+            row = order[start + r]
+            for j in range(d):
+                Xb[r, j] = X[row, j]
+            for j in range(k):
+                Yb[r, j] = Y[row, j]
+            if has_sw:
+                swb[r] = sw[row]
+                S += np.float64(sw[row])
+        if not has_sw:
+            S = np.float64(nb)
+        # forward
+        src = Xb
+        for i in range(L):
+            fi = layer_sizes[i]
+            fo = layer_sizes[i + 1]
+            W = _view2(params, woff[i], fi, fo)
+            b = params[woff[i] + fi * fo:woff[i] + fi * fo + fo]
+            Zi = _view2(workspace, loff[i], nb, fo)
+            Ai = _view2(workspace, loff[i] + bs * fo, nb, fo)
+            _mm_nn(src, W, Zi)
+            _bias_act(Zi, b, Ai, activations[i], True)
+            src = Ai
+        fo = layer_sizes[L]
+        G = _view2(workspace, loff[L - 1] + 2 * bs * fo, nb, fo)
+        value = _loss_gradient(src, Yb, swb, has_sw, loss, delta, G)
+        if alpha != 0.0 or l1 != 0.0:
+            sq = 0.0
+            ab = 0.0
+            for i in range(L):
+                nw = layer_sizes[i] * layer_sizes[i + 1]
+                for q in range(woff[i], woff[i] + nw):
+                    w = np.float64(params[q])
+                    sq += w * w
+                    ab += abs(w)
+            if alpha != 0.0:
+                value += 0.5 * alpha * sq / S
+            if l1 != 0.0:
+                value += l1 * ab / S
+        total += value * nb
+        # backward; dA of layer i lives in its block, dX of layer i is dA of layer i - 1
+        l2 = alpha / S
+        c1 = dt.type(l1 / S)
+        zero = dt.type(0)
+        for i in range(L - 1, -1, -1):
+            fi = layer_sizes[i]
+            fo = layer_sizes[i + 1]
+            W = _view2(params, woff[i], fi, fo)
+            dW = _view2(grads, woff[i], fi, fo)
+            db = grads[woff[i] + fi * fo:woff[i] + fi * fo + fo]
+            Zi = _view2(workspace, loff[i], nb, fo)
+            Ai = _view2(workspace, loff[i] + bs * fo, nb, fo)
+            dAi = _view2(workspace, loff[i] + 2 * bs * fo, nb, fo)
+            act = out_back if i == L - 1 else activations[i]
+            if i > 0:
+                Xi = _view2(workspace, loff[i - 1] + bs * fi, nb, fi)
+                dX = _view2(workspace, loff[i - 1] + 2 * bs * fi, nb, fi)
+            else:
+                Xi = Xb
+                dX = Xb  # unused
+            _dense_backward_inplace(Xi, W, Ai, Zi, dAi, act, l2, dW, db, dX, i > 0)
+            if l1 != 0.0 or has_norms:
+                acc = 0.0
+                for p in range(fi):
+                    for j in range(fo):
+                        g = dW[p, j]
+                        if l1 != 0.0:
+                            w = W[p, j]
+                            sg = (dt.type(1) if w > zero
+                                  else (-dt.type(1) if w < zero else w * zero))
+                            g = g + c1 * sg
+                            dW[p, j] = g
+                        acc += np.float64(g) * np.float64(g)
+                if has_norms:
+                    grad_norms[i] += np.sqrt(acc)
+        _optimizer_step(params, grads, state, optimizer, hyper, step)
+    return total
+
+
+def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations, loss,
+                params, grads, state, optimizer, hyper, step, workspace, grad_norms,
+                n_threads=0):
+    """One epoch of minibatch training, rows visited in ``order`` (see the reference)."""
+    sw = _EMPTY[X.dtype] if sample_weight is None else sample_weight
+    gn = _EMPTY[np.dtype(np.float64)] if grad_norms is None else grad_norms
+    return float(_train_epoch(X, Y, sw, sample_weight is not None, order, int(batch_size),
+                              layer_sizes, activations, int(loss), params, grads, state,
+                              int(optimizer), hyper, step, workspace, gn,
+                              grad_norms is not None))
+
+
+# --------------------------------------------------------------------------------------
+# perceptrons
+
+
+@_jit
+def _perceptron_epoch(X, Y, order, W, b, eta, step):
+    d, k = W.shape
+    dt = X.dtype
+    e_eta = dt.type(eta)
+    zero = dt.type(0)
+    one = dt.type(1)
+    z = np.empty(k, dt)
+    err = np.empty(k, dt)
+    mistakes = 0
+    for r in order:
+        for j in range(k):
+            z[j] = zero
+        for p in range(d):
+            xp = X[r, p]
+            for j in range(k):
+                z[j] += xp * W[p, j]
+        wrong = False
+        for j in range(k):
+            v = z[j] + b[j]
+            if step == HEAVISIDE:
+                yhat = one if v >= zero else zero
+            else:
+                yhat = one if v > zero else (-one if v < zero else v * zero)
+            e = Y[r, j] - yhat
+            err[j] = e_eta * e
+            if e != zero:
+                wrong = True
+        if wrong:
+            mistakes += 1
+            for p in range(d):
+                xp = X[r, p]
+                for j in range(k):
+                    W[p, j] = W[p, j] + xp * err[j]
+            for j in range(k):
+                b[j] = b[j] + err[j]
+    return mistakes
+
+
+def perceptron_epoch(X, Y, order, W, b, eta, step, n_threads=0):
+    """One online epoch of Rosenblatt's rule; returns the number of rows with a mistake."""
+    return int(_perceptron_epoch(X, Y, order, W, b, float(eta), int(step)))
+
+
+@_jit
+def _xorshift_shuffle(order, seed):
+    n = order.shape[0]
+    s = seed & 0xFFFFFFFF
+    for i in range(n - 1):
+        if s == 0:
+            s = 1
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        j = i + (s % 2147483648) % (n - i)
+        t = order[i]
+        order[i] = order[j]
+        order[j] = t
+
+
+def xorshift_shuffle(order, seed, n_threads=0):
+    """scikit-learn's SequentialDataset shuffle applied in place to ``order``."""
+    _xorshift_shuffle(order, int(seed) & 0xFFFFFFFF)
+
+
+@_jit
+def _perceptron_epoch_sklearn(X, y, order, w, b, eta0, sw, has_sw, class_weight,
+                              fit_intercept):
+    dt = X.dtype
+    d = X.shape[1]
+    sumloss = 0.0
+    mistakes = 0
+    for k in order:
+        acc = 0.0
+        for j in range(d):
+            acc += w[j] * X[k, j]  # product in X's dtype, sum in float64, one by one
+        p = np.float64(dt.type(acc)) + b[0]
+        yk = y[k]
+        z = p * yk
+        if z <= 0.0:
+            sumloss -= z
+            mistakes += 1
+            s = sw[k] if has_sw else 1.0
+            cw = class_weight[1] if yk > 0 else class_weight[0]
+            u = eta0 * yk * cw * s
+            if u != 0.0:
+                uu = dt.type(u)
+                for j in range(d):
+                    w[j] = w[j] + X[k, j] * uu
+                if fit_intercept:
+                    b[0] += u
+    return sumloss, mistakes
+
+
+def perceptron_epoch_sklearn(X, y, order, w, b, eta0, sample_weight, class_weight,
+                             fit_intercept, n_threads=0):
+    """One epoch of scikit-learn's Perceptron for one class; returns (sumloss, mistakes)."""
+    sw = _EMPTY[np.dtype(np.float64)] if sample_weight is None else sample_weight
+    s, m = _perceptron_epoch_sklearn(X, y, order, w, b, float(eta0), sw,
+                                     sample_weight is not None, class_weight,
+                                     bool(fit_intercept))
+    return float(s), int(m)
+
+
+@_jit
+def _perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sw, has_sw, class_weight,
+                            fit_intercept, shuffle, max_iter, tol, n_iter_no_change, n_iter,
+                            c0, c1):
+    n = X.shape[0]
+    order = np.empty(n, np.int64)
+    for c in range(c0, c1):
+        for i in range(n):
+            order[i] = i
+        w = W[c]
+        bb = B[c:c + 1]
+        best = np.inf
+        no_imp = 0
+        epochs = 0
+        for _ in range(max_iter):
+            if shuffle:
+                _xorshift_shuffle(order, seeds[c] & 0xFFFFFFFF)
+            sumloss, _m = _perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0, sw, has_sw,
+                                                    class_weight[c], fit_intercept)
+            epochs += 1
+            obj = sumloss / n
+            if tol > -np.inf:
+                if obj > best - tol:
+                    no_imp += 1
+                else:
+                    no_imp = 0
+                best = min(best, obj)
+                if no_imp >= n_iter_no_change:
+                    break
+        n_iter[c] = epochs
+
+
+def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
+                           fit_intercept, shuffle, max_iter, tol, n_iter_no_change, n_iter,
+                           n_threads=0):
+    """scikit-learn's whole Perceptron fit for K one-vs-rest problems.
+
+    Classes are independent, so with several threads each Python thread runs a contiguous
+    range of classes in the compiled (GIL-free) loop; the result does not depend on the
+    thread count.
+    """
+    sw = _EMPTY[np.dtype(np.float64)] if sample_weight is None else sample_weight
+    K = Y.shape[0]
+    args = (X, Y, W, B, seeds, float(eta0), sw, sample_weight is not None, class_weight,
+            bool(fit_intercept), bool(shuffle), int(max_iter), float(tol),
+            int(n_iter_no_change), n_iter)
+    threads = int(n_threads) if n_threads else (os.cpu_count() or 1)
+    threads = max(1, min(threads, K))
+    if threads == 1 or X.shape[0] * X.shape[1] * K < 100_000:
+        _perceptron_fit_sklearn(*args, 0, K)
+        return
+    bounds = np.linspace(0, K, threads + 1).astype(np.int64)
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(_perceptron_fit_sklearn, *args, int(lo), int(hi))
+                   for lo, hi in itertools.pairwise(bounds)]
+        for f in futures:
+            f.result()
