@@ -1,0 +1,1391 @@
+"""Multilayer perceptrons with scikit-learn's API: MLPClassifier and MLPRegressor.
+
+The estimators are drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
+``MLPRegressor``: same parameters, defaults, fitted attributes and methods, and - with the
+same ``random_state`` - the same model (initial weights and per-epoch row orders are drawn
+exactly as scikit-learn draws them). The epoch loop runs inside the backend's
+``train_epoch`` (see :mod:`rosenblatt.kernels`); Python is entered once per epoch for the
+bookkeeping scikit-learn does there (loss curve, stopping rule, learning-rate schedule),
+plus what this library adds (validation loss, callbacks, best-weight restoring).
+
+Parameters live in ONE flat vector in the kernels' layout (``W_0, b_0, W_1, b_1, ...``).
+``coefs_`` and ``intercepts_`` are lists of views into it, so in-place edits write through;
+when a user replaces an array (or a whole list), the next ``predict``/``fit``/``partial_fit``
+notices (an identity check per layer) and re-packs the flat vector from the lists.
+"""
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _codes as C
+from . import kernels as K
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# hidden activations a network may use; the step functions only in predict-only networks
+_HIDDEN_NAMES = frozenset(C.ACTIVATION_NAMES[c] for c in C.HIDDEN)
+_STEP_NAMES = frozenset(C.ACTIVATION_NAMES[c] for c in C.STEPS)
+_SOLVERS = ("lbfgs", "sgd", "adam", "adagrad", "rmsprop", "adamw")
+_STOCHASTIC = frozenset(s for s in _SOLVERS if s != "lbfgs")
+# solvers whose learning rate follows `learning_rate` (adam's own schedule is built in)
+_SCHEDULED = frozenset({"sgd", "adagrad", "rmsprop"})
+_KERNEL_INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun")
+# rows per block when predicting on sparse input: densify a block, never the whole matrix
+_SPARSE_BLOCK = 4096
+
+
+def _step_error(name):
+    return ValueError(
+        f"activation {name!r} is a step function: step functions are forward-only (their "
+        "derivative is zero almost everywhere, so backpropagation cannot train them). Use "
+        "logistic, tanh or relu to train, or build a predict-only network with "
+        "from_weights(...)")
+
+
+class BaseMultilayerPerceptron(BaseEstimator):
+    """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+    Not meant to be used directly.
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_HIDDEN_NAMES)), tuple, list],
+        "solver": [StrOptions(set(_SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
+                             Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "kernel_init": [StrOptions(set(_KERNEL_INITS))],
+        "callbacks": [list, tuple, None],
+        "restore_best_weights": ["boolean"],
+        "backend": [StrOptions({"auto", "cpp", "numba", "numpy"})],
+        "n_threads": [Interval(Integral, 0, None, closed="left"), None],
+    }
+
+    # ----------------------------------------------------------------------------------
+    # the flat parameter vector and the coefs_/intercepts_ views
+
+    def _bind(self, params, layer_sizes):
+        """Make ``params`` the model's flat vector; expose per-layer views of it."""
+        self._params = params
+        self._layer_sizes = np.asarray(layer_sizes, dtype=np.int64)
+        coefs, intercepts = [], []
+        offs, _ = K.param_offsets(self._layer_sizes)
+        for (w, bo), fan_in, fan_out in zip(offs, self._layer_sizes[:-1],
+                                            self._layer_sizes[1:]):
+            fan_in, fan_out = int(fan_in), int(fan_out)
+            coefs.append(params[w:bo].reshape(fan_in, fan_out))
+            intercepts.append(params[bo:bo + fan_out])
+        self.coefs_ = coefs
+        self.intercepts_ = intercepts
+        self._views = (coefs, intercepts, tuple(coefs), tuple(intercepts))
+
+    def _sync(self):
+        """Re-pack the flat vector if the user replaced ``coefs_``/``intercepts_`` entries.
+
+        An identity test per layer: cheap enough to run before every predict.
+        """
+        coefs, intercepts, cv, iv = self._views
+        c, i = self.coefs_, self.intercepts_
+        if (c is coefs and i is intercepts and len(c) == len(cv) and len(i) == len(iv)
+                and all(a is b for a, b in zip(c, cv))
+                and all(a is b for a, b in zip(i, iv))):
+            return
+        self._repack(c, i)
+
+    def _repack(self, coefs, intercepts):
+        coefs = [np.asarray(W) for W in coefs]
+        intercepts = [np.asarray(b) for b in intercepts]
+        L = len(self._act_codes)
+        if len(coefs) != L or len(intercepts) != L:
+            raise ValueError(f"coefs_ and intercepts_ must hold {L} layers each; got "
+                             f"{len(coefs)} and {len(intercepts)}")
+        sizes = [coefs[0].shape[0] if coefs[0].ndim == 2 else -1]
+        for k, (W, b) in enumerate(zip(coefs, intercepts)):
+            if W.ndim != 2 or W.shape[0] != sizes[-1] or b.shape != (W.shape[1],):
+                raise ValueError(
+                    f"coefs_[{k}] has shape {W.shape} and intercepts_[{k}] {b.shape}; "
+                    f"expected ({sizes[-1]}, m) and (m,) chaining with the previous layer")
+            sizes.append(W.shape[1])
+        if sizes[0] != self.n_features_in_ or sizes[-1] != self.n_outputs_:
+            raise ValueError(f"coefs_ map {sizes[0]} inputs to {sizes[-1]} outputs; the "
+                             f"model has {self.n_features_in_} and {self.n_outputs_}")
+        dt = self._params.dtype
+        params = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in
+                                 zip(coefs, intercepts)]).astype(dt, copy=False)
+        self._bind(params, sizes)
+
+    # ----------------------------------------------------------------------------------
+    # configuration read from the parameters
+
+    def _hidden_activations(self, n_hidden):
+        act = self.activation
+        acts = [act] * n_hidden if isinstance(act, str) else list(act)
+        if len(acts) != n_hidden:
+            raise ValueError(f"activation has {len(acts)} entries but the network has "
+                             f"{n_hidden} hidden layers; give one per hidden layer")
+        for a in acts:
+            if a not in _HIDDEN_NAMES:
+                raise ValueError(f"activation {a!r} is unknown; expected one of "
+                                 f"{sorted(_HIDDEN_NAMES)}")
+        return acts
+
+    def _hidden_sizes(self):
+        hls = self.hidden_layer_sizes
+        if not hasattr(hls, "__iter__"):
+            hls = [hls]
+        hls = list(hls)
+        if np.any(np.array(hls) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hls}.")
+        return [int(h) for h in hls]
+
+    def _init_bound_factor(self, acts, layer):
+        # scikit-learn: factor 2 when the hidden activation is logistic (output layer
+        # included); a per-layer tuple takes each layer's own, the output the last one's
+        if not acts:
+            return 2.0 if self.activation == "logistic" else 6.0
+        a = acts[min(layer, len(acts) - 1)]
+        return 2.0 if a == "logistic" else 6.0
+
+    def _init_params(self, layer_units, acts, dtype):
+        """Draw the initial weights with self._random_state, layer by layer, W then b."""
+        _, total = K.param_offsets(layer_units)
+        params = np.empty(total, dtype=dtype)
+        self._bind(params, layer_units)
+        rs = self._random_state
+        init = self.kernel_init
+        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            fan_in, fan_out = W.shape
+            if init == "glorot_uniform":
+                bound = np.sqrt(self._init_bound_factor(acts, k) / (fan_in + fan_out))
+                # drawn in float64 then cast, as scikit-learn; biases are not zero there
+                W[...] = rs.uniform(-bound, bound, (fan_in, fan_out))
+                b[...] = rs.uniform(-bound, bound, fan_out)
+                continue
+            if init == "glorot_normal":
+                W[...] = rs.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), (fan_in, fan_out))
+            elif init == "he_uniform":
+                bound = np.sqrt(6.0 / fan_in)
+                W[...] = rs.uniform(-bound, bound, (fan_in, fan_out))
+            elif init == "he_normal":
+                W[...] = rs.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+            else:  # lecun (normal)
+                W[...] = rs.normal(0.0, np.sqrt(1.0 / fan_in), (fan_in, fan_out))
+            b[...] = 0.0  # the usual convention of these schemes
+
+    # ----------------------------------------------------------------------------------
+    # fitting
+
+    def _initialize(self, Y, layer_units, acts, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self._act_codes = np.array(
+            [C.ACTIVATIONS[a] for a in acts] + [C.ACTIVATIONS[self.out_activation_]],
+            dtype=np.int32)
+        self._init_params(layer_units, acts, dtype)
+        self._best_params = self._params.copy()
+        self._opt_state = None
+        if self.solver in _STOCHASTIC:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+            self.validation_loss_curve_ = None
+
+    def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
+        hidden = self._hidden_sizes()
+        acts = self._hidden_activations(len(hidden))
+        for a in acts:
+            if a in _STEP_NAMES:
+                raise _step_error(a)
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+
+        X, y, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        if not first_pass:
+            self._sync()
+            dtype = self._params.dtype
+        else:
+            dtype = X.dtype
+        # at most one copy of X: sparse input is densified once, a strided or other-dtype
+        # array is copied once, a C-contiguous float array of the right dtype not at all
+        X = X.toarray() if sp.issparse(X) else X
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        n_samples, n_features = X.shape
+        sample_weight = self._sample_weight(sample_weight, X, y, incremental)
+
+        layer_units = [n_features] + hidden + [Y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(Y, layer_units, acts, dtype)
+        else:
+            if list(self._layer_sizes) != layer_units:
+                raise ValueError(
+                    f"the fitted network has layer sizes {list(self._layer_sizes)} but the "
+                    f"data and hidden_layer_sizes ask for {layer_units}; set "
+                    "warm_start=False to fit a new network")
+            for code in self._act_codes:
+                if int(code) in C.STEPS:
+                    raise _step_error(C.ACTIVATION_NAMES[int(code)])
+        self.backend_ = K.resolve_backend(self.backend)
+
+        if self.solver == "lbfgs":
+            if validation_data is not None:
+                raise ValueError("validation_data needs a stochastic solver; the lbfgs "
+                                 "solver runs full-batch and keeps no curves")
+            self._fit_lbfgs(X, Y, sample_weight)
+        else:
+            self._fit_stochastic(X, y, Y, sample_weight, incremental, validation_data)
+
+        if not np.isfinite(self._params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed.")
+        return self
+
+    def _sample_weight(self, sample_weight, X, y, incremental):
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        cw = getattr(self, "class_weight", None)
+        if cw is not None:
+            if incremental and cw == "balanced":
+                raise ValueError("class_weight='balanced' is not supported by partial_fit "
+                                 "(the class frequencies of a stream are unknown); pass a "
+                                 "dict of weights instead")
+            w = compute_sample_weight(cw, y).astype(X.dtype)
+            sample_weight = w if sample_weight is None else sample_weight * w
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=X.dtype)
+        return sample_weight
+
+    def _hyper(self, lr):
+        return {"lr": lr, "momentum": self.momentum, "beta1": self.beta_1,
+                "beta2": self.beta_2, "eps": self.epsilon, "rho": self.rho,
+                "weight_decay": self.weight_decay if self.solver == "adamw" else 0.0,
+                "alpha": self.alpha, "huber_delta": self._huber_delta()}
+
+    def _huber_delta(self):
+        return 1.0
+
+    def _optimizer_name(self):
+        if self.solver == "sgd":
+            return "nesterov" if self.nesterovs_momentum else "sgd"
+        return self.solver
+
+    def _validation_set(self, X, y, Y, sample_weight, validation_data):
+        """Return (train_idx or None, Xv, yv, Yv, swv) - or Nones without a validation set.
+
+        With early stopping and no validation_data, rows are split off exactly as
+        scikit-learn splits them (same train_test_split call, same RandomState), but as
+        indices: training visits X through an index order, so X is never copied.
+        """
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or \
+                    len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (X_val, y_val) or "
+                                 "(X_val, y_val, sample_weight_val)")
+            Xv, yv = validation_data[0], validation_data[1]
+            swv = validation_data[2] if len(validation_data) == 3 else None
+            Xv, yv = validate_data(self, Xv, yv, reset=False, accept_sparse=["csr", "csc"],
+                                   multi_output=True, dtype=(np.float64, np.float32),
+                                   y_numeric=not hasattr(self, "classes_"))
+            if yv.ndim == 2 and yv.shape[1] == 1:
+                yv = column_or_1d(yv, warn=False)
+            Xv = Xv.toarray() if sp.issparse(Xv) else Xv
+            Xv = np.ascontiguousarray(Xv, dtype=X.dtype)
+            Yv = np.ascontiguousarray(self._encode_y(yv), dtype=X.dtype)
+            if swv is not None:
+                swv = np.ascontiguousarray(_check_sample_weight(swv, Xv, dtype=X.dtype))
+            return None, Xv, yv, Yv, swv
+        if not self.early_stopping:
+            return None, None, None, None, None
+        # don't stratify in multilabel (nor, as scikit-learn, in multiclass) problems
+        stratify = self._stratify_target(Y) if self.n_outputs_ == 1 else None
+        train_idx, val_idx = train_test_split(
+            np.arange(X.shape[0], dtype=np.int64), random_state=self._random_state,
+            test_size=self.validation_fraction, stratify=stratify)
+        if val_idx.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset.")
+        swv = None if sample_weight is None else sample_weight[val_idx]
+        return (np.ascontiguousarray(train_idx), X[val_idx], y[val_idx], Y[val_idx], swv)
+
+    def _stratify_target(self, Y):
+        return None
+
+    def _batch_size(self, n):
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n:
+            warnings.warn("Got `batch_size` less than 1 or larger than "
+                          "sample size. It is going to be clipped")
+        return int(np.clip(self.batch_size, 1, n))
+
+    def _fit_stochastic(self, X, y, Y, sample_weight, incremental, validation_data):
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        solver = self.solver
+        if not incremental or getattr(self, "_opt_state", None) is None \
+                or getattr(self, "_opt_solver", None) != solver:
+            # a new optimizer (scikit-learn: fit and warm_start start one afresh,
+            # partial_fit keeps it)
+            self._opt_state = None
+            self._opt_step = 0
+            self._opt_lr = float(self.learning_rate_init)
+            self._opt_solver = solver
+
+        train_idx, Xv, yv, Yv, swv = self._validation_set(X, y, Y, sample_weight,
+                                                          validation_data)
+        has_val = Xv is not None
+        if has_val:
+            if self.validation_loss_curve_ is None or not self.warm_start or incremental:
+                if not (incremental and self.validation_loss_curve_ is not None):
+                    self.validation_loss_curve_ = []
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+
+        n_train = X.shape[0] if train_idx is None else train_idx.shape[0]
+        batch_size = self._batch_size(n_train)
+        trainer = K.Trainer(
+            X, Y, self._params, self._layer_sizes, self._act_codes, self._loss_name(),
+            self._optimizer_name(), self._hyper(self._opt_lr), batch_size,
+            sample_weight=sample_weight, state=self._opt_state, step=self._opt_step,
+            backend=self.backend_, n_threads=self.n_threads)
+        self._opt_state = trainer.state
+
+        params = self._params
+        last_good = np.empty_like(params)
+        rbw = self.restore_best_weights and not self.early_stopping
+        rbw_best, rbw_params = np.inf, None
+        rs = self._random_state
+        sample_idx = np.arange(n_train, dtype=np.int64)
+        callbacks = list(self.callbacks) if self.callbacks else []
+        self.n_iter_ = 0
+        try:
+            for _ in range(self.max_iter):
+                t0 = time.perf_counter()
+                if self.shuffle:
+                    # sklearn.utils.shuffle: a fresh permutation composed onto the order
+                    perm = np.arange(n_train)
+                    rs.shuffle(perm)
+                    sample_idx = sample_idx[perm]
+                order = sample_idx if train_idx is None else train_idx[sample_idx]
+                np.copyto(last_good, params)
+                lr_epoch = self._opt_lr
+                total = trainer.run_epoch(np.ascontiguousarray(order, dtype=np.int64))
+                loss = total / n_train
+                if not np.isfinite(loss) or not np.isfinite(params).all():
+                    np.copyto(params, last_good)
+                    raise ValueError(
+                        f"Training diverged at epoch {self.n_iter_ + 1}: the loss became "
+                        f"non-finite ({loss}); the learning rate (learning_rate_init="
+                        f"{self.learning_rate_init}, current {lr_epoch:g}) is probably too "
+                        "large, or the input needs scaling. The estimator keeps the last "
+                        "finite weights (Solver produced non-finite parameter weights).")
+                self.n_iter_ += 1
+                self.loss_ = loss
+                self.t_ += n_train
+                self.loss_curve_.append(loss)
+
+                val_loss = val_score = None
+                if has_val:
+                    P = K.mlp_forward(Xv, params, self._layer_sizes, self._act_codes,
+                                      backend=self.backend_, n_threads=self.n_threads)
+                    val_loss = self._data_loss(P, Yv, swv)
+                    val_score = self._score_outputs(P, yv, swv)
+                    self.validation_loss_curve_.append(val_loss)
+
+                self._update_no_improvement_count(val_score, has_val)
+
+                if rbw:
+                    monitored = val_loss if has_val else loss
+                    if monitored < rbw_best:
+                        rbw_best = monitored
+                        rbw_params = params.copy()
+
+                # learning rates that change at epoch end (scikit-learn: iteration_ends)
+                if solver in _SCHEDULED and self.learning_rate == "invscaling":
+                    self._opt_lr = float(self.learning_rate_init) / \
+                        (self.t_ + 1) ** self.power_t
+                    trainer.set_lr(self._opt_lr)
+
+                seconds = time.perf_counter() - t0
+                if self.verbose:
+                    line = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
+                    if has_val:
+                        line += f", val_loss = {val_loss:.8f}, val_score = {val_score:.6f}"
+                    print(f"{line}, time = {seconds:.3f}s")
+                stop = False
+                if callbacks:
+                    logs = {"epoch": self.n_iter_, "loss": loss, "val_loss": val_loss,
+                            "val_score": val_score, "learning_rate": lr_epoch,
+                            "seconds": seconds}
+                    for cb in callbacks:
+                        stop = bool(cb(self, logs)) or stop
+                if stop:
+                    break
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self.early_stopping:
+                        msg = ("Validation score did not improve more than "
+                               "tol=%f for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f"
+                               " for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    if self._trigger_stopping(msg):
+                        break
+                    trainer.set_lr(self._opt_lr)
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet."
+                        % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        finally:
+            self._opt_step = int(trainer.step[0])
+
+        if self.early_stopping:
+            np.copyto(params, self._best_params)
+        elif rbw and rbw_params is not None:
+            np.copyto(params, rbw_params)
+
+    def _trigger_stopping(self, msg):
+        """scikit-learn's optimizer.trigger_stopping: True stops training."""
+        if self.solver not in _SCHEDULED or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg)
+            return True
+        if self._opt_lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._opt_lr /= 5.0
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._opt_lr)
+        return False
+
+    def _update_no_improvement_count(self, val_score, has_val):
+        if has_val:
+            self.validation_scores_.append(val_score)
+        if self.early_stopping:
+            if val_score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+                np.copyto(self._best_params, self._params)
+        else:
+            if has_val and val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _data_loss(self, P, Y, sample_weight):
+        """Loss of outputs P on targets Y (+ the L2 term over the batch), as in training."""
+        value, _ = K.loss_gradient(P, Y, self._loss_name(), sample_weight=sample_weight,
+                                   huber_delta=self._huber_delta(), backend=self.backend_,
+                                   n_threads=self.n_threads)
+        S = P.shape[0] if sample_weight is None else float(sample_weight.sum())
+        sq = sum(float(np.dot(W.ravel().astype(np.float64), W.ravel().astype(np.float64)))
+                 for W in self.coefs_)
+        return value + 0.5 * self.alpha * sq / S
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        params = self._params
+        best = [np.inf, params.copy()]
+
+        def fun(x):
+            params[...] = x
+            value, grad = self._loss_grad(X, Y, sample_weight)
+            if value < best[0]:
+                best[0] = value
+                np.copyto(best[1], params)
+            return value, grad
+
+        def callback(intermediate_result):
+            if self.verbose:
+                print(f"L-BFGS iteration, loss = {intermediate_result.fun:.8f}")
+
+        try:
+            res = scipy.optimize.minimize(
+                fun, params.astype(np.float64), method="L-BFGS-B", jac=True,
+                callback=callback,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+            np.copyto(params, best[1])
+            self.loss_ = float(best[0])
+            self.n_iter_ = 0
+            return
+        if res.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {res.nit} iteration(s) "
+                f"(status={res.status}): {res.message}\n\nIncrease the number of "
+                "iterations to improve the convergence (max_iter="
+                f"{self.max_iter}). You might also want to scale the data.",
+                ConvergenceWarning)
+        self.n_iter_ = min(int(res.nit), self.max_iter)
+        self.loss_ = float(res.fun)
+        params[...] = res.x
+
+    def _loss_grad(self, X, Y, sample_weight):
+        """Full-batch loss and gradient (float64 flat vector) at the current parameters."""
+        be, nt = self.backend_, self.n_threads
+        codes = self._act_codes
+        loss = self._loss_name()
+        As, Zs = [X], []
+        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            A, Z = K.dense_forward(As[-1], W, b, int(codes[k]), return_z=True, backend=be,
+                                   n_threads=nt)
+            As.append(A)
+            Zs.append(Z)
+        value, G = K.loss_gradient(As[-1], Y, loss, sample_weight=sample_weight,
+                                   huber_delta=self._huber_delta(), backend=be,
+                                   n_threads=nt)
+        S = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        sq = sum(float(np.dot(W.ravel().astype(np.float64), W.ravel().astype(np.float64)))
+                 for W in self.coefs_)
+        value += 0.5 * self.alpha * sq / S
+        grad = np.empty(self._params.shape[0], dtype=np.float64)
+        offs, _ = K.param_offsets(self._layer_sizes)
+        L = len(self.coefs_)
+        out_code = int(codes[-1])
+        out_back = (C.IDENTITY if C.CANONICAL_LINK.get(C.LOSSES[loss]) == out_code
+                    else out_code)
+        dA = G
+        for k in range(L - 1, -1, -1):
+            W = self.coefs_[k]
+            act = out_back if k == L - 1 else int(codes[k])
+            dW, db, dX = K.dense_backward(As[k], W, As[k + 1], dA, act, Z=Zs[k],
+                                          l2=self.alpha / S, need_dX=k > 0, backend=be,
+                                          n_threads=nt)
+            w, bo = offs[k]
+            grad[w:bo] = dW.ravel()
+            grad[bo:bo + W.shape[1]] = db
+            dA = dX
+        return value, grad
+
+    # ----------------------------------------------------------------------------------
+    # prediction
+
+    def _check_X(self, X):
+        """Validated, C-contiguous X in the model's dtype (dense, or sparse CSR)."""
+        dt = self._params.dtype
+        # fast path for the common case (one row from a web request, say): a C-contiguous
+        # array of the right dtype and width without NaN/inf skips sklearn's validation;
+        # anything else takes the full path, which also raises sklearn's errors
+        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype == dt and X.shape[0] > 0
+                and X.shape[1] == self.n_features_in_ and X.flags.c_contiguous
+                and "feature_names_in_" not in self.__dict__
+                and np.isfinite(np.add.reduce(X, axis=None))):
+            return X
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        if sp.issparse(X):
+            return X.tocsr()
+        return np.ascontiguousarray(X, dtype=dt)
+
+    def _forward_fast(self, X):
+        """Output layer activations for X (validated here)."""
+        self._sync()
+        X = self._check_X(X)
+        if not sp.issparse(X):
+            return K.mlp_forward(X, self._params, self._layer_sizes, self._act_codes,
+                                 backend=self.backend_, n_threads=self.n_threads)
+        dt = self._params.dtype
+        out = np.empty((X.shape[0], self.n_outputs_), dtype=dt)
+        for s in range(0, X.shape[0], _SPARSE_BLOCK):
+            block = np.ascontiguousarray(X[s:s + _SPARSE_BLOCK].toarray(), dtype=dt)
+            K.mlp_forward(block, self._params, self._layer_sizes, self._act_codes,
+                          out=out[s:s + _SPARSE_BLOCK], backend=self.backend_,
+                          n_threads=self.n_threads)
+        return out
+
+    def forward(self, X):
+        """Return the activations of every layer for X, the input first.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        list of ndarray
+            ``[X, A_1, ..., A_L]``: the (densified) input, each hidden layer's activations
+            and the output layer's (probabilities for a classifier).
+        """
+        check_is_fitted(self)
+        self._sync()
+        X = self._check_X(X)
+        if sp.issparse(X):
+            X = np.ascontiguousarray(X.toarray(), dtype=self._params.dtype)
+        out = [X]
+        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            out.append(K.dense_forward(out[-1], W, b, int(self._act_codes[k]),
+                                       backend=self.backend_, n_threads=self.n_threads))
+        return out
+
+    def summary(self):
+        """Return a text table of the layers, their shapes and parameter counts.
+
+        Returns
+        -------
+        str
+            One row per layer (input, hidden layers, output) and the total number of
+            trainable parameters (e.g. 266,610 for a 784-300-100-10 network).
+        """
+        check_is_fitted(self)
+        self._sync()
+        names = [C.ACTIVATION_NAMES[int(c)] for c in self._act_codes]
+        rows = [("input", str(self.n_features_in_), "", "", "")]
+        total = 0
+        L = len(self.coefs_)
+        for k, W in enumerate(self.coefs_):
+            count = W.size + W.shape[1]
+            total += count
+            rows.append(("output" if k == L - 1 else f"hidden {k + 1}", str(W.shape[1]),
+                         names[k], f"{W.shape} + ({W.shape[1]},)", f"{count:,}"))
+        head = ("layer", "units", "activation", "weights + biases", "params")
+        widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+        fmt = "  ".join("{:<%d}" % w if i in (0, 2, 3) else "{:>%d}" % w
+                        for i, w in enumerate(widths))
+        lines = [f"{type(self).__name__} ({self._params.dtype}, backend={self.backend_})",
+                 fmt.format(*head), "-" * (sum(widths) + 8)]
+        lines += [fmt.format(*r) for r in rows]
+        lines += ["-" * (sum(widths) + 8), f"Total params: {total:,}"]
+        return "\n".join(lines)
+
+    def _score_outputs(self, P, y, sample_weight):
+        """Validation score of outputs P: accuracy (classifier) or R^2 (regressor)."""
+        y_pred = self._outputs_to_prediction(P)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return float(self._score_function(y, y_pred, sample_weight=sample_weight))
+
+    # ----------------------------------------------------------------------------------
+    # construction from given weights
+
+    @classmethod
+    def _from_weights(cls, coefs, intercepts, out_activation, params):
+        coefs = [np.asarray(W) for W in coefs]
+        intercepts = [np.asarray(b) for b in intercepts]
+        if not coefs or len(coefs) != len(intercepts):
+            raise ValueError("coefs and intercepts must be non-empty lists of equal length")
+        est = cls(hidden_layer_sizes=tuple(W.shape[1] for W in coefs[:-1]), **params)
+        est._validate_params()
+        hidden = est._hidden_sizes()
+        acts = est._hidden_activations(len(hidden))
+        floats = [a.dtype for a in coefs + intercepts]
+        dtype = np.float32 if all(d == np.float32 for d in floats) else np.float64
+        est.n_features_in_ = int(coefs[0].shape[0])
+        est.n_outputs_ = int(coefs[-1].shape[1]) if coefs[-1].ndim == 2 else -1
+        est.n_layers_ = len(coefs) + 1
+        est.out_activation_ = out_activation
+        if out_activation not in C.ACTIVATIONS or out_activation == "softmax" and \
+                est.n_outputs_ < 2:
+            raise ValueError(f"out_activation {out_activation!r} is not usable here")
+        est._act_codes = np.array([C.ACTIVATIONS[a] for a in acts]
+                                  + [C.ACTIVATIONS[out_activation]], dtype=np.int32)
+        est._params = np.empty(0, dtype=dtype)
+        est._repack(coefs, intercepts)
+        est._best_params = est._params.copy()
+        est._opt_state = None
+        est.n_iter_ = 0
+        est.t_ = 0
+        est.backend_ = K.resolve_backend(est.backend)
+        return est
+
+    # ----------------------------------------------------------------------------------
+    # pickling: the flat vector is the state; views are rebuilt
+
+    def __getstate__(self):
+        if "_views" in self.__dict__:
+            self._sync()
+        state = dict(super().__getstate__())
+        for key in ("coefs_", "intercepts_", "_views", "_random_state"):
+            if key in state and "_params" in state:
+                state.pop(key)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_params" in self.__dict__:
+            self._bind(self._params, self._layer_sizes)
+            if self.backend == "auto" and self.backend_ not in K.available_backends():
+                self.backend_ = K.resolve_backend("auto")
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver)
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_COMMON_DOC = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : str or tuple of str, default='relu'
+        Activation of the hidden layers: 'identity', 'logistic', 'tanh', 'relu' (as
+        scikit-learn) or 'leaky_relu', 'elu', 'softplus', 'gelu'; a tuple gives one per
+        hidden layer. 'heaviside' and 'sign' are accepted only by predict-only networks
+        built with ``from_weights`` (fitting with a step function raises ValueError).
+    solver : {'lbfgs', 'sgd', 'adam', 'adagrad', 'rmsprop', 'adamw'}, default='adam'
+        Weight optimizer. 'lbfgs' is scipy's L-BFGS-B on the full-batch loss; the others
+        run minibatch epochs in the backend's ``train_epoch``.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty (divided by the batch weight sum, as scikit-learn).
+    batch_size : int or 'auto', default='auto'
+        Minibatch size of the stochastic solvers; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule of the 'sgd' (and 'adagrad', 'rmsprop') learning rate: constant,
+        ``learning_rate_init / (t_ + 1) ** power_t`` after each epoch, or divided by 5
+        each time ``n_iter_no_change`` epochs fail to improve by ``tol``.
+    learning_rate_init : float, default=1e-3
+        Initial learning rate of the stochastic solvers.
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    max_iter : int, default=200
+        Maximum number of epochs (stochastic solvers) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle the rows every epoch (a permutation composed onto the previous order, drawn
+        from ``random_state`` exactly as scikit-learn draws it).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the early-stopping split and the row orders.
+    tol : float, default=1e-4
+        Improvement threshold of the stopping rule.
+    verbose : bool, default=False
+        Print a progress line per epoch (loss, validation loss and score, time).
+    warm_start : bool, default=False
+        Start ``fit`` from the current weights (a new optimizer, curves continued).
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for 'sgd'.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (or use ``validation_data``) and
+        stop when its score stops improving; the best epoch's weights are restored.
+    validation_fraction : float, default=0.1
+        Share of the data held out by early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates ('adam', 'adamw').
+    epsilon : float, default=1e-8
+        Numerical-stability term of 'adam', 'adamw', 'adagrad', 'rmsprop'.
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping.
+    max_fun : int, default=15000
+        Maximum loss evaluations of 'lbfgs'.
+    rho : float, default=0.9
+        Decay of the squared-gradient average of 'rmsprop'.
+    weight_decay : float, default=0.01
+        Decoupled weight decay of 'adamw' (``p -= lr * weight_decay * p`` per step).
+    kernel_init : {'glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal', \
+'lecun'}, default='glorot_uniform'
+        Weight initialisation. 'glorot_uniform' is scikit-learn's (weights and biases
+        uniform in +-sqrt(factor / (fan_in + fan_out)), factor 2 for logistic else 6);
+        the others draw weights from the named scheme and set biases to zero.
+    callbacks : list of callable, default=None
+        Each is called as ``cb(estimator, logs)`` after every epoch with ``logs`` a dict
+        of ``epoch, loss, val_loss, val_score, learning_rate, seconds`` (None where no
+        validation set exists); returning True stops training after that epoch.
+    restore_best_weights : bool, default=False
+        At the end of fit, restore the weights of the epoch with the lowest validation
+        loss (or training loss without a validation set). Early stopping always restores
+        the best validation score's weights, as scikit-learn.
+    backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
+        Compute backend; 'auto' picks the best available (see ``rosenblatt.kernels``).
+    n_threads : int or None, default=None
+        Threads of the compiled backend (None or 0: the library default).
+"""
+
+_COMMON_ATTR_DOC = """
+    loss_ : float
+        Loss of the last epoch (or lbfgs' final loss).
+    best_loss_ : float or None
+        Lowest training loss (None with early stopping).
+    loss_curve_ : list of float
+        Training loss per epoch (stochastic solvers).
+    validation_scores_ : list of float or None
+        Validation score per epoch when a validation set exists.
+    best_validation_score_ : float or None
+        Best validation score.
+    validation_loss_curve_ : list of float or None
+        Validation loss per epoch when a validation set exists (early stopping or
+        ``validation_data``).
+    t_ : int
+        Training samples seen (cumulative).
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        Weight matrices; views of the flat parameter vector (assignable).
+    intercepts_ : list of ndarray of shape (fan_out,)
+        Bias vectors; views of the flat parameter vector (assignable).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of str
+        Names of the features seen during fit (only when X has string column names).
+    n_iter_ : int
+        Epochs (or lbfgs iterations) run by the last fit/partial_fit call.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        Output activation.
+    backend_ : str
+        The backend that was used.
+"""
+
+
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron classifier (scikit-learn compatible).
+
+    Same parameters, defaults, fitted attributes and methods as
+    ``sklearn.neural_network.MLPClassifier`` (1.9), and with the same ``random_state``
+    the same fitted model; training runs in the compiled core.
+
+    Parameters
+    ----------
+    %(common)s
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight`` ('balanced': inversely
+        proportional to the class frequencies in ``y``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    %(attrs)s
+
+    See Also
+    --------
+    MLPRegressor : Multi-layer perceptron regressor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rosenblatt.neural_network import MLPClassifier
+    >>> X = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]])
+    >>> clf = MLPClassifier.from_weights(
+    ...     [np.array([[1., 1.], [1., 1.]]), np.array([[1.], [-2.]])],
+    ...     [np.array([-0.5, -1.5]), np.array([-0.5])],
+    ...     classes=[0, 1], activation="heaviside", out_activation="heaviside")
+    >>> clf.predict(X)
+    array([0, 1, 1, 0])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 max_fun=15000, rho=0.9, weight_decay=0.01, kernel_init="glorot_uniform",
+                 callbacks=None, restore_best_weights=False, class_weight=None,
+                 backend="auto", n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.rho = rho
+        self.weight_decay = weight_decay
+        self.kernel_init = kernel_init
+        self.callbacks = callbacks
+        self.restore_best_weights = restore_best_weights
+        self.class_weight = class_weight
+        self.backend = backend
+        self.n_threads = n_threads
+
+    _score_function = staticmethod(accuracy_score)
+
+    def _loss_name(self):
+        return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
+
+    def _output_activation(self):
+        return "softmax" if self._y_type == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        # when classes_ are (re)defined: see scikit-learn's table in its _validate_input
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+        self._y_type = self._label_binarizer.y_type_
+        # bool first keeps float32 data float32 (as scikit-learn); cast later
+        Y = self._label_binarizer.transform(y).astype(bool)
+        return X, y, Y
+
+    def _encode_y(self, y):
+        return self._label_binarizer.transform(y)
+
+    def _stratify_target(self, Y):
+        return Y.astype(bool)
+
+    def _outputs_to_prediction(self, P):
+        # scikit-learn's LabelBinarizer.inverse_transform (threshold 0.5 / argmax),
+        # written out so that predict on one row stays cheap
+        if self.n_outputs_ == 1:
+            p = P.ravel()
+            if len(self.classes_) == 1:
+                return np.repeat(self.classes_[0], p.shape[0])
+            return self.classes_[(p > 0.5).astype(int)]
+        if self._y_type == "multilabel-indicator":
+            return (P > 0.5).astype(int)
+        return self.classes_[P.argmax(axis=1)]
+
+    def predict(self, X):
+        """Predict the classes of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Predicted classes (an indicator matrix for multilabel problems).
+        """
+        check_is_fitted(self)
+        return self._outputs_to_prediction(self._forward_fast(X))
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        P = self._forward_fast(X)
+        if self.n_outputs_ == 1:
+            p = P.ravel()
+            return np.vstack([1 - p, p]).T
+        return P
+
+    def predict_log_proba(self, X):
+        """Logarithm of the probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        P = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(P, out=P)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """Fit the model to X and y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (float32 data trains in float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (an indicator matrix for multilabel problems).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)
+            A validation set scored after every epoch (``validation_loss_curve_``,
+            ``validation_scores_``); with ``early_stopping`` it replaces the held-out
+            fraction.
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                         validation_data=validation_data)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with one epoch over X and y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+        classes : array of shape (n_classes,), default=None
+            All classes of the stream; required on the first call.
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    @classmethod
+    def from_weights(cls, coefs, intercepts, *, classes, activation="relu",
+                     out_activation=None, **params):
+        """Build a fitted classifier from given weights, without training.
+
+        Parameters
+        ----------
+        coefs : list of array-like of shape (fan_in, fan_out)
+            Weight matrices, input layer first.
+        intercepts : list of array-like of shape (fan_out,)
+            Bias vectors.
+        classes : array-like of shape (n_classes,)
+            Class labels. One output means a binary problem (class ``classes[1]`` when
+            the output exceeds 0.5); otherwise there is one output per class and the
+            prediction is the argmax.
+        activation : str or tuple of str, default='relu'
+            Hidden activation(s); the step functions 'heaviside' and 'sign' are allowed.
+        out_activation : str, default=None
+            Output activation: 'logistic' for one output, 'softmax' otherwise by default;
+            e.g. 'heaviside' for a step output.
+        **params
+            Other constructor parameters (backend, n_threads, ...).
+
+        Returns
+        -------
+        MLPClassifier
+            A fitted estimator (predict, predict_proba, forward, summary work).
+        """
+        classes = np.asarray(classes)
+        n_out = np.asarray(coefs[-1]).shape[-1]
+        if n_out == 1:
+            if len(classes) != 2:
+                raise ValueError(f"one output needs exactly 2 classes; got {len(classes)}")
+            y_type = "binary"
+        elif n_out == len(classes):
+            y_type = "multiclass"
+        else:
+            raise ValueError(f"the network has {n_out} outputs for {len(classes)} classes")
+        if out_activation is None:
+            out_activation = "logistic" if n_out == 1 else "softmax"
+        est = cls._from_weights(coefs, intercepts, out_activation,
+                                dict(params, activation=activation))
+        est.classes_ = classes
+        est._y_type = y_type
+        est._label_binarizer = LabelBinarizer().fit(classes)
+        return est
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron regressor (scikit-learn compatible).
+
+    Same parameters, defaults, fitted attributes and methods as
+    ``sklearn.neural_network.MLPRegressor`` (1.9), and with the same ``random_state``
+    the same fitted model; training runs in the compiled core.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'absolute_error', 'huber', 'poisson'}, \
+default='squared_error'
+        Loss (half squared error, absolute error, Huber with ``huber_delta``, half
+        Poisson deviance with an exp output, as scikit-learn).
+    %(common)s
+    out_activation : {'identity', 'relu', 'softplus'} or None, default=None
+        Output activation; None is 'identity' ('exp' for the poisson loss). 'relu' and
+        'softplus' keep predictions non-negative.
+    huber_delta : float, default=1.0
+        Threshold of the huber loss.
+
+    Attributes
+    ----------
+    %(attrs)s
+
+    See Also
+    --------
+    MLPClassifier : Multi-layer perceptron classifier.
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+        "out_activation": [StrOptions({"identity", "relu", "softplus", "exp"}), None],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu",
+                 *, solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 max_fun=15000, rho=0.9, weight_decay=0.01, kernel_init="glorot_uniform",
+                 callbacks=None, restore_best_weights=False, out_activation=None,
+                 huber_delta=1.0, backend="auto", n_threads=None):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.rho = rho
+        self.weight_decay = weight_decay
+        self.kernel_init = kernel_init
+        self.callbacks = callbacks
+        self.restore_best_weights = restore_best_weights
+        self.out_activation = out_activation
+        self.huber_delta = huber_delta
+        self.backend = backend
+        self.n_threads = n_threads
+
+    _score_function = staticmethod(r2_score)
+
+    def _loss_name(self):
+        return self.loss
+
+    def _huber_delta(self):
+        return float(self.huber_delta)
+
+    def _output_activation(self):
+        if self.loss == "poisson":
+            if self.out_activation not in (None, "exp"):
+                raise ValueError("loss='poisson' uses the exp output activation; got "
+                                 f"out_activation={self.out_activation!r}")
+            return "exp"
+        if self.out_activation == "exp":
+            raise ValueError("out_activation='exp' is reserved for loss='poisson'")
+        return self.out_activation or "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' requires non-negative y")
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return X, y, Y
+
+    def _encode_y(self, y):
+        return y.reshape(-1, 1) if y.ndim == 1 else y
+
+    def _outputs_to_prediction(self, P):
+        return P.ravel() if P.shape[1] == 1 else P
+
+    def predict(self, X):
+        """Predict targets for X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        check_is_fitted(self)
+        return self._outputs_to_prediction(self._forward_fast(X))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """Fit the model to X and y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (float32 data trains in float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)
+            A validation set scored after every epoch (``validation_loss_curve_``,
+            ``validation_scores_``); with ``early_stopping`` it replaces the held-out
+            fraction.
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                         validation_data=validation_data)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one epoch over X and y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    @classmethod
+    def from_weights(cls, coefs, intercepts, *, activation="relu", out_activation=None,
+                     **params):
+        """Build a fitted regressor from given weights, without training.
+
+        Parameters
+        ----------
+        coefs : list of array-like of shape (fan_in, fan_out)
+            Weight matrices, input layer first.
+        intercepts : list of array-like of shape (fan_out,)
+            Bias vectors.
+        activation : str or tuple of str, default='relu'
+            Hidden activation(s); the step functions 'heaviside' and 'sign' are allowed.
+        out_activation : str, default=None
+            Output activation ('identity' by default).
+        **params
+            Other constructor parameters (loss, backend, n_threads, ...).
+
+        Returns
+        -------
+        MLPRegressor
+            A fitted estimator.
+        """
+        return cls._from_weights(coefs, intercepts, out_activation or "identity",
+                                 dict(params, activation=activation))
+
+
+MLPClassifier.__doc__ = MLPClassifier.__doc__ % {"common": _COMMON_DOC.strip(),
+                                                 "attrs": _COMMON_ATTR_DOC.strip()}
+MLPRegressor.__doc__ = MLPRegressor.__doc__ % {"common": _COMMON_DOC.strip(),
+                                               "attrs": _COMMON_ATTR_DOC.strip()}
