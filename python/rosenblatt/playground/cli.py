@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.experiments:
-        from .experiments import run  # noqa: PLC0415
+        from .experiments import run
 
         path = run(args.out, quick=args.quick, seeds=args.seeds)
         print(f"report written to {path}")
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --port must be in [0, 65535], got {args.port}", file=sys.stderr)
         return 2
     try:
-        from .server import check_loopback, serve  # noqa: PLC0415
+        from .server import check_loopback, serve
     except ImportError as e:
         print(f"error: the playground server needs aiohttp ({e}); "
               "install it with: pip install 'rosenblatt[playground]'", file=sys.stderr)

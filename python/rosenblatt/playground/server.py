@@ -496,7 +496,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False)
     async def announce(_app):
         print(f"rosenblatt playground: http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
         if open_browser:
-            import webbrowser  # noqa: PLC0415
+            import webbrowser
             webbrowser.open(f"http://{shown}:{port}/")
 
     app.on_startup.append(announce)
