@@ -81,6 +81,7 @@ class _Entry:
         self.last_used = time.monotonic()
         self.until_epoch: int | None = None
         self.until_test_loss: float | None = None
+        self.busy = None    # the chunk of epochs running in the pool, if any
 
     @property
     def playing(self) -> bool:
@@ -306,11 +307,17 @@ async def stream(request):
 
 # --- playing -------------------------------------------------------------------------------
 async def _stop(entry: _Entry):
+    """Stop playing; returns once no epoch of this session runs any more."""
     if entry.playing:
         entry.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await entry.task
     entry.task = None
+    busy, entry.busy = entry.busy, None
+    if busy is not None and not busy.done():
+        # a cancelled await does not stop the worker thread: wait for its chunk
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wrap_future(busy)
 
 
 async def _broadcast(entry: _Entry, message: dict):
@@ -330,30 +337,29 @@ def _chunk(session: en.Session, n: int, since: int):
 
 async def _play(app, entry: _Entry):
     loop = asyncio.get_running_loop()
+    entry.busy = None
     s = entry.session
     n = 1
-    try:
-        while True:
-            since = s.epoch
-            todo = n
-            if entry.until_epoch is not None:
-                todo = min(n, entry.until_epoch - s.epoch)
-                if todo <= 0:
-                    break
-            f, dt = await loop.run_in_executor(app[_EXECUTOR], _chunk, s, todo, since)
-            f["playing"] = True
-            await _broadcast(entry, {"frame": f})
-            if f["status"] == "diverged":
+    while True:
+        since = s.epoch
+        todo = n
+        if entry.until_epoch is not None:
+            todo = min(n, entry.until_epoch - s.epoch)
+            if todo <= 0:
                 break
-            if entry.until_test_loss is not None and f["test_loss"] is not None and \
-                    f["test_loss"] <= entry.until_test_loss:
-                break
-            # aim at CHUNK_SECONDS of training per frame
-            per = dt / max(todo, 1)
-            n = max(1, min(200, int(CHUNK_SECONDS / per) if per > 0 else 200))
-            await asyncio.sleep(0.005)
-    except asyncio.CancelledError:
-        raise
+        entry.busy = app[_EXECUTOR].submit(_chunk, s, todo, since)
+        f, dt = await asyncio.wrap_future(entry.busy)
+        f["playing"] = True
+        await _broadcast(entry, {"frame": f})
+        if f["status"] == "diverged":
+            break
+        if entry.until_test_loss is not None and f["test_loss"] is not None and \
+                f["test_loss"] <= entry.until_test_loss:
+            break
+        # aim at CHUNK_SECONDS of training per frame
+        per = dt / max(todo, 1)
+        n = max(1, min(200, int(CHUNK_SECONDS / per) if per > 0 else 200))
+        await asyncio.sleep(0.005)
     f = await loop.run_in_executor(app[_EXECUTOR], s.frame, s.epoch)
     f["playing"] = False
     await _broadcast(entry, {"frame": f})
@@ -377,7 +383,7 @@ async def guard(request, handler):
         raise
     except asyncio.CancelledError:
         raise
-    except Exception as e:  # a bug must not take the server down
+    except Exception as e:  # noqa: BLE001  (a bug must not take the server down)
         return _reply({"error": f"internal error: {type(e).__name__}: {e}"}, status=500)
     if request.path.startswith("/static/") or request.path == "/":
         response.headers["Cache-Control"] = "no-store"
@@ -451,7 +457,7 @@ class ServerThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._serve())
-        except BaseException as e:  # surfaced by start()
+        except BaseException as e:  # noqa: BLE001  (surfaced by start())
             self._error = e
             self._ready.set()
         finally:
