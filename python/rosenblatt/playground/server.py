@@ -82,6 +82,7 @@ class _Entry:
         self.until_epoch: int | None = None
         self.until_test_loss: float | None = None
         self.busy = None    # the chunk of epochs running in the pool, if any
+        self.sent_epoch = 0  # the epoch of the last streamed frame
 
     @property
     def playing(self) -> bool:
@@ -251,8 +252,10 @@ async def play(request):
 async def pause(request):
     entry = _entry(request)
     await _stop(entry)
+    # from the last streamed epoch on: the chunk that pausing cut off was never streamed
+    since = min(entry.sent_epoch, entry.session.epoch)
     return _reply({"playing": False, "frame": await _run(request, entry.session.frame,
-                                                         entry.session.epoch)})
+                                                         since)})
 
 
 async def upload(request):
@@ -350,6 +353,7 @@ async def _play(app, entry: _Entry):
         entry.busy = app[_EXECUTOR].submit(_chunk, s, todo, since)
         f, dt = await asyncio.wrap_future(entry.busy)
         f["playing"] = True
+        entry.sent_epoch = f["epoch"]
         await _broadcast(entry, {"frame": f})
         if f["status"] == "diverged":
             break

@@ -154,6 +154,12 @@ function applyFull(j) {
 
 function applyFrame(f) {
   const h = state.hist;
+  if (f.since > h.train.length) {
+    // a frame was missed (e.g. cut off by a pause): fetch the history from where we are
+    const since = h.train.length;
+    fetch(`/api/session/${state.sid}/frame?since=${since}`).then((r) => r.json())
+      .then((j) => { if (j.frame && j.frame.since <= state.hist.train.length) applyFrame(j.frame); });
+  }
   for (const [key, src] of [["train", f.train], ["test", f.test], ["grad", f.grad_norms]]) {
     h[key].length = Math.min(h[key].length, f.since);
     for (const v of src) h[key].push(v);
