@@ -1,0 +1,55 @@
+"""scikit-learn's estimator checks for MLPClassifier and MLPRegressor.
+
+No expected failures: the checks run as scikit-learn runs them on its own MLPs, including
+the per-check parameters scikit-learn declares for them (``PER_ESTIMATOR_CHECK_PARAMS``,
+e.g. the sample-weight equivalence check with ``solver="lbfgs"``), which
+``parametrize_with_checks`` applies only to scikit-learn's own classes. ``max_iter`` is
+small to keep the suite fast; the ConvergenceWarning that follows is expected and
+silenced here explicitly (pytest turns warnings into errors).
+"""
+
+import warnings
+
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.utils._test_common.instance_generator import PER_ESTIMATOR_CHECK_PARAMS
+from sklearn.utils.estimator_checks import estimator_checks_generator
+
+from rosenblatt.kernels import available_backends
+from rosenblatt.neural_network import MLPClassifier, MLPRegressor
+
+# the fastest backend here; the numpy reference is exercised by the other MLP tests
+BACKEND = available_backends()[0]
+# scikit-learn's own test setting for its MLPs is max_iter=100; 30 keeps this file fast
+ESTIMATORS = [
+    (MLPClassifier(max_iter=30, backend=BACKEND), SkMLPClassifier),
+    (MLPRegressor(max_iter=30, backend=BACKEND), SkMLPRegressor),
+]
+
+
+def _check_name(check):
+    return getattr(check, "func", check).__name__
+
+
+def _cases():
+    for est, sk_cls in ESTIMATORS:
+        per_check = PER_ESTIMATOR_CHECK_PARAMS.get(sk_cls, {})
+        for inst, check in estimator_checks_generator(est, legacy=True):
+            name = _check_name(check)
+            param_sets = per_check.get(name, [{}])
+            if isinstance(param_sets, dict):
+                param_sets = [param_sets]
+            for params in param_sets:
+                case = clone(inst).set_params(**params) if params else inst
+                extra = "".join(f",{k}={v}" for k, v in params.items())
+                yield pytest.param(case, check, id=f"{type(est).__name__}-{name}{extra}")
+
+
+@pytest.mark.parametrize("estimator, check", list(_cases()))
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
