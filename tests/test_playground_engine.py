@@ -281,3 +281,36 @@ def test_export_predicts_as_the_playground(cfg):
     snippet = en.to_snippet(s)
     compile(snippet, "<snippet>", "exec")
     assert "from_weights" in snippet
+
+
+@pytest.mark.parametrize("cfg", [
+    {}, {"optimizer": "adam", "learning_rate": 0.01}, {"loss": "cross_entropy"},
+    {"regularization": "L2", "reg_rate": 0.01}, {"optimizer": "momentum"},
+    {"optimizer": "rmsprop", "learning_rate": 0.01},
+    {"optimizer": "adagrad", "learning_rate": 0.1, "dataset": "reg-gauss"},
+])
+def test_kernel_epochs_equal_the_numpy_path(cfg):
+    fast = en.Session(cfg)
+    if fast._kernels is None:
+        pytest.skip("rosenblatt.kernels is not importable")
+    assert fast.uses_kernels()
+    slow = en.Session(cfg)
+    slow._kernels = None
+    assert not slow.uses_kernels()
+    fast.step(3)
+    slow.step(3)
+    np.testing.assert_allclose(fast.theta, slow.theta, rtol=1e-10, atol=1e-12)
+    # switching path mid-run keeps the optimizer state (soft change to L1 is not soft:
+    # check a learning-rate change instead)
+    fast.apply({"learning_rate": fast.config.learning_rate / 2})
+    slow.apply({"learning_rate": slow.config.learning_rate / 2})
+    fast.step(2)
+    slow.step(2)
+    np.testing.assert_allclose(fast.theta, slow.theta, rtol=1e-10, atol=1e-12)
+
+
+def test_paths_for_the_original_extras():
+    assert not en.Session({"regularization": "L1", "reg_rate": 0.01}).uses_kernels()
+    assert not en.Session({"batch_norm": True}).uses_kernels()
+    assert not en.Session({"regularization": "L2", "reg_rate": 0.01,
+                           "optimizer": "adam"}).uses_kernels()

@@ -215,8 +215,10 @@ class _Cache:
 class Session:
     """One Playground: data, network, optimizer state and history, behind one lock."""
 
-    def __init__(self, config: Config | dict | None = None):
+    def __init__(self, config: Config | dict | None = None, backend: str | None = None):
         self.lock = threading.RLock()
+        self.backend = backend
+        self._kernels = _load_kernels()
         self._grid_cache: dict = {}
         self._upload: tuple | None = None
         self.config = Config()
@@ -256,10 +258,14 @@ class Session:
                    for f in dataclasses.fields(Config) if f.name not in cls.SOFT)
 
     def _reset_optimizer(self):
-        c = self.config
-        slots = 2 if c.optimizer == "adam" else (0 if c.optimizer == "sgd" else 1)
-        self.opt_state = [np.zeros_like(self.theta) for _ in range(slots)]
+        # one (slots, P) array shared by the NumPy path and the kernels' Trainer, so the
+        # two paths can take turns on the same optimizer state
+        slots = 2 if self.config.optimizer == "adam" else 1
+        self.opt_state_arr = np.zeros((slots, self.theta.size))
+        self.opt_state = list(self.opt_state_arr)
         self.opt_t = 0
+        self._trainer = None
+        self._trainer_key = None
 
     def upload(self, text: str) -> dict:
         """Use the points of a CSV (``x1,x2,label`` rows) as the data set."""
@@ -502,7 +508,54 @@ class Session:
             p[self.is_weight] = new
         p[self.dead] = 0.0
 
+    def uses_kernels(self) -> bool:
+        """True when whole epochs run in the library's ``train_epoch`` kernel.
+
+        That is every setup but batch normalisation, L1 (whose pruning needs each step)
+        and L2 with an optimizer other than plain SGD (the original's decoupled L2 equals
+        the kernel's coupled one only for SGD, with ``alpha = rate * batch``, when every
+        batch is full).
+        """
+        c = self.config
+        if self._kernels is None or c.batch_norm or c.regularization == "L1":
+            return False
+        if c.regularization == "L2" and c.reg_rate > 0:
+            return c.optimizer == "sgd" and len(self.F_train) % c.batch_size == 0
+        return True
+
+    def _kernel_epoch(self):
+        c = self.config
+        key = (c.batch_size, c.optimizer, c.regularization, c.reg_rate, self.output)
+        if self._trainer is None or self._trainer_key != key:
+            K = self._kernels
+            opt = {"sgd": "sgd", "momentum": "sgd"}.get(c.optimizer, c.optimizer)
+            hyper = {"lr": c.learning_rate, "momentum": MOMENTUM if c.optimizer == "momentum"
+                     else 0.0, "beta1": BETA1, "beta2": BETA2, "eps": EPS, "rho": RHO}
+            if c.regularization == "L2":
+                hyper["alpha"] = c.reg_rate * c.batch_size
+            t = self.data.y_train[:, None]
+            if self.output == "sigmoid":
+                t = (t + 1) / 2
+            loss = "binary_log_loss" if self.output == "sigmoid" else "squared_error"
+            acts = [KERNEL_ACTIVATION[c.activation]] * (len(self.layers) - 1) + [
+                KERNEL_ACTIVATION[self.output]]
+            self._trainer = K.Trainer(self.F_train, np.ascontiguousarray(t), self.theta,
+                                      self.sizes, acts, loss, opt, hyper, c.batch_size,
+                                      state=self.opt_state_arr, step=self.opt_t,
+                                      backend=self.backend)
+            self._trainer_key = key
+            self._order = np.arange(len(self.F_train), dtype=np.int64)
+        tr = self._trainer
+        tr.set_lr(c.learning_rate)
+        tr.step[0] = self.opt_t
+        tr.run_epoch(self._order)
+        self.opt_t = int(tr.step[0])
+        self.theta[self.dead] = 0.0
+
     def _epoch(self):
+        if self.uses_kernels():
+            self._kernel_epoch()
+            return
         c = self.config
         F, T = self.F_train, self.data.y_train
         n, bs = len(F), c.batch_size
@@ -689,6 +742,19 @@ class Session:
                 coefs[-1] = coefs[-1] * 2
                 intercepts[-1] = intercepts[-1] * 2
             return coefs, intercepts
+
+
+KERNEL_ACTIVATION = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic",
+                     "linear": "identity"}
+
+
+def _load_kernels():
+    """``rosenblatt.kernels`` when it imports, else None (the NumPy path trains alone)."""
+    try:
+        from rosenblatt import kernels
+    except ImportError:
+        return None
+    return kernels if hasattr(kernels, "Trainer") else None
 
 
 def _finite(v):
