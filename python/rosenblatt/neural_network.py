@@ -229,17 +229,20 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._best_params = self._params.copy()
         self._opt_state = None
         if self.solver in _STOCHASTIC:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
-            self.validation_loss_curve_ = None
+            self._init_curves()
+
+    def _init_curves(self):
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self.validation_loss_curve_ = None
 
     def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
         hidden = self._hidden_sizes()
@@ -384,13 +387,16 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._opt_lr = float(self.learning_rate_init)
             self._opt_solver = solver
 
+        if not hasattr(self, "loss_curve_"):
+            # a network built by from_weights, or last fitted by lbfgs
+            self._init_curves()
         train_idx, Xv, yv, Yv, swv = self._validation_set(X, y, Y, sample_weight,
                                                           validation_data)
         has_val = Xv is not None
         if has_val:
-            if self.validation_loss_curve_ is None or not self.warm_start or incremental:
-                if not (incremental and self.validation_loss_curve_ is not None):
-                    self.validation_loss_curve_ = []
+            # continued by warm_start and partial_fit, like loss_curve_
+            if self.validation_loss_curve_ is None:
+                self.validation_loss_curve_ = []
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf

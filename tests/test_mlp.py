@@ -1,0 +1,415 @@
+"""MLPClassifier / MLPRegressor: worked examples, the options beyond scikit-learn, backends,
+robustness (errors, divergence, Ctrl-C, pickling)."""
+
+import _thread
+import pickle
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+
+from rosenblatt.kernels import available_backends
+from rosenblatt.neural_network import MLPClassifier, MLPRegressor
+
+BACKENDS = available_backends()
+FAST = BACKENDS[0]
+
+rng = np.random.RandomState(0)
+X = rng.randn(120, 6)
+Y_CLS = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)  # 3 classes
+Y_REG = X[:, :2].sum(1) + 0.1 * rng.randn(120)
+
+
+def _flat(est):
+    return np.concatenate([p.ravel() for p in est.coefs_ + est.intercepts_])
+
+
+def _quiet(fn, *args, **kw):
+    """Call fn with ConvergenceWarning silenced (short fits are expected not to converge)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kw)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+# ------------------------------------------------------------------------------------------
+# worked examples
+
+
+def test_one_sgd_step_by_hand():
+    # Network 2-2-1, relu hidden, identity output, squared error; one sample x = (1, 2),
+    # y = 1; plain SGD (momentum 0), lr = 0.1, alpha = 0, batch of 1.
+    #   W1 = [[0.5, -1], [0.25, 0.5]], b1 = [0, 0.5]; W2 = [[1], [2]], b2 = [0.5]
+    # forward:  z1 = x W1 + b1 = [0.5 + 0.5, -1 + 1 + 0.5] = [1.0, 0.5]; a1 = relu = z1
+    #           out = a1 W2 + b2 = 1 + 1 + 0.5 = 2.5; loss = 0.5 (2.5 - 1)^2 = 1.125
+    # backward: d2 = out - y = 1.5; gW2 = a1^T d2 = [[1.5], [0.75]]; gb2 = [1.5]
+    #           d1 = (d2 W2^T) * relu'(a1) = [1.5, 3.0] * [1, 1] = [1.5, 3.0]
+    #           gW1 = x^T d1 = [[1.5, 3.0], [3.0, 6.0]]; gb1 = [1.5, 3.0]
+    # step:     W2 = [[0.85], [1.925]], b2 = [0.35]
+    #           W1 = [[0.35, -1.3], [-0.05, -0.1]], b1 = [-0.15, 0.2]
+    est = MLPRegressor.from_weights(
+        [np.array([[0.5, -1.0], [0.25, 0.5]]), np.array([[1.0], [2.0]])],
+        [np.array([0.0, 0.5]), np.array([0.5])], activation="relu", backend="numpy")
+    assert est.predict(np.array([[1.0, 2.0]]))[0] == pytest.approx(2.5)
+    est.set_params(solver="sgd", momentum=0.0, learning_rate_init=0.1, alpha=0.0,
+                   batch_size=1, shuffle=False)
+    est.partial_fit(np.array([[1.0, 2.0]]), np.array([1.0]))
+    assert est.loss_curve_ == [pytest.approx(1.125)]
+    np.testing.assert_allclose(est.coefs_[0], [[0.35, -1.3], [-0.05, -0.1]])
+    np.testing.assert_allclose(est.intercepts_[0], [-0.15, 0.2])
+    np.testing.assert_allclose(est.coefs_[1], [[0.85], [1.925]])
+    np.testing.assert_allclose(est.intercepts_[1], [0.35])
+
+
+def test_xor_from_weights_heaviside():
+    # the lecture's XOR: an OR unit and an AND unit, output = OR - 2 AND > 0
+    Xx = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    clf = MLPClassifier.from_weights(
+        [np.array([[1.0, 1.0], [1.0, 1.0]]), np.array([[1.0], [-2.0]])],
+        [np.array([-0.5, -1.5]), np.array([-0.5])],
+        classes=[0, 1], activation="heaviside", out_activation="heaviside")
+    np.testing.assert_array_equal(clf.predict(Xx), [0, 1, 1, 0])
+    layers = clf.forward(Xx)
+    assert len(layers) == 3
+    np.testing.assert_array_equal(layers[1], [[0, 0], [1, 0], [1, 0], [1, 1]])
+    # step functions cannot be trained
+    with pytest.raises(ValueError, match="forward-only"):
+        clf.set_params(warm_start=True).fit(Xx, [0, 1, 1, 0])
+    with pytest.raises(ValueError, match="forward-only"):
+        MLPClassifier(activation="heaviside").fit(Xx, [0, 1, 1, 0])
+
+
+def test_summary_counts_parameters():
+    sizes = [784, 300, 100, 10]
+    coefs = [np.zeros((a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    clf = MLPClassifier.from_weights(coefs, [np.zeros(b) for b in sizes[1:]],
+                                     classes=np.arange(10))
+    text = clf.summary()
+    assert "266,610" in text and "235,500" in text and "softmax" in text
+    with pytest.raises(NotFittedError):
+        MLPClassifier().summary()
+
+
+# ------------------------------------------------------------------------------------------
+# options beyond scikit-learn
+
+
+def test_callback_stops_at_chosen_epoch():
+    seen = []
+
+    def cb(est, logs):
+        seen.append(dict(logs))
+        return logs["epoch"] == 3
+
+    clf = MLPClassifier((8,), max_iter=50, random_state=0, callbacks=[cb], backend=FAST)
+    clf.fit(X, Y_CLS, validation_data=(X[:30], Y_CLS[:30]))  # no ConvergenceWarning
+    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3 and len(seen) == 3
+    assert set(seen[0]) == {"epoch", "loss", "val_loss", "val_score", "learning_rate",
+                            "seconds"}
+    assert [s["epoch"] for s in seen] == [1, 2, 3]
+    assert seen[-1]["loss"] == clf.loss_curve_[-1]
+    assert seen[-1]["val_loss"] == clf.validation_loss_curve_[-1]
+    assert seen[-1]["learning_rate"] == clf.learning_rate_init
+
+
+def test_validation_data_curves():
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=7, random_state=0, backend=FAST)
+    _quiet(reg.fit, X[:80], Y_REG[:80], validation_data=(X[80:], Y_REG[80:]))
+    assert len(reg.validation_loss_curve_) == reg.n_iter_ == 7
+    assert len(reg.validation_scores_) == 7
+    # the validation loss is the training formula evaluated on the validation set
+    P = reg.predict(X[80:])
+    l2 = 0.5 * reg.alpha * sum((W ** 2).sum() for W in reg.coefs_) / 40
+    assert reg.validation_loss_curve_[-1] == pytest.approx(
+        0.5 * np.mean((P - Y_REG[80:]) ** 2) + l2)
+    assert reg.validation_scores_[-1] == pytest.approx(reg.score(X[80:], Y_REG[80:]))
+    # early stopping records one too; without a validation set there is none
+    clf = _quiet(MLPClassifier((8,), max_iter=5, early_stopping=True, random_state=0,
+                               backend=FAST).fit, X, Y_CLS)
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == clf.n_iter_
+    clf = _quiet(MLPClassifier((8,), max_iter=5, backend=FAST).fit, X, Y_CLS)
+    assert clf.validation_loss_curve_ is None and clf.validation_scores_ is None
+
+
+def test_restore_best_weights():
+    # a wide net on noise targets over-fits: the validation loss has its minimum early
+    noise = np.random.RandomState(1).randn(120)
+    snapshots = []
+
+    def keep(est, logs):
+        snapshots.append(_flat(est).copy())
+
+    reg = MLPRegressor(hidden_layer_sizes=(64,), max_iter=40, learning_rate_init=0.02, random_state=0,
+                       restore_best_weights=True, callbacks=[keep], backend=FAST)
+    _quiet(reg.fit, X[:60], noise[:60], validation_data=(X[60:], noise[60:]))
+    best = int(np.argmin(reg.validation_loss_curve_))
+    assert best < len(snapshots) - 1  # the case is meaningful: the best is not the last
+    np.testing.assert_array_equal(_flat(reg), snapshots[best])
+    # without a validation set, the lowest training loss is the one restored
+    snapshots.clear()
+    reg.set_params(learning_rate_init=0.5, max_iter=8)
+    _quiet(reg.fit, X[:60], noise[:60])
+    np.testing.assert_array_equal(_flat(reg), snapshots[int(np.argmin(reg.loss_curve_))])
+
+
+def test_class_weight_is_sample_weight():
+    cw = {0: 1.0, 1: 3.0, 2: 0.5}
+    a = _quiet(MLPClassifier((8,), max_iter=5, random_state=0, class_weight=cw,
+                             backend=FAST).fit, X, Y_CLS)
+    b = _quiet(MLPClassifier((8,), max_iter=5, random_state=0, backend=FAST).fit, X, Y_CLS,
+               sample_weight=np.vectorize(cw.get)(Y_CLS).astype(float))
+    c = _quiet(MLPClassifier((8,), max_iter=5, random_state=0, backend=FAST).fit, X, Y_CLS)
+    np.testing.assert_array_equal(_flat(a), _flat(b))
+    assert not np.array_equal(_flat(a), _flat(c))
+    bal = _quiet(MLPClassifier((8,), max_iter=2, random_state=0, class_weight="balanced",
+                               backend=FAST).fit, X, Y_CLS)
+    assert bal.n_iter_ == 2
+    with pytest.raises(ValueError, match="balanced"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, Y_CLS, classes=[0, 1, 2])
+
+
+@pytest.mark.parametrize("init", ["glorot_uniform", "glorot_normal", "he_uniform",
+                                  "he_normal", "lecun"])
+def test_kernel_init(init):
+    Xw = np.random.RandomState(0).randn(10, 400)
+    clf = MLPClassifier((300, 200), max_iter=1, kernel_init=init, random_state=0,
+                        backend=FAST)
+    # warm_start with max_iter ... is not needed: init is visible before any step with
+    # learning_rate_init tiny enough to leave the weights within rounding of their start
+    clf.set_params(learning_rate_init=1e-12)
+    _quiet(clf.fit, Xw, np.arange(10) % 3)
+    for W, b in zip(clf.coefs_, clf.intercepts_):
+        fan_in, fan_out = W.shape
+        if init == "glorot_uniform":
+            bound = np.sqrt(6.0 / (fan_in + fan_out))
+            assert np.abs(W).max() <= bound * (1 + 1e-9)
+            assert np.abs(W).max() > 0.95 * bound and np.abs(b).max() > 0
+            continue
+        np.testing.assert_allclose(b, 0.0, atol=1e-9)
+        if init == "he_uniform":
+            bound = np.sqrt(6.0 / fan_in)
+            assert np.abs(W).max() <= bound * (1 + 1e-9)
+            assert np.abs(W).max() > 0.95 * bound
+        else:
+            std = {"glorot_normal": np.sqrt(2.0 / (fan_in + fan_out)),
+                   "he_normal": np.sqrt(2.0 / fan_in), "lecun": np.sqrt(1.0 / fan_in)}[init]
+            if W.size > 1000:
+                assert W.std() == pytest.approx(std, rel=0.1)
+    # glorot_uniform is scikit-learn's draw
+    if init == "glorot_uniform":
+        sk = _quiet(SkMLPClassifier((300, 200), max_iter=1, random_state=0,
+                                    learning_rate_init=1e-12).fit, Xw, np.arange(10) % 3)
+        np.testing.assert_allclose(_flat(clf), _flat(sk), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("out", ["relu", "softplus"])
+def test_out_activation_keeps_predictions_non_negative(out):
+    reg = MLPRegressor(hidden_layer_sizes=(16,), out_activation=out, max_iter=20, random_state=0,
+                       learning_rate_init=0.01, backend=FAST)
+    _quiet(reg.fit, X, Y_REG)  # targets of both signs
+    assert reg.out_activation_ == out
+    P = reg.predict(np.random.RandomState(2).randn(500, 6) * 3)
+    assert (P >= 0).all()
+    assert reg.score(X, Y_REG) > -1  # it learned something of the positive part
+
+
+def test_regressor_losses_and_poisson_link():
+    for loss in ("absolute_error", "huber"):
+        reg = _quiet(MLPRegressor(loss, (8,), max_iter=30, random_state=0,
+                                  learning_rate_init=0.01, backend=FAST).fit, X, Y_REG)
+        assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+    with pytest.raises(ValueError, match="poisson"):
+        MLPRegressor("poisson", out_activation="relu").fit(X, np.abs(Y_REG))
+    with pytest.raises(ValueError, match="non-negative"):
+        MLPRegressor("poisson").fit(X, Y_REG)
+
+
+def test_activation_tuple_and_more_solvers():
+    # a tuple of identical entries is the plain string (same init, same model)
+    a = _quiet(MLPClassifier((8, 4), activation="logistic", max_iter=3, random_state=0,
+                             backend=FAST).fit, X, Y_CLS)
+    b = _quiet(MLPClassifier((8, 4), activation=("logistic", "logistic"), max_iter=3,
+                             random_state=0, backend=FAST).fit, X, Y_CLS)
+    np.testing.assert_array_equal(_flat(a), _flat(b))
+    c = _quiet(MLPClassifier((8, 4), activation=("gelu", "leaky_relu"), max_iter=3,
+                             random_state=0, backend=FAST).fit, X, Y_CLS)
+    assert [L.shape[1] for L in c.forward(X)] == [6, 8, 4, 3]
+    with pytest.raises(ValueError, match="one per hidden layer"):
+        MLPClassifier((8, 4), activation=("tanh",)).fit(X, Y_CLS)
+    for solver in ("adagrad", "rmsprop", "adamw"):
+        est = _quiet(MLPClassifier((16,), solver=solver, max_iter=20, random_state=0,
+                                   learning_rate_init=0.01, backend=FAST).fit, X, Y_CLS)
+        assert est.loss_curve_[-1] < est.loss_curve_[0]
+
+
+def test_verbose_progress_line(capsys):
+    _quiet(MLPClassifier((4,), max_iter=2, verbose=True, backend=FAST).fit, X, Y_CLS,
+           validation_data=(X, Y_CLS))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("Iteration 2, loss = ")
+    assert "val_loss" in lines[1] and "val_score" in lines[1] and "time" in lines[1]
+
+
+# ------------------------------------------------------------------------------------------
+# parameters as data: user-assigned weights, float32, sparse, forward
+
+
+def test_user_assigned_weights_are_used():
+    clf = _quiet(MLPClassifier((8,), max_iter=3, random_state=0, backend=FAST).fit, X,
+                 Y_CLS)
+    clf.coefs_ = [np.zeros_like(W) for W in clf.coefs_]
+    clf.intercepts_[-1] = np.array([0.0, 5.0, 0.0])
+    assert (clf.predict(X) == 1).all()
+    clf.intercepts_[-1][:] = [5.0, 0.0, 0.0]  # in place edits write through too
+    assert (clf.predict(X) == 0).all()
+    clf.partial_fit(X, Y_CLS)  # continues from the assigned weights
+    assert np.abs(clf.coefs_[0]).max() < 0.05
+
+
+def test_float32_end_to_end(backend):
+    X32 = X.astype(np.float32)
+    clf = _quiet(MLPClassifier((8,), max_iter=3, random_state=0, backend=backend).fit, X32,
+                 Y_CLS)
+    assert all(a.dtype == np.float32 for a in clf.coefs_ + clf.intercepts_)
+    assert clf.predict_proba(X32).dtype == np.float32
+    assert all(a.dtype == np.float32 for a in clf.forward(X32))
+
+
+def test_sparse_equals_dense():
+    a = _quiet(MLPClassifier((8,), max_iter=3, random_state=0, backend=FAST).fit, X, Y_CLS)
+    for fmt in (sp.csr_matrix, sp.csc_matrix):
+        b = _quiet(MLPClassifier((8,), max_iter=3, random_state=0, backend=FAST).fit,
+                   fmt(X), Y_CLS)
+        np.testing.assert_allclose(_flat(a), _flat(b), rtol=1e-12)
+        np.testing.assert_allclose(b.predict_proba(fmt(X)), a.predict_proba(X), rtol=1e-12)
+
+
+def test_forward_and_predict_agree():
+    clf = _quiet(MLPClassifier((5, 4), max_iter=2, random_state=0, backend=FAST).fit, X,
+                 Y_CLS)
+    acts = clf.forward(X)
+    assert [a.shape for a in acts] == [(120, 6), (120, 5), (120, 4), (120, 3)]
+    np.testing.assert_allclose(acts[-1], clf.predict_proba(X), rtol=1e-12)
+    perm = np.random.RandomState(3).permutation(120)
+    np.testing.assert_array_equal(clf.predict_proba(X[perm]), clf.predict_proba(X)[perm])
+    np.testing.assert_array_equal(clf.predict_proba(X[:1]), clf.predict_proba(X)[:1])
+
+
+# ------------------------------------------------------------------------------------------
+# backends
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-9), (np.float32, 2e-4)])
+def test_every_backend_fits_the_same_model(dtype, rtol):
+    Xd = X.astype(dtype)
+    ref = _quiet(MLPClassifier((8, 4), max_iter=3, random_state=0, backend="numpy",
+                               batch_size=32).fit, Xd, Y_CLS)
+    for name in BACKENDS:
+        est = _quiet(MLPClassifier((8, 4), max_iter=3, random_state=0, backend=name,
+                                   batch_size=32).fit, Xd, Y_CLS)
+        assert est.backend_ == name
+        scale = np.abs(_flat(ref)).max()
+        assert np.abs(_flat(est) - _flat(ref)).max() <= rtol * scale, name
+        np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=rtol)
+
+
+# ------------------------------------------------------------------------------------------
+# robustness
+
+
+def test_pickle_round_trip_keeps_optimizer_state():
+    clf = MLPClassifier((8,), random_state=0, backend=FAST)
+    clf.partial_fit(X, Y_CLS, classes=[0, 1, 2])
+    blob = pickle.dumps(clf)
+    clone = pickle.loads(blob)
+    np.testing.assert_array_equal(clone.predict_proba(X), clf.predict_proba(X))
+    state = clone.__getstate__()
+    assert "_opt_state" in state and "coefs_" not in state
+    assert not any("trainer" in k or "workspace" in k for k in state)
+    # a partial_fit after unpickling continues exactly like one without pickling (Adam's
+    # moments and step count are part of the pickle)
+    clf.partial_fit(X, Y_CLS)
+    clone.partial_fit(X, Y_CLS)
+    np.testing.assert_array_equal(_flat(clone), _flat(clf))
+    # coefs_ are views of the flat vector again after loading
+    clone.coefs_[0][:] = 0.0
+    assert not np.array_equal(clone.predict_proba(X), clf.predict_proba(X))
+
+
+def test_divergence_raises_and_keeps_finite_weights():
+    reg = MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=1e3, max_iter=50,
+                       random_state=0, backend=FAST)
+    with pytest.raises(ValueError, match="learning rate") as info:
+        reg.fit(X, Y_REG * 1e3)
+    assert "learning_rate_init=1000" in str(info.value)
+    assert all(np.isfinite(W).all() for W in reg.coefs_ + reg.intercepts_)
+    assert reg.predict(X).shape == (120,)  # usable
+
+
+def test_keyboard_interrupt_from_callback():
+    def interrupt(est, logs):
+        if logs["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    clf = MLPClassifier((8,), max_iter=50, random_state=0, callbacks=[interrupt],
+                        backend=FAST)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, Y_CLS)
+    assert clf.n_iter_ == 2
+    assert clf.predict(X).shape == (120,)
+
+
+def test_keyboard_interrupt_stops_fit_quickly():
+    # a long fit on the reference backend; Ctrl-C arrives from a timer thread
+    Xl = np.random.RandomState(0).randn(4000, 20)
+    yl = (Xl[:, 0] > 0).astype(int)
+    clf = MLPClassifier((64,), max_iter=10_000, batch_size=16, tol=0, backend="numpy",
+                        random_state=0)
+    fired = []
+
+    def fire():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(0.5, fire)
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="interrupted"):
+            clf.fit(Xl, yl)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - fired[0] < 0.5
+    assert clf.predict(Xl[:5]).shape == (5,)
+    assert all(np.isfinite(W).all() for W in clf.coefs_)
+
+
+def test_errors_match_sklearn():
+    for bad in (np.c_[X[:, :5], np.full(120, np.nan)], np.c_[X[:, :5], np.full(120, np.inf)]):
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            MLPClassifier(backend=FAST).fit(bad, Y_CLS)
+    clf = _quiet(MLPClassifier((4,), max_iter=2, backend=FAST).fit, X, Y_CLS)
+    with pytest.raises(ValueError, match="X has 5 features"):
+        clf.predict(X[:, :5])
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(np.full((2, 6), np.nan))
+    with pytest.raises(ValueError, match="0 sample"):
+        MLPClassifier(backend=FAST).fit(X[:0], Y_CLS[:0])
+    with pytest.raises(ValueError, match="0 sample"):
+        clf.predict(X[:0])
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        clf.predict(X[0])
+    with pytest.raises(NotFittedError):
+        MLPRegressor().predict(X)
+    # one class: whatever scikit-learn does (it fits and predicts that class)
+    one = _quiet(MLPClassifier((4,), max_iter=2, backend=FAST).fit, X, np.ones(120))
+    sk = _quiet(SkMLPClassifier((4,), max_iter=2).fit, X, np.ones(120))
+    np.testing.assert_array_equal(one.predict(X), sk.predict(X))
