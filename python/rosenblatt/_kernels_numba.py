@@ -18,13 +18,19 @@ Design notes
   are made with ``np.float64(x)``.
 * Matrix products go to BLAS (numba's ``np.dot`` with an ``out`` argument, no allocation)
   when they are large enough to repay the call, and to plain loops when they are tiny.
+* Threads: the matrix products run in BLAS (the OpenBLAS that numba's ``np.dot`` calls).
+  ``n_threads >= 1`` limits BLAS to that many threads for the call (threadpoolctl);
+  ``n_threads = 0`` leaves BLAS as the process configured it (OPENBLAS_NUM_THREADS,
+  threadpoolctl). Everything else runs on the calling thread, GIL released.
 * ``train_epoch`` gathers each batch into the caller's ``workspace`` (carved as
   :func:`train_workspace_size` documents) and runs the whole epoch in one compiled call.
 """
 
+import contextlib
 import itertools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -89,6 +95,24 @@ H_WEIGHT_DECAY = C.H_WEIGHT_DECAY
 H_ALPHA = C.H_ALPHA
 H_L1 = C.H_L1
 H_HUBER_DELTA = C.H_HUBER_DELTA
+
+_controller = None
+_controller_lock = threading.Lock()
+
+
+def _blas_threads(n_threads, work):
+    """Context that limits BLAS to ``n_threads`` for a call doing ``work`` multiply-adds."""
+    global _controller
+    if not n_threads or work < _BLAS_MIN:
+        return contextlib.nullcontext()
+    with _controller_lock:
+        if _controller is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+    return _controller.limit(limits=int(n_threads), user_api="blas")
+
 
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
@@ -414,13 +438,15 @@ def _dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX, has_dx):
 
 def dense_forward(X, W, b, activation, A, Z, n_threads=0):
     """A = f(X W + b); when Z is not None it receives the pre-activation X W + b."""
-    _dense_forward(X, W, b, int(activation), A, _opt2(Z, A), Z is not None)
+    with _blas_threads(n_threads, X.shape[0] * W.size):
+        _dense_forward(X, W, b, int(activation), A, _opt2(Z, A), Z is not None)
 
 
 def dense_backward(X, W, A, Z, dA, activation, l2, dW, db, dX, n_threads=0):
     """dZ = dA * f'(.); dW = X^T dZ + l2 W; db = sum_rows dZ; dX = dZ W^T unless None."""
-    _dense_backward(X, W, A, _opt2(Z, A), dA, int(activation), float(l2), dW, db,
-                    _opt2(dX, A), dX is not None)
+    with _blas_threads(n_threads, X.shape[0] * W.size):
+        _dense_backward(X, W, A, _opt2(Z, A), dA, int(activation), float(l2), dW, db,
+                        _opt2(dX, A), dX is not None)
 
 
 # --------------------------------------------------------------------------------------
@@ -636,7 +662,8 @@ def _mlp_forward(X, params, layer_sizes, activations, out, workspace):
 
 def mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0):
     """Forward pass of the whole network: out = f_L(... f_1(X W_1 + b_1) ...)."""
-    _mlp_forward(X, params, layer_sizes, activations, out, workspace)
+    with _blas_threads(n_threads, X.shape[0] * params.shape[0]):
+        _mlp_forward(X, params, layer_sizes, activations, out, workspace)
 
 
 @_jit
@@ -759,10 +786,11 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
     """One epoch of minibatch training, rows visited in ``order`` (see the reference)."""
     sw = _EMPTY[X.dtype] if sample_weight is None else sample_weight
     gn = _EMPTY[np.dtype(np.float64)] if grad_norms is None else grad_norms
-    return float(_train_epoch(X, Y, sw, sample_weight is not None, order, int(batch_size),
-                              layer_sizes, activations, int(loss), params, grads, state,
-                              int(optimizer), hyper, step, workspace, gn,
-                              grad_norms is not None))
+    with _blas_threads(n_threads, int(batch_size) * params.shape[0]):
+        return float(_train_epoch(X, Y, sw, sample_weight is not None, order,
+                                  int(batch_size), layer_sizes, activations, int(loss),
+                                  params, grads, state, int(optimizer), hyper, step,
+                                  workspace, gn, grad_norms is not None))
 
 
 # --------------------------------------------------------------------------------------
