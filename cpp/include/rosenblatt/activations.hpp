@@ -1,0 +1,134 @@
+// Activations f and their derivatives over contiguous spans, and the row-wise softmax.
+// Every element goes through the same vector code (the tail through a partial vector), so
+// a value never depends on its position in the array or on how work was split.
+#pragma once
+#include "rosenblatt/codes.hpp"
+#include "rosenblatt/vmath.hpp"
+
+namespace rosenblatt {
+namespace ROSENBLATT_ISA_NS {
+
+template <class T>
+inline vec<T> act_vec(int act, vec<T> z) {
+  const vec<T> zero = vset<T>(T(0)), one = vset<T>(T(1));
+  switch (act) {
+    case codes::HEAVISIDE:
+      return vselect<T>(z >= zero, one, zero);
+    case codes::SIGN:
+      return vselect<T>(z > zero, one, vselect<T>(z < zero, -one, z));
+    case codes::LOGISTIC:
+      return vlogistic<T>(z);
+    case codes::TANH:
+      return vtanh<T>(z);
+    case codes::RELU:
+      return vselect<T>(z < zero, zero, z);
+    case codes::LEAKY_RELU:
+      return vselect<T>(z > zero, z, z * T(codes::LEAKY_RELU_SLOPE));
+    case codes::ELU: {
+      vec<T> zn = vselect<T>(z < zero, z, zero);
+      return vselect<T>(z > zero, z, vexpm1_neg<T>(zn) * T(codes::ELU_ALPHA));
+    }
+    case codes::SOFTPLUS:
+      return vselect<T>(z > zero, z, zero) + vlog1p_unit<T>(vexp<T>(-vabs<T>(z)));
+    case codes::GELU: {
+      const T c = T(codes::GELU_C), k = T(codes::GELU_K);
+      vec<T> t = vtanh<T>(c * (z + k * z * z * z));
+      return T(0.5) * z * (one + t);
+    }
+    case codes::EXP:
+      return vexp<T>(z);
+    default:  // IDENTITY (SOFTMAX is row-wise and handled by the callers)
+      return z;
+  }
+}
+
+// f'(.) from A (and Z for softplus/gelu).
+template <class T>
+inline vec<T> dact_vec(int act, vec<T> z, vec<T> a) {
+  const vec<T> zero = vset<T>(T(0)), one = vset<T>(T(1));
+  switch (act) {
+    case codes::LOGISTIC:
+      return a * (one - a);
+    case codes::TANH:
+      return one - a * a;
+    case codes::RELU:
+      return vselect<T>(a > zero, one, zero);
+    case codes::LEAKY_RELU:
+      return vselect<T>(a > zero, one, vset<T>(T(codes::LEAKY_RELU_SLOPE)));
+    case codes::ELU:
+      return vselect<T>(a > zero, one, a + T(codes::ELU_ALPHA));
+    case codes::SOFTPLUS:
+      return vlogistic<T>(z);
+    case codes::GELU: {
+      const T c = T(codes::GELU_C), k = T(codes::GELU_K);
+      vec<T> t = vtanh<T>(c * (z + k * z * z * z));
+      const T h = T(0.5);
+      return h * (one + t) + h * z * (one - t * t) * c * (one + T(3) * k * z * z);
+    }
+    case codes::EXP:
+      return a;
+    default:  // IDENTITY; steps and softmax never get here (rejected before)
+      return one;
+  }
+}
+
+// a[i] = f(z[i]) for i < n (elementwise activations; a may alias z).
+template <class T>
+void act_span(int act, const T* z, T* a, idx n) {
+  constexpr int L = lanes<T>;
+  if (act == codes::IDENTITY) {
+    if (a != z) std::memmove(a, z, sizeof(T) * n);
+    return;
+  }
+  idx i = 0;
+  for (; i + L <= n; i += L) vstore(a + i, act_vec<T>(act, vload(z + i)));
+  if (i < n) {
+    int r = static_cast<int>(n - i);
+    vstore_n(a + i, act_vec<T>(act, vload_n(z + i, r)), r);
+  }
+}
+
+// dz[i] = da[i] * f'(.) for i < n; z may be null unless needs_z(act).
+template <class T>
+void dact_span(int act, const T* z, const T* a, const T* da, T* dz, idx n) {
+  constexpr int L = lanes<T>;
+  const bool nz = codes::needs_z(act);
+  idx i = 0;
+  for (; i + L <= n; i += L) {
+    vec<T> zv = nz ? vload(z + i) : vec<T>{};
+    vstore(dz + i, vload(da + i) * dact_vec<T>(act, zv, vload(a + i)));
+  }
+  if (i < n) {
+    int r = static_cast<int>(n - i);
+    vec<T> zv = nz ? vload_n(z + i, r) : vec<T>{};
+    vstore_n(dz + i, vload_n(da + i, r) * dact_vec<T>(act, zv, vload_n(a + i, r)), r);
+  }
+}
+
+// Row-wise softmax of one row: max subtracted, exp, divided by the row sum (a may alias z).
+// Sum in a fixed lane order, so the result is the same however rows are split over threads.
+template <class T>
+void softmax_row(const T* z, T* a, idx n) {
+  constexpr int L = lanes<T>;
+  T mx = z[0];
+  for (idx j = 1; j < n; ++j) mx = tmax(mx, z[j]);
+  vec<T> vs = {};
+  idx j = 0;
+  for (; j + L <= n; j += L) {
+    vec<T> e = vexp<T>(vload(z + j) - mx);
+    vstore(a + j, e);
+    vs += e;
+  }
+  T s = 0;
+  for (int l = 0; l < L; ++l) s += vs[l];
+  for (; j < n; ++j) {
+    vec<T> e = vexp<T>(vset<T>(z[j] - mx));
+    a[j] = e[0];
+    s += e[0];
+  }
+  for (j = 0; j + L <= n; j += L) vstore(a + j, vload(a + j) / s);
+  for (; j < n; ++j) a[j] = a[j] / s;
+}
+
+}  // namespace ROSENBLATT_ISA_NS
+}  // namespace rosenblatt

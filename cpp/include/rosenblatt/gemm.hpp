@@ -1,0 +1,418 @@
+// C = A B with a fused epilogue, for one ISA.
+//
+// A (m x k) and B (k x n) are given by element strides, so X^T and W^T are read in place
+// (no transposed copies): A(i, p) = a[i * rsa + p * csa], B(p, j) = b[p * rsb + j * csb].
+//
+// Large products: B is packed once into NR-wide column panels per KC-deep block (the
+// panels of one block, up to NC columns, stay in half of L2); each row panel of A (MR x KC)
+// is packed into L1-resident scratch and multiplied with every B panel of the block by a
+// register-blocked micro-kernel (MR x NV vectors of accumulators). The last k block adds
+// the bias/addend and applies the activation while the tile is still in L1.
+// Small products (playground layers, batch 1) take a direct unpacked path.
+//
+// Determinism: each C element is reduced over k in the same order (KC blocks in sequence,
+// then k within the block) whatever the thread count, and threads own disjoint tiles.
+#pragma once
+#include "rosenblatt/activations.hpp"
+#include "rosenblatt/threads.hpp"
+
+namespace rosenblatt {
+namespace ROSENBLATT_ISA_NS {
+
+template <class T>
+struct Epilogue {
+  const T* bias = nullptr;    // (n,), added to every row
+  const T* addend = nullptr;  // C += beta * D, D with row stride ldd
+  idx ldd = 0;
+  T beta = T(0);
+  T* z = nullptr;  // receives the pre-activation when not null (row stride ldz)
+  idx ldz = 0;
+  int act = codes::IDENTITY;  // elementwise or SOFTMAX (row-wise, needs full rows)
+};
+
+template <class T>
+struct GemmArgs {
+  idx m, n, k;
+  const T* a;
+  idx rsa, csa;
+  const T* b;
+  idx rsb, csb;
+  T* c;
+  idx ldc;
+  Epilogue<T> epi;
+};
+
+// Register tile per ISA: MR rows x NV vectors. AVX-512 has 32 registers (14 x 2 = 28
+// accumulators); AVX2 16 (6 x 2 = 12); the SSE2/NEON baseline keeps it small enough not to
+// spill without FMA.
+#if defined(__AVX512F__)
+constexpr int kMR = 14;
+#elif defined(__AVX2__)
+constexpr int kMR = 6;
+#elif defined(__aarch64__)
+constexpr int kMR = 8;
+#else
+constexpr int kMR = 4;
+#endif
+constexpr int kNV = 2;
+
+template <class T>
+struct Blocking {
+  static constexpr int L = lanes<T>;
+  static constexpr int NR = kNV * L;
+  // A row panel (MR x KC) stays in L1: 14 KiB for fp32 AVX-512.
+  static constexpr idx KC = sizeof(T) == 4 ? 256 : 128;
+  // One KC block of packed B panels, NC columns wide, fills half of a 1 MiB L2.
+  static constexpr idx NC = (idx(512) * 1024 / (KC * sizeof(T))) / NR * NR;
+};
+
+// c = f(src) over one row segment; src holds the pre-activation (Z, or C itself).
+template <class T>
+inline void finish_row(const Epilogue<T>& e, const T* src, T* crow, idx cols) {
+  if (e.act == codes::SOFTMAX) return;  // row-wise: done over whole rows by the caller
+  if (src != crow || e.act != codes::IDENTITY) act_span<T>(e.act, src, crow, cols);
+}
+
+// The micro-kernel: acc = Apanel (MR x kc) * Bpanel (kc x NV*L), then
+//   mode & 1: acc += C (an earlier k block);  mode & 2: last block, add bias and addend.
+// rows/cols limit the stores at the edges of C.
+template <class T, int MR, int NV>
+__attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa,
+                                            const T* __restrict pb, T* c, idx ldc, int rows,
+                                            idx cols, int mode, const T* bias, const T* add,
+                                            idx ldd, T beta) {
+  constexpr int L = lanes<T>;
+  vec<T> acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = vec<T>{};
+  for (idx p = 0; p < kc; ++p) {
+    vec<T> bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = vload(pb + v * L);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      vec<T> ar = vset<T>(pa[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = vfma(ar, bv[v], acc[r][v]);
+    }
+    pa += MR;
+    pb += NV * L;
+  }
+  int cnt[NV];
+  vec<T> bvec[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    idx left = cols - idx(v) * L;
+    cnt[v] = left <= 0 ? 0 : (left >= L ? L : int(left));
+    bvec[v] = (bias && cnt[v]) ? vload_n(bias + v * L, cnt[v]) : vec<T>{};
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) {
+    if (r >= rows) break;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (!cnt[v]) break;
+      T* cp = c + r * ldc + v * L;
+      vec<T> x = acc[r][v];
+      if (cnt[v] == L) {
+        if (mode & 1) x = vload(cp) + x;
+        if (mode & 2) {
+          if (bias) x = x + bvec[v];
+          if (add) x = x + beta * vload(add + r * ldd + v * L);
+        }
+        vstore(cp, x);
+      } else {
+        if (mode & 1) x = vload_n(cp, cnt[v]) + x;
+        if (mode & 2) {
+          if (bias) x = x + bvec[v];
+          if (add) x = x + beta * vload_n(add + r * ldd + v * L, cnt[v]);
+        }
+        vstore_n(cp, x, cnt[v]);
+      }
+    }
+  }
+}
+
+// dst[p * mr + r] = A(r, p), zero rows past `rows`.
+template <class T>
+void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
+  if (rsa == 1) {
+    for (idx p = 0; p < kc; ++p) {
+      const T* src = a + p * csa;
+      T* d = dst + p * mr;
+      int r = 0;
+      for (; r < rows; ++r) d[r] = src[r];
+      for (; r < mr; ++r) d[r] = T(0);
+    }
+  } else {
+    for (int r = 0; r < rows; ++r) {
+      const T* src = a + r * rsa;
+      for (idx p = 0; p < kc; ++p) dst[p * mr + r] = src[p * csa];
+    }
+    for (int r = rows; r < mr; ++r)
+      for (idx p = 0; p < kc; ++p) dst[p * mr + r] = T(0);
+  }
+}
+
+// dst[p * w + j] = B(p, j), zero columns past `cols` (w = panel width).
+template <class T>
+void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
+  if (csb == 1) {
+    for (idx p = 0; p < kc; ++p) {
+      const T* src = b + p * rsb;
+      T* d = dst + p * w;
+      std::memcpy(d, src, sizeof(T) * cols);
+      for (idx j = cols; j < w; ++j) d[j] = T(0);
+    }
+  } else {
+    for (idx j = 0; j < cols; ++j) {
+      const T* src = b + j * csb;
+      for (idx p = 0; p < kc; ++p) dst[p * w + j] = src[p * rsb];
+    }
+    for (idx j = cols; j < w; ++j)
+      for (idx p = 0; p < kc; ++p) dst[p * w + j] = T(0);
+  }
+}
+
+// Row-panel heights the micro-kernel is instantiated for: the full MR and a few smaller
+// ones so that a short last panel (batch 32 = 2 x 14 + 4) does not multiply zero rows.
+inline int panel_rows(idx rows_left) {
+  if (rows_left >= kMR) return kMR;
+  if (rows_left > 8 && kMR > 8) return kMR;
+  if (rows_left > 4) return kMR >= 8 ? 8 : kMR;
+  if (rows_left > 2) return 4 <= kMR ? 4 : kMR;
+  if (rows_left > 1) return 2;
+  return 1;
+}
+
+template <class T, int NV>
+inline void run_micro_nv(int mr, idx kc, const T* pa, const T* pb, T* c, idx ldc, int rows,
+                         idx cols, int mode, const T* bias, const T* add, idx ldd, T beta) {
+#define RB_MICRO(R) micro_kernel<T, R, NV>(kc, pa, pb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
+  if (mr == kMR) {
+    RB_MICRO(kMR);
+  } else if (kMR > 8 && mr == 8) {
+    RB_MICRO(8);
+  } else if (kMR > 4 && mr == 4) {
+    RB_MICRO(4);
+  } else if (mr == 2) {
+    RB_MICRO(2);
+  } else {
+    RB_MICRO(1);
+  }
+#undef RB_MICRO
+}
+
+template <class T>
+inline void run_micro(int mr, int nv, idx kc, const T* pa, const T* pb, T* c, idx ldc,
+                      int rows, idx cols, int mode, const T* bias, const T* add, idx ldd,
+                      T beta) {
+  if (nv == 2)
+    run_micro_nv<T, 2>(mr, kc, pa, pb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
+  else
+    run_micro_nv<T, 1>(mr, kc, pa, pb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
+}
+
+// ---------------------------------------------------------------------------------------
+// Direct path for small products: no packing, one row of C at a time.
+
+template <class T, int NVD>
+inline void direct_axpy_block(const GemmArgs<T>& g, idx i, idx j0, T* out) {
+  constexpr int L = lanes<T>;
+  vec<T> acc[NVD];
+  int cnt[NVD];
+  for (int v = 0; v < NVD; ++v) {
+    acc[v] = vec<T>{};
+    idx left = g.n - j0 - idx(v) * L;
+    cnt[v] = left >= L ? L : int(left);
+  }
+  const T* arow = g.a + i * g.rsa;
+  for (idx p = 0; p < g.k; ++p) {
+    vec<T> ap = vset<T>(arow[p * g.csa]);
+    const T* brow = g.b + p * g.rsb + j0;
+    for (int v = 0; v < NVD; ++v) {
+      vec<T> bv = cnt[v] == L ? vload(brow + v * L) : vload_n(brow + v * L, cnt[v]);
+      acc[v] = vfma(ap, bv, acc[v]);
+    }
+  }
+  for (int v = 0; v < NVD; ++v) {
+    if (cnt[v] == L) vstore(out + j0 + v * L, acc[v]);
+    else vstore_n(out + j0 + v * L, acc[v], cnt[v]);
+  }
+}
+
+template <class T>
+void direct_row(const GemmArgs<T>& g, idx i) {
+  constexpr int L = lanes<T>;
+  const Epilogue<T>& e = g.epi;
+  T* crow = e.z ? e.z + i * e.ldz : g.c + i * g.ldc;
+  const bool dot = g.rsb == 1 && g.csa == 1 && (g.csb != 1 || g.n <= 2);
+  if (dot) {
+    const T* arow = g.a + i * g.rsa;
+    for (idx j = 0; j < g.n; ++j) {
+      const T* bcol = g.b + j * g.csb;
+      vec<T> s = {};
+      idx p = 0;
+      for (; p + L <= g.k; p += L) s = vfma(vload(arow + p), vload(bcol + p), s);
+      if (p < g.k) {
+        int r = int(g.k - p);
+        s = vfma(vload_n(arow + p, r), vload_n(bcol + p, r), s);
+      }
+      T t = 0;
+      for (int l = 0; l < L; ++l) t += s[l];
+      crow[j] = t;
+    }
+  } else if (g.csb == 1) {
+    idx j0 = 0;
+    for (; j0 + 4 * L <= g.n; j0 += 4 * L) direct_axpy_block<T, 4>(g, i, j0, crow);
+    for (; j0 < g.n; j0 += L) direct_axpy_block<T, 1>(g, i, j0, crow);
+  } else {
+    for (idx j = 0; j < g.n; ++j) {
+      T t = 0;
+      for (idx p = 0; p < g.k; ++p) t += g.a[i * g.rsa + p * g.csa] * g.b[p * g.rsb + j * g.csb];
+      crow[j] = t;
+    }
+  }
+  if (e.bias)
+    for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.bias[j];
+  if (e.addend) {
+    const T* d = e.addend + i * e.ldd;
+    for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.beta * d[j];
+  }
+  finish_row<T>(e, crow, g.c + i * g.ldc, g.n);
+}
+
+// ---------------------------------------------------------------------------------------
+
+template <class T>
+inline bool gemm_is_small(idx m, idx n, idx k) {
+  return m <= 2 || k <= 4 || double(m) * double(n) * double(k) <= 32768.0;
+}
+
+template <class T>
+void gemm_packed(const GemmArgs<T>& g, int nt) {
+  using B = Blocking<T>;
+  constexpr int L = B::L;
+  constexpr int NR = B::NR;
+  const idx m = g.m, n = g.n, k = g.k;
+  const Epilogue<T>& e = g.epi;
+  // The final k block stores Z (or A) first; f is applied from there row segment by row
+  // segment while the tile is in L1.
+  T* out1 = e.z ? e.z : g.c;
+  const idx ld1 = e.z ? e.ldz : g.ldc;
+
+  // Column chunk of packed B kept in scratch at once (bounded for very wide B).
+  const idx max_cols = tmax<idx>(NR, (idx(16) << 20) / (idx(sizeof(T)) * tmax<idx>(k, 1)) / NR * NR);
+  for (idx jc0 = 0; jc0 < n; jc0 += max_cols) {
+    const idx ncols = tmin(max_cols, n - jc0);
+    const idx npanels = (ncols + NR - 1) / NR;
+    const idx npad = (ncols + L - 1) / L * L;
+    T* pb_all = static_cast<T*>(thread_scratch(0, sizeof(T) * size_t(k) * size_t(npad) + 64));
+
+    // Pack B: block pc occupies k rows [pc, pc+kc) x npad; panel jp sits at kc * jp * NR.
+    auto pack_panel = [&](idx jp) {
+      const idx j0 = jp * NR;
+      const idx cols = tmin<idx>(NR, ncols - j0);
+      const idx w = (cols + L - 1) / L * L;
+      for (idx pc = 0; pc < k; pc += B::KC) {
+        const idx kc = tmin<idx>(B::KC, k - pc);
+        pack_b<T>(g.b + pc * g.rsb + (jc0 + j0) * g.csb, g.rsb, g.csb, kc, cols, w,
+                  pb_all + pc * npad + kc * j0);
+      }
+    };
+    const int nt_pack = (double(k) * double(ncols) > 65536.0) ? nt : 1;
+    parallel_for(npanels, tmin<int>(nt_pack, int(npanels)), pack_panel);
+
+    // Tasks: groups of row panels x groups of column panels.
+    const idx rpanels = (m + kMR - 1) / kMR;
+    idx rgroups = 1, cgroups = 1;
+    if (nt > 1) {
+      if (rpanels >= 4 * idx(nt)) {
+        rgroups = tmin<idx>(rpanels, 4 * idx(nt));
+      } else if (npanels >= 2 * idx(nt)) {
+        cgroups = tmin<idx>(npanels, 2 * idx(nt));
+        rgroups = tmin<idx>(rpanels, 2);
+      } else {
+        rgroups = rpanels;
+        cgroups = tmin<idx>(npanels, 2);
+      }
+    }
+    auto task = [&](long t) {
+      const idx rg = t / cgroups, cg = t % cgroups;
+      const idx rp0 = rpanels * rg / rgroups, rp1 = rpanels * (rg + 1) / rgroups;
+      const idx cp0 = npanels * cg / cgroups, cp1 = npanels * (cg + 1) / cgroups;
+      if (rp0 >= rp1 || cp0 >= cp1) return;
+      T* pa = static_cast<T*>(thread_scratch(1, sizeof(T) * kMR * B::KC + 64));
+      const idx i_end = tmin<idx>(m, rp1 * kMR);
+      const idx panels_per_nc = B::NC / NR;
+      for (idx jb = cp0; jb < cp1; jb += panels_per_nc) {
+        const idx jb_end = tmin(cp1, jb + panels_per_nc);
+        for (idx pc = 0; pc < k; pc += B::KC) {
+          const idx kc = tmin<idx>(B::KC, k - pc);
+          const bool last = pc + kc >= k;
+          const int mode = (pc > 0 ? 1 : 0) | (last ? 2 : 0);
+          for (idx i = rp0 * kMR; i < i_end;) {
+            const int mr = panel_rows(i_end - i);
+            const int rows = int(tmin<idx>(mr, i_end - i));
+            pack_a<T>(g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa, rows, kc, mr, pa);
+            for (idx jp = jb; jp < jb_end; ++jp) {
+              const idx j = jc0 + jp * NR;
+              const idx cols = tmin<idx>(NR, n - j);
+              const int nv = int((cols + L - 1) / L);
+              T* dst = (last ? out1 + i * ld1 : g.c + i * g.ldc) + j;
+              const idx ldst = last ? ld1 : g.ldc;
+              // Earlier blocks accumulate in C; the last one reads them from C too.
+              if (last && pc > 0 && dst != g.c + i * g.ldc + j) {
+                for (int r = 0; r < rows; ++r)
+                  std::memcpy(dst + r * ldst, g.c + (i + r) * g.ldc + j, sizeof(T) * cols);
+              }
+              run_micro<T>(mr, nv, kc, pa, pb_all + pc * npad + kc * jp * NR, dst, ldst, rows,
+                           cols, mode, e.bias ? e.bias + j : nullptr,
+                           e.addend ? e.addend + i * e.ldd + j : nullptr, e.ldd, e.beta);
+              if (last && (e.z || e.act != codes::IDENTITY)) {
+                for (int r = 0; r < rows; ++r)
+                  finish_row<T>(e, dst + r * ldst, g.c + (i + r) * g.ldc + j, cols);
+              }
+            }
+            i += rows;
+          }
+        }
+      }
+    };
+    const long ntasks = long(rgroups * cgroups);
+    parallel_for(ntasks, tmin<int>(nt, int(ntasks)), task);
+  }
+}
+
+// Threads worth using for 2 m n k flops: roughly 1 per 2 MFLOP (about 20 us of work).
+inline int gemm_threads(int nt, idx m, idx n, idx k) {
+  double fl = 2.0 * double(m) * double(n) * double(k);
+  int useful = int(fl / 2e6);
+  return tmax(1, tmin(nt, useful));
+}
+
+template <class T>
+void gemm(const GemmArgs<T>& g, int nt) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (gemm_is_small<T>(g.m, g.n, g.k) || g.k == 0) {
+    const int use = (g.m >= 64 && double(g.m) * g.n * tmax<idx>(g.k, 1) > 1e6) ? nt : 1;
+    const idx chunk = 32;
+    const idx nchunks = (g.m + chunk - 1) / chunk;
+    parallel_for(nchunks, tmin<int>(use, int(nchunks)), [&](long t) {
+      const idx i1 = tmin<idx>(g.m, (t + 1) * chunk);
+      for (idx i = t * chunk; i < i1; ++i) direct_row<T>(g, i);
+    });
+  } else {
+    gemm_packed<T>(g, gemm_threads(nt, g.m, g.n, g.k));
+  }
+  if (g.epi.act == codes::SOFTMAX) {
+    const T* zsrc = g.epi.z ? g.epi.z : g.c;
+    const idx ldz = g.epi.z ? g.epi.ldz : g.ldc;
+    for (idx i = 0; i < g.m; ++i) softmax_row<T>(zsrc + i * ldz, g.c + i * g.ldc, g.n);
+  }
+}
+
+}  // namespace ROSENBLATT_ISA_NS
+}  // namespace rosenblatt

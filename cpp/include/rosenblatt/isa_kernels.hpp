@@ -1,0 +1,77 @@
+// Builds the KernelSet table of one ISA. Included once by each cpp/src/isa_*.cpp, after it
+// has defined ROSENBLATT_ISA_NS (the namespace) and ROSENBLATT_ISA_NAME.
+#pragma once
+#include <chrono>
+
+#include "rosenblatt/dispatch.hpp"
+#include "rosenblatt/train.hpp"
+// ---- perceptron ----
+#include "rosenblatt/perceptron.hpp"
+// ---- end perceptron ----
+
+namespace rosenblatt {
+namespace ROSENBLATT_ISA_NS {
+
+template <class T>
+constexpr KernelSet<T> make_kernel_set() {
+  KernelSet<T> s{};
+  s.activation_forward = &activation_forward<T>;
+  s.activation_backward = &activation_backward<T>;
+  s.dense_forward = &dense_forward<T>;
+  s.dense_backward = &dense_backward<T>;
+  s.loss_gradient = &loss_gradient<T>;
+  s.sgd_step = &sgd_step<T>;
+  s.adagrad_step = &adagrad_step<T>;
+  s.rmsprop_step = &rmsprop_step<T>;
+  s.adam_step = &adam_step<T>;
+  s.optimizer_step = &optimizer_step<T>;
+  s.mlp_forward = &mlp_forward<T>;
+  s.train_epoch = &train_epoch<T>;
+  // ---- perceptron ----
+  s.perceptron_epoch = &perceptron_epoch<T>;
+  s.xorshift_shuffle = &xorshift_shuffle;
+  s.perceptron_epoch_sklearn = &perceptron_epoch_sklearn<T>;
+  s.perceptron_fit_sklearn = &perceptron_fit_sklearn<T>;
+  // ---- end perceptron ----
+  return s;
+}
+
+// Independent FMA chains (more than latency x throughput) on register data: the ISA's
+// peak FLOP rate on one core, for benchmark reports as a fraction of it.
+template <class T>
+__attribute__((noinline)) double peak_probe(double seconds) {
+  constexpr int kChains = 16;
+  constexpr long kInner = 4096;
+  vec<T> acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = vset<T>(T(c) * T(1e-3));
+  const vec<T> mul = vset<T>(T(0.999999)), add = vset<T>(T(1e-7));
+  long iters = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  double elapsed = 0.0;
+  do {
+    for (long i = 0; i < kInner; ++i) {
+#pragma GCC unroll 16
+      for (int c = 0; c < kChains; ++c) acc[c] = vfma(acc[c], mul, add);
+    }
+    iters += kInner;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (elapsed < seconds);
+  T sink = 0;
+  for (int c = 0; c < kChains; ++c) sink += acc[c][0];
+  volatile T keep = sink;
+  (void)keep;
+  return 2.0 * lanes<T> * kChains * double(iters) / elapsed * 1e-9;
+}
+
+inline double peak_gflops(bool f64, double seconds) {
+  return f64 ? peak_probe<double>(seconds) : peak_probe<float>(seconds);
+}
+
+const IsaKernels& kernels() {
+  static const IsaKernels k{ROSENBLATT_ISA_NAME, make_kernel_set<float>(),
+                            make_kernel_set<double>(), &peak_gflops};
+  return k;
+}
+
+}  // namespace ROSENBLATT_ISA_NS
+}  // namespace rosenblatt

@@ -1,0 +1,486 @@
+// Perceptron kernels: Rosenblatt's multi-output rule, and scikit-learn's Perceptron (one
+// binary problem per class) reproduced bit for bit.
+//
+// scikit-learn forms p = w.x + b as float products of w_j x_j (in the input's dtype) added
+// one by one to a double. Only the sign of p decides an update, so the dot product here is
+// a SIMD sum with a rounding bound; p is recomputed in scikit-learn's sequential order only
+// when |p| is inside that bound (for float input: when the double sum is that close to a
+// float rounding boundary). The update w += c x is elementwise, so SIMD gives the same bits
+// as long as product and sum are not fused (every TU is built with -ffp-contract=off).
+//
+// The epoch's loss (the stopping rule's input) is a sum of -y p over mistakes. For double
+// input its SIMD value carries an error bound; a stopping decision that the bound makes
+// ambiguous is settled by replaying that epoch with sequential dot products (so n_iter_
+// matches scikit-learn too). float input needs no replay: its p is exact.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "rosenblatt/codes.hpp"
+#include "rosenblatt/dispatch.hpp"
+#include "rosenblatt/simd.hpp"
+#include "rosenblatt/threads.hpp"
+
+namespace rosenblatt {
+namespace ROSENBLATT_ISA_NS {
+namespace perc {
+
+constexpr double kU = 0x1p-53;  // unit roundoff of double
+constexpr idx kAhead = 32;        // rows prefetched ahead of the one being processed
+constexpr idx kPollRows = 8192;  // rows between interrupt checks
+
+inline void prefetch_row(const void* p, idx bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (idx o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 3);
+}
+
+// s = sum of the rounded products w_j x_j, in double, by SIMD lanes; a = sum of |w_j x_j|.
+inline void dot_abs(const double* w, const double* x, idx d, double& s, double& a) {
+  using V = vec<double>;
+  constexpr int L = lanes<double>;
+  V s0 = {}, s1 = {}, a0 = {}, a1 = {};
+  idx j = 0;
+  for (; j + 2 * L <= d; j += 2 * L) {
+    const V p0 = vload(w + j) * vload(x + j);
+    const V p1 = vload(w + j + L) * vload(x + j + L);
+    s0 += p0;
+    s1 += p1;
+    a0 += vabs<double>(p0);
+    a1 += vabs<double>(p1);
+  }
+  if (j + L <= d) {
+    const V p = vload(w + j) * vload(x + j);
+    s0 += p;
+    a0 += vabs<double>(p);
+    j += L;
+  }
+  if (j < d) {
+    const int r = int(d - j);
+    const V p = vload_n(w + j, r) * vload_n(x + j, r);
+    s1 += p;
+    a1 += vabs<double>(p);
+  }
+  s0 += s1;
+  a0 += a1;
+  double ss = 0.0, aa = 0.0;
+  for (int l = 0; l < L; ++l) {
+    ss += s0[l];
+    aa += a0[l];
+  }
+  s = ss;
+  a = aa;
+}
+
+// float input: the products are rounded to float (as scikit-learn forms them), then widened.
+inline void dot_abs(const float* w, const float* x, idx d, double& s, double& a) {
+  constexpr int L = lanes<double>;
+  typedef float H __attribute__((vector_size(L * sizeof(float))));
+  using V = vec<double>;
+  V s0 = {}, s1 = {}, a0 = {}, a1 = {};
+  idx j = 0;
+  for (; j + 2 * L <= d; j += 2 * L) {
+    H w0, x0, w1, x1;
+    std::memcpy(&w0, w + j, sizeof w0);
+    std::memcpy(&x0, x + j, sizeof x0);
+    std::memcpy(&w1, w + j + L, sizeof w1);
+    std::memcpy(&x1, x + j + L, sizeof x1);
+    const V p0 = __builtin_convertvector(w0 * x0, V);
+    const V p1 = __builtin_convertvector(w1 * x1, V);
+    s0 += p0;
+    s1 += p1;
+    a0 += vabs<double>(p0);
+    a1 += vabs<double>(p1);
+  }
+  double st = 0.0, at = 0.0;
+  for (; j < d; ++j) {
+    const double p = double(w[j] * x[j]);
+    st += p;
+    at += std::fabs(p);
+  }
+  s0 += s1;
+  a0 += a1;
+  double ss = st, aa = at;
+  for (int l = 0; l < L; ++l) {
+    ss += s0[l];
+    aa += a0[l];
+  }
+  s = ss;
+  a = aa;
+}
+
+// scikit-learn's WeightVector.dot: products in T, added in order to a double, rounded to T.
+template <class T>
+__attribute__((noinline)) double seq_dot(const T* w, const T* x, idx d) {
+  double acc = 0.0;
+  for (idx j = 0; j < d; ++j) acc += double(T(w[j] * x[j]));
+  return double(T(acc));
+}
+
+// p = w.x + b as scikit-learn computes it, or a value within *err of it whose sign is
+// certain (|p| > *err). *err == 0 means p is scikit-learn's value bit for bit.
+template <class T>
+inline double margin(const T* w, const T* x, idx d, double b, double* err) {
+  double s, a;
+  dot_abs(w, x, d, s, a);
+  // |s - sequential sum| <= 2 gamma_d a, gamma_d = d u / (1 - d u)
+  const double g = 2.02 * double(d) * kU * a;
+  if constexpr (sizeof(T) == sizeof(float)) {
+    // scikit-learn rounds its double sum to float: when everything within the bound
+    // rounds to one float, that float is its dot product exactly.
+    const double e = g + 4.0 * kU * std::fabs(s);
+    const float lo = float(s - e), hi = float(s + e);
+    *err = 0.0;
+    return (lo == hi ? double(lo) : seq_dot(w, x, d)) + b;
+  } else {
+    const double p = s + b;
+    const double e = 1.01 * g + 4.0 * kU * std::fabs(p) + 0x1p-1074;
+    if (std::fabs(p) > e) {
+      *err = e;
+      return p;
+    }
+    *err = 0.0;
+    return seq_dot(w, x, d) + b;
+  }
+}
+
+// scikit-learn's WeightVector.add: w_j += x_j c with the product and the sum in double,
+// rounded once to T (for float the double product of two floats is exact). Never fused.
+inline void add_scaled(double* w, const double* x, idx d, double c) {
+  using V = vec<double>;
+  constexpr int L = lanes<double>;
+  const V cv = vset<double>(c);
+  idx j = 0;
+  for (; j + L <= d; j += L) {
+    const V prod = vload(x + j) * cv;
+    vstore(w + j, vload(w + j) + prod);
+  }
+  if (j < d) {
+    const int r = int(d - j);
+    const V prod = vload_n(x + j, r) * cv;
+    vstore_n(w + j, vload_n(w + j, r) + prod, r);
+  }
+}
+
+inline void add_scaled(float* w, const float* x, idx d, float c) {
+  constexpr int L = lanes<double>;
+  typedef float H __attribute__((vector_size(L * sizeof(float))));
+  using V = vec<double>;
+  const V cv = vset<double>(double(c));
+  idx j = 0;
+  for (; j + L <= d; j += L) {
+    H wh, xh;
+    std::memcpy(&wh, w + j, sizeof wh);
+    std::memcpy(&xh, x + j, sizeof xh);
+    const V prod = __builtin_convertvector(xh, V) * cv;
+    const H out = __builtin_convertvector(__builtin_convertvector(wh, V) + prod, H);
+    std::memcpy(w + j, &out, sizeof out);
+  }
+  for (; j < d; ++j) w[j] = float(double(w[j]) + double(x[j]) * double(c));
+}
+
+template <class T>
+inline bool all_finite(const T* w, idx d, double b) {
+  if (!std::isfinite(b)) return false;
+  for (idx j = 0; j < d; ++j)
+    if (!std::isfinite(w[j])) return false;
+  return true;
+}
+
+// One binary problem of scikit-learn's Perceptron.
+template <class T>
+struct Problem {
+  const T* X;
+  idx n, d;
+  const double* y;   // (n,) -1/+1
+  const double* sw;  // (n,) or null
+  double cw_neg, cw_pos;
+  double eta0;
+  bool fit_intercept;
+};
+
+struct EpochStats {
+  double sumloss = 0.0;  // sum of -y p over mistakes, in visiting order
+  double err = 0.0;      // bound on |sumloss - scikit-learn's sumloss| (0: identical)
+  idx mistakes = 0;
+  bool stopped = false;  // interrupted
+};
+
+// One epoch over order[0..m). exact_loss: p of every mistake is scikit-learn's value, so
+// sumloss is bit-identical (costs a sequential dot product per mistake).
+template <class T>
+EpochStats run_epoch(const Problem<T>& P, const std::int64_t* order, idx m, T* w, double* b,
+                     bool exact_loss, const InterruptCheck* ic) {
+  EpochStats st;
+  const idx d = P.d;
+  const idx row_bytes = d * idx(sizeof(T));
+  double bb = *b;
+  double sumloss = 0.0, errsum = 0.0;
+  idx mistakes = 0;
+  for (idx i = 0; i < m; ++i) {
+    if (i + kAhead < m) prefetch_row(P.X + order[i + kAhead] * d, row_bytes);
+    const idx k = idx(order[i]);
+    const T* x = P.X + k * d;
+    double err;
+    double p = margin(w, x, d, bb, &err);
+    const double yk = P.y[k];
+    double z = p * yk;
+    if (z <= 0.0) {  // a tie is a mistake; with err > 0 the sign of p is certain
+      if (exact_loss && err != 0.0) {
+        p = seq_dot(w, x, d) + bb;
+        z = p * yk;
+        err = 0.0;
+      }
+      sumloss -= z;
+      errsum += err;
+      ++mistakes;
+      const double sw = P.sw ? P.sw[k] : 1.0;
+      const double cw = yk > 0.0 ? P.cw_pos : P.cw_neg;
+      // scikit-learn: update = eta y, then update *= class_weight * sample_weight with the
+      // weights held in T
+      const double u = (P.eta0 * yk) * double(T(T(cw) * T(sw)));
+      if (u != 0.0) {
+        add_scaled(w, x, d, T(u));
+        if (P.fit_intercept) bb += u;
+      }
+    }
+    if (ic && ic->fn && (i % kPollRows) == kPollRows - 1 && ic->fn(ic->ctx)) {
+      st.stopped = true;
+      break;
+    }
+  }
+  *b = bb;
+  st.sumloss = sumloss;
+  st.mistakes = mistakes;
+  st.err = errsum > 0.0 ? errsum + 2.02 * double(mistakes) * kU * (sumloss + errsum) : 0.0;
+  return st;
+}
+
+// scikit-learn's SequentialDataset shuffle (xorshift32 Fisher-Yates) of order[0..n).
+inline void shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
+  std::uint32_t s = seed;
+  for (idx i = 0; i + 1 < n; ++i) {
+    if (s == 0) s = 1;
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    const idx j = i + idx((s % 0x80000000u) % std::uint32_t(n - i));
+    const std::int64_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+}
+
+// A whole fit of one binary problem with scikit-learn's stopping rule; returns epochs run.
+template <class T>
+idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool shuf,
+                idx max_iter, double tol, idx n_iter_no_change, const InterruptCheck* ic,
+                bool* stopped, bool* nonfinite) {
+  const idx n = P.n, d = P.d;
+  std::vector<std::int64_t> order(n);
+  std::iota(order.begin(), order.end(), std::int64_t(0));
+  const bool use_tol = tol > -std::numeric_limits<double>::infinity();
+  // snapshots for the rare exact replay (double input only: float losses are exact)
+  const bool track = use_tol && sizeof(T) == sizeof(double);
+  std::vector<T> w_start(track ? d : 0), w_best(track ? d : 0), w_tmp(track ? d : 0);
+  double b_start = 0.0, b_best = 0.0;
+  idx e_best = -1;
+
+  auto replay = [&](const std::int64_t* ord, const T* w0, double b0) {
+    std::memcpy(w_tmp.data(), w0, sizeof(T) * d);
+    double bt = b0;
+    const EpochStats s = run_epoch(P, ord, n, w_tmp.data(), &bt, true, nullptr);
+    return s.sumloss / double(n);
+  };
+
+  double best = std::numeric_limits<double>::infinity(), best_err = 0.0;
+  idx no_imp = 0, epochs = 0, since_poll = 0;
+  for (idx e = 0; e < max_iter; ++e) {
+    if (shuf) shuffle(order.data(), n, seed);
+    if (track) {
+      std::memcpy(w_start.data(), w, sizeof(T) * d);
+      b_start = *b;
+    }
+    const EpochStats st = run_epoch(P, order.data(), n, w, b, false, ic);
+    ++epochs;
+    if (st.stopped) {
+      *stopped = true;
+      break;
+    }
+    if (!all_finite(w, d, *b)) {
+      *nonfinite = true;
+      break;
+    }
+    since_poll += n;
+    if (since_poll >= kPollRows && ic && ic->fn) {
+      since_poll = 0;
+      if (ic->fn(ic->ctx)) {
+        *stopped = true;
+        break;
+      }
+    }
+    if (!use_tol) continue;
+    double obj = st.sumloss / double(n);
+    double obj_err = st.err > 0.0 ? 1.01 * st.err / double(n) + 4.0 * kU * obj : 0.0;
+    auto ambiguous = [&]() {
+      if (obj_err == 0.0 && best_err == 0.0) return false;
+      const double thr = best - tol;
+      const double thr_err = best_err > 0.0 ? best_err + 4.0 * kU * std::fabs(thr) : 0.0;
+      return std::fabs(obj - thr) <= obj_err + thr_err ||
+             std::fabs(obj - best) <= obj_err + best_err;
+    };
+    if (ambiguous()) {
+      obj = replay(order.data(), w_start.data(), b_start);
+      obj_err = 0.0;
+      if (ambiguous()) {
+        std::vector<std::int64_t> ord(n);
+        std::iota(ord.begin(), ord.end(), std::int64_t(0));
+        if (shuf)
+          for (idx r = 0; r <= e_best; ++r) shuffle(ord.data(), n, seed);
+        best = replay(ord.data(), w_best.data(), b_best);
+        best_err = 0.0;
+      }
+    }
+    no_imp = obj > best - tol ? no_imp + 1 : 0;
+    if (obj < best) {
+      best = obj;
+      best_err = obj_err;
+      if (track) {
+        std::memcpy(w_best.data(), w_start.data(), sizeof(T) * d);
+        b_best = b_start;
+        e_best = e;
+      }
+    }
+    if (no_imp >= n_iter_no_change) break;
+  }
+  return epochs;
+}
+
+}  // namespace perc
+
+// ---- kernel entry points (see dispatch.hpp: PerceptronArgs) -------------------------
+
+inline void xorshift_shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
+  perc::shuffle(order, n, seed);
+}
+
+// Rosenblatt's rule, all outputs in one pass over order[0..m): yhat = step(x W + b);
+// W += eta x^T (y - yhat); b += eta (y - yhat). W is (d, k) row-major. Returns the rows
+// with at least one wrong output. Row-times-matrix with the outputs in SIMD lanes; each
+// output accumulates over j in order, so every ISA gives the same bits.
+template <class T>
+idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* order, idx m, idx d, idx k,
+                     T* W, T* b, double eta, int step, int /*n_threads*/) {
+  using V = vec<T>;
+  constexpr int L = lanes<T>;
+  constexpr int G = 4;  // vectors of outputs held in registers at once
+  std::vector<T> z(k), g(k);
+  const T teta = T(eta);
+  const idx row_bytes = d * idx(sizeof(T));
+  idx mistakes = 0;
+  for (idx i = 0; i < m; ++i) {
+    if (i + perc::kAhead < m) perc::prefetch_row(X + order[i + perc::kAhead] * d, row_bytes);
+    const idx r = idx(order[i]);
+    const T* x = X + r * d;
+    const T* y = Y + r * k;
+    for (idx c0 = 0; c0 < k; c0 += G * L) {
+      const int nv = int(tmin<idx>(G, (k - c0 + L - 1) / L));
+      const int last = int(k - c0 - idx(nv - 1) * L);  // lanes used by the last vector
+      V acc[G] = {};
+      for (idx j = 0; j < d; ++j) {
+        const V xv = vset<T>(x[j]);
+        const T* wr = W + j * k + c0;
+        for (int q = 0; q < nv; ++q) {
+          const V wv = (q == nv - 1 && last < L) ? vload_n(wr + q * L, last) : vload(wr + q * L);
+          const V prod = xv * wv;
+          acc[q] += prod;
+        }
+      }
+      for (int q = 0; q < nv; ++q) {
+        const int cnt = q == nv - 1 ? last : L;
+        for (int l = 0; l < cnt; ++l) z[c0 + q * L + l] = acc[q][l];
+      }
+    }
+    bool wrong = false;
+    for (idx c = 0; c < k; ++c) {
+      const T zc = z[c] + b[c];
+      T yhat;
+      if (step == codes::HEAVISIDE) yhat = zc >= T(0) ? T(1) : T(0);
+      else yhat = zc > T(0) ? T(1) : (zc < T(0) ? T(-1) : T(0));
+      const T e = y[c] - yhat;
+      g[c] = teta * e;
+      wrong |= e != T(0);
+    }
+    if (!wrong) continue;
+    ++mistakes;
+    for (idx j = 0; j < d; ++j) {
+      const V xv = vset<T>(x[j]);
+      T* wr = W + j * k;
+      idx c = 0;
+      for (; c + L <= k; c += L) {
+        const V prod = xv * vload(g.data() + c);
+        vstore(wr + c, vload(wr + c) + prod);
+      }
+      if (c < k) {
+        const int cnt = int(k - c);
+        const V prod = xv * vload_n(g.data() + c, cnt);
+        vstore_n(wr + c, vload_n(wr + c, cnt) + prod, cnt);
+      }
+    }
+    for (idx c = 0; c < k; ++c) b[c] += g[c];
+  }
+  return mistakes;
+}
+
+// One epoch of scikit-learn's update for one binary problem (a.K == 1: a.Y is y, a.W is
+// w, a.B is b). Returns the epoch's summed loss (bit-identical to scikit-learn's);
+// *mistakes receives the number of mistakes.
+template <class T>
+double perceptron_epoch_sklearn(const PerceptronArgs<T>& a, const std::int64_t* order,
+                                idx m, idx* mistakes) {
+  const perc::Problem<T> P{a.X,           a.n, a.d, a.Y, a.sample_weight, a.class_weight[0],
+                           a.class_weight[1], a.eta0, a.fit_intercept};
+  const perc::EpochStats st = perc::run_epoch(P, order, m, a.W, a.B, true, nullptr);
+  *mistakes = st.mistakes;
+  return st.sumloss;
+}
+
+// scikit-learn's whole fit of a.K one-vs-rest problems, split over the thread pool (one
+// task per class; a class's result does not depend on the thread that runs it).
+template <class T>
+void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool* nonfinite) {
+  const idx K = a.K;
+  int nt = resolve_threads(a.n_threads);
+  if (idx(nt) > K) nt = int(K);
+  std::vector<char> stop(K, 0), bad(K, 0);
+  parallel_for(long(K), nt, [&](long c) {
+    const perc::Problem<T> P{a.X,
+                             a.n,
+                             a.d,
+                             a.Y + c * a.n,
+                             a.sample_weight,
+                             a.class_weight[2 * c],
+                             a.class_weight[2 * c + 1],
+                             a.eta0,
+                             a.fit_intercept};
+    bool s = false, nf = false;
+    a.n_iter[c] = perc::fit_problem(P, a.W + c * a.d, a.B + c,
+                                    std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
+                                    a.shuffle, a.max_iter, a.tol, a.n_iter_no_change,
+                                    &a.interrupt, &s, &nf);
+    stop[c] = s;
+    bad[c] = nf;
+  });
+  *interrupted = false;
+  *nonfinite = false;
+  for (idx c = 0; c < K; ++c) {
+    *interrupted |= stop[c] != 0;
+    *nonfinite |= bad[c] != 0;
+  }
+}
+
+}  // namespace ROSENBLATT_ISA_NS
+}  // namespace rosenblatt

@@ -1,0 +1,167 @@
+// Portable SIMD layer: GCC/Clang vector extensions sized by the ISA flags of the translation
+// unit that includes it (set in CMake), plus explicit FMA where the ISA has one.
+// Include only from an isa_*.cpp translation unit, which defines ROSENBLATT_ISA_NS.
+#pragma once
+#ifndef ROSENBLATT_ISA_NS
+#error "rosenblatt/simd.hpp is compiled per ISA: include it from cpp/src/isa_*.cpp only"
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace rosenblatt {
+namespace ROSENBLATT_ISA_NS {
+
+using idx = std::ptrdiff_t;
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+template <class T>
+struct VecTraits;
+template <>
+struct VecTraits<float> {
+  typedef float V __attribute__((vector_size(kVecBytes)));
+  typedef std::int32_t I __attribute__((vector_size(kVecBytes)));
+  typedef std::int32_t Int;
+  static constexpr int lanes = kVecBytes / 4;
+};
+template <>
+struct VecTraits<double> {
+  typedef double V __attribute__((vector_size(kVecBytes)));
+  typedef std::int64_t I __attribute__((vector_size(kVecBytes)));
+  typedef std::int64_t Int;
+  static constexpr int lanes = kVecBytes / 8;
+};
+
+template <class T>
+using vec = typename VecTraits<T>::V;
+template <class T>
+using ivec = typename VecTraits<T>::I;
+template <class T>
+constexpr int lanes = VecTraits<T>::lanes;
+
+// Broadcast (not `vec{} + s`, which turns -0.0 into +0.0).
+template <class T>
+inline vec<T> vset(T s) {
+  vec<T> r;
+  for (int i = 0; i < lanes<T>; ++i) r[i] = s;
+  return r;
+}
+template <class T>
+inline vec<T> vload(const T* p) {
+  vec<T> r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+template <class T>
+inline void vstore(T* p, vec<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Loads/stores of the first cnt lanes (0 < cnt <= lanes); the other lanes read as zero.
+#if defined(__AVX512F__)
+inline vec<float> vload_n(const float* p, int cnt) {
+  return (vec<float>)_mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), p);
+}
+inline vec<double> vload_n(const double* p, int cnt) {
+  return (vec<double>)_mm512_maskz_loadu_pd((__mmask8)((1u << cnt) - 1u), p);
+}
+inline void vstore_n(float* p, vec<float> v, int cnt) {
+  _mm512_mask_storeu_ps(p, (__mmask16)((1u << cnt) - 1u), (__m512)v);
+}
+inline void vstore_n(double* p, vec<double> v, int cnt) {
+  _mm512_mask_storeu_pd(p, (__mmask8)((1u << cnt) - 1u), (__m512d)v);
+}
+#else
+template <class T>
+inline vec<T> vload_n(const T* p, int cnt) {
+  vec<T> r = {};
+  std::memcpy(&r, p, sizeof(T) * cnt);
+  return r;
+}
+template <class T>
+inline void vstore_n(T* p, vec<T> v, int cnt) {
+  std::memcpy(p, &v, sizeof(T) * cnt);
+}
+#endif
+
+// a * b + c. A single rounding where the ISA has FMA; the baseline rounds twice (the file is
+// compiled with -ffp-contract=off, so nothing else is fused behind our back).
+#if defined(__AVX512F__)
+inline vec<float> vfma(vec<float> a, vec<float> b, vec<float> c) {
+  return (vec<float>)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+}
+inline vec<double> vfma(vec<double> a, vec<double> b, vec<double> c) {
+  return (vec<double>)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+inline vec<float> vfma(vec<float> a, vec<float> b, vec<float> c) {
+  return (vec<float>)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+}
+inline vec<double> vfma(vec<double> a, vec<double> b, vec<double> c) {
+  return (vec<double>)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+}
+#else
+template <class V>
+inline V vfma(V a, V b, V c) {
+  return a * b + c;
+}
+#endif
+
+template <class T>
+inline vec<T> vsqrt(vec<T> x) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) return (vec<T>)_mm512_sqrt_ps((__m512)x);
+  else return (vec<T>)_mm512_sqrt_pd((__m512d)x);
+#elif defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) return (vec<T>)_mm256_sqrt_ps((__m256)x);
+  else return (vec<T>)_mm256_sqrt_pd((__m256d)x);
+#else
+  vec<T> r;
+  for (int i = 0; i < lanes<T>; ++i) {
+    if constexpr (sizeof(T) == 4) r[i] = __builtin_sqrtf(x[i]);
+    else r[i] = __builtin_sqrt(x[i]);
+  }
+  return r;
+#endif
+}
+
+template <class T>
+inline vec<T> vabs(vec<T> x) {
+  return (vec<T>)((ivec<T>)x & ~(ivec<T>)vset<T>(T(-0.0)));
+}
+template <class T>
+inline vec<T> vsign_bit(vec<T> x) {
+  return (vec<T>)((ivec<T>)x & (ivec<T>)vset<T>(T(-0.0)));
+}
+template <class T>
+inline vec<T> vor(vec<T> a, vec<T> b) {
+  return (vec<T>)((ivec<T>)a | (ivec<T>)b);
+}
+// m ? a : b with m a lane mask from a comparison.
+template <class T>
+inline vec<T> vselect(ivec<T> m, vec<T> a, vec<T> b) {
+  return m ? a : b;
+}
+
+template <class T>
+inline T tmin(T a, T b) {
+  return b < a ? b : a;
+}
+template <class T>
+inline T tmax(T a, T b) {
+  return a < b ? b : a;
+}
+
+}  // namespace ROSENBLATT_ISA_NS
+}  // namespace rosenblatt

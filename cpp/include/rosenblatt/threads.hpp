@@ -1,0 +1,61 @@
+// A small persistent thread pool shared by every kernel (no OpenMP).
+//
+// Usage from a kernel:
+//   rosenblatt::parallel_for(n_tasks, n_threads, [&](long t) { ... task t ... });
+// Rules that keep results bit-identical run to run: tasks of one job write disjoint outputs,
+// and what a task computes must not depend on which thread runs it (never index scratch or
+// partial results by thread id; index them by task). With that, the result does not even
+// depend on the thread count.
+//
+// The pool accepts jobs from several caller threads: one job runs on the pool at a time; a
+// caller that finds the pool busy runs its own job serially instead of waiting (same result).
+// The calling thread always takes part in its job. Workers spin briefly after a job (kernels
+// of a training step come in quick succession) and then sleep on a condition variable.
+// shutdown_pool() joins them; module.cpp registers it with Python's atexit, and a static
+// destructor does the same for embedders. After fork() the child starts a fresh pool lazily.
+//
+// This header and threads.cpp are compiled with baseline flags only.
+#pragma once
+#include <cstddef>
+#include <type_traits>
+
+namespace rosenblatt {
+
+using TaskFn = void (*)(void* ctx, long task);
+
+// Usable cores (affinity mask aware).
+int hardware_threads();
+// Library default thread count, used when a kernel receives n_threads <= 0.
+int get_num_threads();
+// n <= 0 restores the default (hardware_threads()).
+void set_num_threads(int n);
+// n_threads argument of a kernel -> the count to use (<= 0 means the library default).
+int resolve_threads(int requested);
+
+// Runs fn(ctx, t) for every t in [0, n_tasks) on up to n_threads threads, the caller
+// included, and returns when all tasks are done.
+void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx);
+
+template <class F>
+inline void parallel_for(long n_tasks, int n_threads, F&& f) {
+  if (n_tasks <= 0) return;
+  if (n_threads <= 1 || n_tasks == 1) {
+    for (long t = 0; t < n_tasks; ++t) f(t);
+    return;
+  }
+  using Fn = std::remove_reference_t<F>;
+  parallel_run(
+      n_tasks, n_threads, [](void* c, long t) { (*static_cast<Fn*>(c))(t); },
+      const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+// Per-thread scratch memory, 64-byte aligned; grows monotonically; contents are not kept
+// when it grows. Slots let nested users (packed B of a GEMM in slot 0, packed A in slot 1)
+// hold buffers at the same time. Freed at thread exit.
+constexpr int kScratchSlots = 4;
+void* thread_scratch(int slot, std::size_t bytes);
+
+// Joins the workers; the pool starts again lazily on the next parallel job.
+void shutdown_pool();
+
+}  // namespace rosenblatt

@@ -1,0 +1,164 @@
+// Whole-network kernels: mlp_forward (predict path) and train_epoch (one epoch of
+// minibatch training, Python entered once per epoch).
+#pragma once
+#include <chrono>
+#include <cmath>
+
+#include "rosenblatt/dense.hpp"
+#include "rosenblatt/dispatch.hpp"
+#include "rosenblatt/losses.hpp"
+#include "rosenblatt/optimizers.hpp"
+
+namespace rosenblatt {
+namespace ROSENBLATT_ISA_NS {
+
+// Row-chunked so the two ping-pong buffers of a large prediction stay cache-sized;
+// the workspace is 2 * n * max(width) as in the reference, chunks only use its start.
+template <class T>
+void mlp_forward(const T* X, idx n, const T* params, const std::int64_t* sizes,
+                 const std::int32_t* acts, int L, T* out, T* work, int nt) {
+  idx maxw = 0;
+  for (int i = 1; i <= L; ++i) maxw = tmax<idx>(maxw, idx(sizes[i]));
+  T* buf[2] = {work, work + n * maxw};
+  const T* in = X;
+  idx off = 0;
+  for (int i = 0; i < L; ++i) {
+    const idx k = idx(sizes[i]), m = idx(sizes[i + 1]);
+    const T* W = params + off;
+    const T* b = W + k * m;
+    off += k * m + m;
+    T* o = (i == L - 1) ? out : buf[i & 1];
+    dense_forward<T>(in, W, b, o, nullptr, n, k, m, acts[i], nt);
+    in = o;
+  }
+}
+
+template <class T>
+double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
+  using clock = std::chrono::steady_clock;
+  const int L = a.n_layers;
+  const idx bs = a.batch_size, d = a.n_features, ko = a.n_outputs;
+  const int nt = a.n_threads;
+  const double alpha = a.hyper[codes::H_ALPHA], l1 = a.hyper[codes::H_L1];
+  const double delta = a.hyper[codes::H_HUBER_DELTA];
+
+  // Workspace: Xb, Yb, swb, then per layer Z, A, dA, dZ (bs x width each).
+  T* ws = a.workspace;
+  T* Xb = ws;
+  T* Yb = Xb + bs * d;
+  T* swb = Yb + bs * ko;
+  T* layer_base = swb + bs;
+  constexpr int kMaxLayers = 64;
+  T *Zs[kMaxLayers], *As[kMaxLayers], *dAs[kMaxLayers], *dZs[kMaxLayers];
+  const T* Ws[kMaxLayers];
+  T *dWs[kMaxLayers], *dbs[kMaxLayers];
+  const T* bsv[kMaxLayers];
+  {
+    T* p = layer_base;
+    idx off = 0;
+    for (int i = 0; i < L; ++i) {
+      const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
+      Zs[i] = p;
+      As[i] = p + bs * m;
+      dAs[i] = p + 2 * bs * m;
+      dZs[i] = p + 3 * bs * m;
+      p += 4 * bs * m;
+      Ws[i] = a.params + off;
+      bsv[i] = a.params + off + k * m;
+      dWs[i] = a.grads + off;
+      dbs[i] = a.grads + off + k * m;
+      off += k * m + m;
+    }
+  }
+  const int out_act = a.activations[L - 1];
+  int link = -1;
+  if (a.loss == codes::BINARY_LOG_LOSS) link = codes::LOGISTIC;
+  if (a.loss == codes::LOG_LOSS) link = codes::SOFTMAX;
+  if (a.loss == codes::POISSON) link = codes::EXP;
+  const int out_back = (link == out_act) ? int(codes::IDENTITY) : out_act;
+
+  double total = 0.0;
+  auto last_check = clock::now();
+  for (idx start = 0; start < a.n_order; start += bs) {
+    const idx nb = tmin<idx>(bs, a.n_order - start);
+    const std::int64_t* rows = a.order + start;
+    for (idx r = 0; r < nb; ++r) {
+      std::memcpy(Xb + r * d, a.X + rows[r] * d, sizeof(T) * d);
+      std::memcpy(Yb + r * ko, a.Y + rows[r] * ko, sizeof(T) * ko);
+    }
+    double S = double(nb);
+    if (a.sample_weight) {
+      S = 0.0;
+      for (idx r = 0; r < nb; ++r) {
+        swb[r] = a.sample_weight[rows[r]];
+        S += double(swb[r]);
+      }
+    }
+    // forward
+    const T* in = Xb;
+    for (int i = 0; i < L; ++i) {
+      const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
+      const int act = a.activations[i];
+      dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k,
+                       m, act, nt);
+      in = As[i];
+    }
+    double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1],
+                                    nb, ko, a.loss, delta, nt);
+    if (alpha != 0.0 || l1 != 0.0) {
+      double sq = 0.0, ab = 0.0;
+      for (int i = 0; i < L; ++i) {
+        const idx len = idx(a.layer_sizes[i]) * idx(a.layer_sizes[i + 1]);
+        for (idx j = 0; j < len; ++j) {
+          const double w = double(Ws[i][j]);
+          sq += w * w;
+          ab += std::fabs(w);
+        }
+      }
+      if (alpha != 0.0) value += 0.5 * alpha * sq / S;
+      if (l1 != 0.0) value += l1 * ab / S;
+    }
+    total += value * double(nb);
+    // backward
+    for (int i = L - 1; i >= 0; --i) {
+      const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
+      const int act = (i == L - 1) ? out_back : int(a.activations[i]);
+      const T* xin = i == 0 ? Xb : As[i - 1];
+      T* dX = i > 0 ? dAs[i - 1] : nullptr;
+      dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
+                             act, alpha / S, nt, dZs[i]);
+      const idx len = k * m;
+      if (l1 != 0.0) {
+        const T c = T(l1 / S);
+        T* dW = dWs[i];
+        const T* W = Ws[i];
+        for (idx j = 0; j < len; ++j) {
+          const T s = W[j] > T(0) ? T(1) : (W[j] < T(0) ? T(-1) : W[j]);
+          dW[j] = dW[j] + c * s;
+        }
+      }
+      if (a.grad_norms) {
+        double sq = 0.0;
+        for (idx j = 0; j < len; ++j) sq += double(dWs[i][j]) * double(dWs[i][j]);
+        a.grad_norms[i] += std::sqrt(sq);
+      }
+    }
+    optimizer_step<T>(a.params, a.grads, a.state, a.n_params, a.optimizer, a.hyper, a.step, nt);
+    // Ctrl-C: look at most every 20 ms (the check takes the GIL, which other Python
+    // threads may hold) and only between batches, so params and step stay consistent.
+    if (a.interrupt.fn && start + bs < a.n_order) {
+      auto now = clock::now();
+      if (now - last_check > std::chrono::milliseconds(20)) {
+        last_check = now;
+        if (a.interrupt.fn(a.interrupt.ctx)) {
+          *interrupted = true;
+          break;
+        }
+      }
+    }
+  }
+  return total;
+}
+
+}  // namespace ROSENBLATT_ISA_NS
+}  // namespace rosenblatt

@@ -1,0 +1,645 @@
+// rosenblatt._core: the only pybind11 file. It checks every array cheaply (dtype, shape,
+// contiguity, alignment, writability, index ranges) so that no input can make a kernel read
+// or write out of bounds, releases the GIL, and calls the kernels of the ISA chosen at
+// import. Full argument validation with friendly messages lives in kernels.py; the checks
+// here are the safety net for direct callers.
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rosenblatt/codes.hpp"
+#include "rosenblatt/dispatch.hpp"
+#include "rosenblatt/threads.hpp"
+
+namespace py = pybind11;
+namespace rb = rosenblatt;
+using rb::index_t;
+
+namespace {
+
+const rb::IsaKernels* g_isa = nullptr;
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+const rb::IsaKernels* choose_isa() {
+  const rb::IsaKernels* sup[8];
+  const int ns = rb::supported_isas(sup, 8);
+  const char* env = std::getenv("ROSENBLATT_ISA");
+  std::string want = env ? lower(env) : "";
+  if (want.empty() || want == "auto" || want == "best") return sup[0];
+  if (want == "base") want = "baseline";
+  if (want == "avx-512" || want == "avx512f") want = "avx512";
+  for (int i = 0; i < ns; ++i)
+    if (want == sup[i]->name) return sup[i];
+  const char* compiled[8];
+  const int nc = rb::compiled_isas(compiled, 8);
+  std::string have, built;
+  for (int i = 0; i < ns; ++i) have += std::string(i ? ", " : "") + sup[i]->name;
+  for (int i = 0; i < nc; ++i) built += std::string(i ? ", " : "") + compiled[i];
+  bool is_built = false;
+  for (int i = 0; i < nc; ++i) is_built |= want == compiled[i];
+  throw py::import_error(
+      "ROSENBLATT_ISA=" + std::string(env) +
+      (is_built ? " is not supported by this CPU" : " is not an ISA of this build") +
+      "; this CPU can run: " + have + " (compiled: " + built + ")");
+}
+
+int threads_arg(std::optional<int> n) { return rb::resolve_threads(n ? *n : 0); }
+
+template <class T>
+constexpr const char* dtype_name() {
+  return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+// A checked view of one NumPy array argument.
+template <class T>
+struct View {
+  T* ptr = nullptr;
+  index_t shape[2] = {0, 0};
+  int ndim = 0;
+  index_t size() const { return ndim == 1 ? shape[0] : shape[0] * shape[1]; }
+};
+
+template <class T>
+View<T> view(py::handle h, const char* name, int ndim, bool writable, bool optional = false) {
+  View<T> v;
+  if (h.is_none()) {
+    if (optional) return v;
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray, got None");
+  }
+  if (!py::isinstance<py::array>(h))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(h);
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + " must have dtype " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D, got " +
+                          std::to_string(a.ndim()) + "-D");
+  const int flags = a.flags();
+  if (!(flags & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(std::string(name) + " must be aligned");
+  if (writable && !a.writeable())
+    throw py::value_error(std::string(name) + " is written in place but is read-only");
+  v.ndim = ndim;
+  for (int i = 0; i < ndim; ++i) v.shape[i] = a.shape(i);
+  v.ptr = static_cast<T*>(writable ? a.mutable_data() : const_cast<void*>(a.data()));
+  return v;
+}
+
+template <class V>
+void expect_shape(const V& v, const char* name, index_t r, index_t c = -1) {
+  bool ok = v.shape[0] == r && (v.ndim == 1 || v.shape[1] == c);
+  if (!ok) {
+    std::string want = "(" + std::to_string(r) + (v.ndim == 2 ? ", " + std::to_string(c) : ",") + ")";
+    std::string got = "(" + std::to_string(v.shape[0]) +
+                      (v.ndim == 2 ? ", " + std::to_string(v.shape[1]) : ",") + ")";
+    throw py::value_error(std::string(name) + " must have shape " + want + ", got " + got);
+  }
+}
+
+// float32 or float64, from the array that fixes the dtype of the call.
+bool is_f64(py::handle h, const char* name) {
+  if (!py::isinstance<py::array>(h))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray");
+  auto dt = py::reinterpret_borrow<py::array>(h).dtype();
+  if (dt.is(py::dtype::of<double>())) return true;
+  if (dt.is(py::dtype::of<float>())) return false;
+  throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
+                       std::string(py::str(dt)));
+}
+
+template <class T>
+const rb::KernelSet<T>& ks() {
+  if constexpr (sizeof(T) == 4) return g_isa->f32;
+  else return g_isa->f64;
+}
+
+void check_act(int act, const char* what) {
+  if (act < 0 || act >= rb::codes::N_ACTIVATIONS)
+    throw py::value_error(std::string(what) + ": unknown activation code " + std::to_string(act));
+}
+
+void check_differentiable(int act) {
+  check_act(act, "activation");
+  if (rb::codes::is_step(act))
+    throw py::value_error(
+        "step activations (heaviside, sign) are forward-only: they have no useful gradient");
+  if (act == rb::codes::SOFTMAX)
+    throw py::value_error("softmax has no elementwise derivative; pair it with log_loss");
+}
+
+// ---------------------------------------------------------------------------------------
+
+template <class T>
+void activation_forward_t(py::handle Z, int act, py::handle A, int nt) {
+  check_act(act, "activation_forward");
+  auto z = view<T>(Z, "Z", 2, false);
+  auto a = view<T>(A, "A", 2, true);
+  expect_shape(a, "A", z.shape[0], z.shape[1]);
+  if (z.size() == 0) return;
+  py::gil_scoped_release nogil;
+  ks<T>().activation_forward(z.ptr, a.ptr, z.shape[0], z.shape[1], act, nt);
+}
+
+template <class T>
+void activation_backward_t(py::handle Z, py::handle A, py::handle dA, int act, py::handle dZ,
+                           int nt) {
+  check_differentiable(act);
+  auto a = view<T>(A, "A", 2, false);
+  auto da = view<T>(dA, "dA", 2, false);
+  auto dz = view<T>(dZ, "dZ", 2, true);
+  auto z = view<T>(Z, "Z", 2, false, !rb::codes::needs_z(act));
+  expect_shape(da, "dA", a.shape[0], a.shape[1]);
+  expect_shape(dz, "dZ", a.shape[0], a.shape[1]);
+  if (z.ptr) expect_shape(z, "Z", a.shape[0], a.shape[1]);
+  if (a.size() == 0) return;
+  py::gil_scoped_release nogil;
+  ks<T>().activation_backward(z.ptr, a.ptr, da.ptr, dz.ptr, a.shape[0], a.shape[1], act, nt);
+}
+
+template <class T>
+void dense_forward_t(py::handle X, py::handle W, py::handle b, int act, py::handle A,
+                     py::handle Z, int nt) {
+  check_act(act, "dense_forward");
+  auto x = view<T>(X, "X", 2, false);
+  auto w = view<T>(W, "W", 2, false);
+  const index_t n = x.shape[0], k = x.shape[1], m = w.shape[1];
+  expect_shape(w, "W", k, m);
+  auto bb = view<T>(b, "b", 1, false);
+  expect_shape(bb, "b", m);
+  auto a = view<T>(A, "A", 2, true);
+  expect_shape(a, "A", n, m);
+  auto z = view<T>(Z, "Z", 2, true, true);
+  if (z.ptr) expect_shape(z, "Z", n, m);
+  if (n == 0 || m == 0) return;
+  py::gil_scoped_release nogil;
+  ks<T>().dense_forward(x.ptr, w.ptr, bb.ptr, a.ptr, z.ptr, n, k, m, act, nt);
+}
+
+template <class T>
+void dense_backward_t(py::handle X, py::handle W, py::handle A, py::handle Z, py::handle dA,
+                      int act, double l2, py::handle dW, py::handle db, py::handle dX, int nt) {
+  check_differentiable(act);
+  auto x = view<T>(X, "X", 2, false);
+  auto w = view<T>(W, "W", 2, false);
+  const index_t n = x.shape[0], k = x.shape[1], m = w.shape[1];
+  expect_shape(w, "W", k, m);
+  auto a = view<T>(A, "A", 2, false);
+  expect_shape(a, "A", n, m);
+  auto da = view<T>(dA, "dA", 2, false);
+  expect_shape(da, "dA", n, m);
+  auto z = view<T>(Z, "Z", 2, false, !rb::codes::needs_z(act));
+  if (z.ptr) expect_shape(z, "Z", n, m);
+  auto dw = view<T>(dW, "dW", 2, true);
+  expect_shape(dw, "dW", k, m);
+  auto dbv = view<T>(db, "db", 1, true);
+  expect_shape(dbv, "db", m);
+  auto dx = view<T>(dX, "dX", 2, true, true);
+  if (dx.ptr) expect_shape(dx, "dX", n, k);
+  if (k == 0 && m == 0) return;
+  py::gil_scoped_release nogil;
+  ks<T>().dense_backward(x.ptr, w.ptr, a.ptr, z.ptr, da.ptr, dw.ptr, dbv.ptr, dx.ptr, n, k, m,
+                         act, l2, nt);
+}
+
+template <class T>
+double loss_gradient_t(py::handle P, py::handle Y, py::handle sw, int loss, double delta,
+                       py::handle G, int nt) {
+  if (loss < 0 || loss >= rb::codes::N_LOSSES)
+    throw py::value_error("unknown loss code " + std::to_string(loss));
+  auto p = view<T>(P, "P", 2, false);
+  auto y = view<T>(Y, "Y", 2, false);
+  expect_shape(y, "Y", p.shape[0], p.shape[1]);
+  auto g = view<T>(G, "G", 2, true);
+  expect_shape(g, "G", p.shape[0], p.shape[1]);
+  auto s = view<T>(sw, "sample_weight", 1, false, true);
+  if (s.ptr) expect_shape(s, "sample_weight", p.shape[0]);
+  py::gil_scoped_release nogil;
+  return ks<T>().loss_gradient(p.ptr, y.ptr, s.ptr, g.ptr, p.shape[0], p.shape[1], loss,
+                               delta, nt);
+}
+
+template <class T>
+struct OptArrays {
+  View<T> p, g;
+};
+
+template <class T>
+OptArrays<T> opt_arrays(py::handle params, py::handle grads) {
+  OptArrays<T> o{view<T>(params, "params", 1, true), view<T>(grads, "grads", 1, false)};
+  expect_shape(o.g, "grads", o.p.shape[0]);
+  return o;
+}
+
+template <class T>
+void sgd_step_t(py::handle params, py::handle grads, py::handle vel, double lr, double mom,
+                bool nesterov, int nt) {
+  auto o = opt_arrays<T>(params, grads);
+  auto v = view<T>(vel, "velocity", 1, true);
+  expect_shape(v, "velocity", o.p.shape[0]);
+  py::gil_scoped_release nogil;
+  ks<T>().sgd_step(o.p.ptr, o.g.ptr, v.ptr, o.p.shape[0], lr, mom, nesterov, nt);
+}
+
+template <class T>
+void adagrad_step_t(py::handle params, py::handle grads, py::handle acc, double lr, double eps,
+                    int nt) {
+  auto o = opt_arrays<T>(params, grads);
+  auto s = view<T>(acc, "accum", 1, true);
+  expect_shape(s, "accum", o.p.shape[0]);
+  py::gil_scoped_release nogil;
+  ks<T>().adagrad_step(o.p.ptr, o.g.ptr, s.ptr, o.p.shape[0], lr, eps, nt);
+}
+
+template <class T>
+void rmsprop_step_t(py::handle params, py::handle grads, py::handle sq, double lr, double rho,
+                    double eps, int nt) {
+  auto o = opt_arrays<T>(params, grads);
+  auto s = view<T>(sq, "sq", 1, true);
+  expect_shape(s, "sq", o.p.shape[0]);
+  py::gil_scoped_release nogil;
+  ks<T>().rmsprop_step(o.p.ptr, o.g.ptr, s.ptr, o.p.shape[0], lr, rho, eps, nt);
+}
+
+template <class T>
+void adam_step_t(py::handle params, py::handle grads, py::handle m, py::handle v, double lr,
+                 double b1, double b2, double eps, double wd, std::int64_t t, int nt) {
+  auto o = opt_arrays<T>(params, grads);
+  auto mm = view<T>(m, "m", 1, true);
+  expect_shape(mm, "m", o.p.shape[0]);
+  auto vv = view<T>(v, "v", 1, true);
+  expect_shape(vv, "v", o.p.shape[0]);
+  py::gil_scoped_release nogil;
+  ks<T>().adam_step(o.p.ptr, o.g.ptr, mm.ptr, vv.ptr, o.p.shape[0], lr, b1, b2, eps, wd, t, nt);
+}
+
+void check_optimizer(int opt) {
+  if (opt < 0 || opt >= rb::codes::N_OPTIMIZERS)
+    throw py::value_error("unknown optimizer code " + std::to_string(opt));
+}
+
+template <class T>
+void optimizer_step_t(py::handle params, py::handle grads, py::handle state, int opt,
+                      py::handle hyper, py::handle step, int nt) {
+  check_optimizer(opt);
+  auto o = opt_arrays<T>(params, grads);
+  auto st = view<T>(state, "state", 2, true);
+  expect_shape(st, "state", rb::codes::optimizer_slots(opt), o.p.shape[0]);
+  auto h = view<double>(hyper, "hyper", 1, false);
+  if (h.shape[0] < rb::codes::N_HYPER)
+    throw py::value_error("hyper must have at least N_HYPER entries");
+  auto s = view<std::int64_t>(step, "step", 1, true);
+  expect_shape(s, "step", 1);
+  py::gil_scoped_release nogil;
+  ks<T>().optimizer_step(o.p.ptr, o.g.ptr, st.ptr, o.p.shape[0], opt, h.ptr, s.ptr, nt);
+}
+
+// Layer widths and activation codes of a network; returns the flat parameter count.
+index_t check_layers(const View<std::int64_t>& ls, const View<std::int32_t>& acts,
+                     bool training) {
+  if (ls.shape[0] < 2) throw py::value_error("layer_sizes must list at least 2 widths");
+  const index_t L = ls.shape[0] - 1;
+  if (L > 64) throw py::value_error("at most 64 layers are supported");
+  expect_shape(acts, "activations", L);
+  index_t total = 0;
+  for (index_t i = 0; i < ls.shape[0]; ++i)
+    if (ls.ptr[i] < 1 || ls.ptr[i] > (index_t(1) << 31))
+      throw py::value_error("layer_sizes must be positive");
+  for (index_t i = 0; i < L; ++i) {
+    const int a = acts.ptr[i];
+    check_act(a, "activations");
+    if (i < L - 1 && (a == rb::codes::SOFTMAX || a == rb::codes::EXP))
+      throw py::value_error("hidden layers need elementwise activations (not softmax/exp)");
+    if (training && rb::codes::is_step(a))
+      throw py::value_error("step activations (heaviside, sign) are forward-only: they "
+                            "cannot be trained by backpropagation");
+    total += index_t(ls.ptr[i]) * index_t(ls.ptr[i + 1]) + index_t(ls.ptr[i + 1]);
+  }
+  return total;
+}
+
+template <class T>
+void mlp_forward_t(py::handle X, py::handle params, py::handle layer_sizes,
+                   py::handle activations, py::handle out, py::handle work, int nt) {
+  auto x = view<T>(X, "X", 2, false);
+  auto ls = view<std::int64_t>(layer_sizes, "layer_sizes", 1, false);
+  auto ac = view<std::int32_t>(activations, "activations", 1, false);
+  const index_t total = check_layers(ls, ac, false);
+  const index_t n = x.shape[0], L = ls.shape[0] - 1;
+  expect_shape(x, "X", n, ls.ptr[0]);
+  auto p = view<T>(params, "params", 1, false);
+  expect_shape(p, "params", total);
+  auto o = view<T>(out, "out", 2, true);
+  expect_shape(o, "out", n, ls.ptr[L]);
+  auto w = view<T>(work, "workspace", 1, true);
+  index_t maxw = 0;
+  for (index_t i = 1; i <= L; ++i) maxw = std::max<index_t>(maxw, ls.ptr[i]);
+  if (w.shape[0] < 2 * n * maxw)
+    throw py::value_error("workspace must have at least 2 * n * max(layer_sizes[1:]) = " +
+                          std::to_string(2 * n * maxw) + " entries");
+  if (n == 0) return;
+  py::gil_scoped_release nogil;
+  ks<T>().mlp_forward(x.ptr, n, p.ptr, ls.ptr, ac.ptr, int(L), o.ptr, w.ptr, nt);
+}
+
+bool check_signals(void*) {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+template <class T>
+double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order,
+                     std::int64_t batch_size, py::handle layer_sizes, py::handle activations,
+                     int loss, py::handle params, py::handle grads, py::handle state,
+                     int optimizer, py::handle hyper, py::handle step, py::handle workspace,
+                     py::handle grad_norms, int nt) {
+  if (loss < 0 || loss >= rb::codes::N_LOSSES)
+    throw py::value_error("unknown loss code " + std::to_string(loss));
+  check_optimizer(optimizer);
+  if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+  auto x = view<T>(X, "X", 2, false);
+  const index_t n = x.shape[0];
+  auto ls = view<std::int64_t>(layer_sizes, "layer_sizes", 1, false);
+  auto ac = view<std::int32_t>(activations, "activations", 1, false);
+  const index_t P = check_layers(ls, ac, true);
+  const index_t L = ls.shape[0] - 1;
+  const int out_act = ac.ptr[L - 1];
+  if (out_act == rb::codes::SOFTMAX && loss != rb::codes::LOG_LOSS)
+    throw py::value_error("a softmax output must be trained with log_loss");
+  expect_shape(x, "X", n, ls.ptr[0]);
+  auto y = view<T>(Y, "Y", 2, false);
+  expect_shape(y, "Y", n, ls.ptr[L]);
+  auto s = view<T>(sw, "sample_weight", 1, false, true);
+  if (s.ptr) expect_shape(s, "sample_weight", n);
+  auto ord = view<std::int64_t>(order, "order", 1, false);
+  for (index_t i = 0; i < ord.shape[0]; ++i)
+    if (ord.ptr[i] < 0 || ord.ptr[i] >= n)
+      throw py::value_error("order must hold row indices in [0, " + std::to_string(n) + ")");
+  auto p = view<T>(params, "params", 1, true);
+  expect_shape(p, "params", P);
+  auto g = view<T>(grads, "grads", 1, true);
+  expect_shape(g, "grads", P);
+  auto st = view<T>(state, "state", 2, true);
+  expect_shape(st, "state", rb::codes::optimizer_slots(optimizer), P);
+  auto h = view<double>(hyper, "hyper", 1, false);
+  if (h.shape[0] < rb::codes::N_HYPER)
+    throw py::value_error("hyper must have at least N_HYPER entries");
+  auto stp = view<std::int64_t>(step, "step", 1, true);
+  expect_shape(stp, "step", 1);
+  auto gn = view<double>(grad_norms, "grad_norms", 1, true, true);
+  if (gn.ptr) expect_shape(gn, "grad_norms", L);
+  auto ws = view<T>(workspace, "workspace", 1, true);
+  index_t widths = 0;
+  for (index_t i = 1; i <= L; ++i) widths += ls.ptr[i];
+  const index_t need = index_t(batch_size) * (ls.ptr[0] + ls.ptr[L] + 1 + 4 * widths);
+  if (ws.shape[0] < need)
+    throw py::value_error("workspace must have at least " + std::to_string(need) +
+                          " entries (train_workspace_size)");
+
+  rb::TrainArgs<T> a{};
+  a.X = x.ptr;
+  a.Y = y.ptr;
+  a.sample_weight = s.ptr;
+  a.n_rows = n;
+  a.n_features = ls.ptr[0];
+  a.n_outputs = ls.ptr[L];
+  a.order = ord.ptr;
+  a.n_order = ord.shape[0];
+  a.batch_size = batch_size;
+  a.layer_sizes = ls.ptr;
+  a.activations = ac.ptr;
+  a.n_layers = int(L);
+  a.loss = loss;
+  a.params = p.ptr;
+  a.grads = g.ptr;
+  a.state = st.ptr;
+  a.n_params = P;
+  a.optimizer = optimizer;
+  a.hyper = h.ptr;
+  a.step = stp.ptr;
+  a.workspace = ws.ptr;
+  a.workspace_len = ws.shape[0];
+  a.grad_norms = gn.ptr;
+  a.n_threads = nt;
+  a.interrupt.fn = &check_signals;
+  bool interrupted = false;
+  double total;
+  {
+    py::gil_scoped_release nogil;
+    total = ks<T>().train_epoch(a, &interrupted);
+  }
+  if (interrupted) throw py::error_already_set();
+  return total;
+}
+
+// Binds a kernel whose dtype is fixed by its first array argument.
+#define RB_DISPATCH(first, name, call) \
+  (is_f64(first, name) ? call<double> : call<float>)
+
+}  // namespace
+
+PYBIND11_MODULE(_core, mod) {
+  mod.doc() = "rosenblatt compiled core: SIMD kernels behind the NumPy reference's API";
+  g_isa = choose_isa();
+
+  py::object none = py::none();
+  using OptInt = std::optional<int>;
+
+  mod.def(
+      "activation_forward",
+      [](py::handle Z, int act, py::handle A, OptInt nt) {
+        (is_f64(Z, "Z") ? activation_forward_t<double> : activation_forward_t<float>)(
+            Z, act, A, threads_arg(nt));
+      },
+      py::arg("Z"), py::arg("activation"), py::arg("A"), py::arg("n_threads") = 0);
+  mod.def(
+      "activation_backward",
+      [](py::handle Z, py::handle A, py::handle dA, int act, py::handle dZ, OptInt nt) {
+        (is_f64(A, "A") ? activation_backward_t<double> : activation_backward_t<float>)(
+            Z, A, dA, act, dZ, threads_arg(nt));
+      },
+      py::arg("Z").none(true), py::arg("A"), py::arg("dA"), py::arg("activation"),
+      py::arg("dZ"), py::arg("n_threads") = 0);
+  mod.def(
+      "softmax",
+      [](py::handle Z, py::handle A, OptInt nt) {
+        (is_f64(Z, "Z") ? activation_forward_t<double> : activation_forward_t<float>)(
+            Z, rb::codes::SOFTMAX, A, threads_arg(nt));
+      },
+      py::arg("Z"), py::arg("A"), py::arg("n_threads") = 0);
+  mod.def(
+      "dense_forward",
+      [](py::handle X, py::handle W, py::handle b, int act, py::handle A, py::handle Z,
+         OptInt nt) {
+        (is_f64(X, "X") ? dense_forward_t<double> : dense_forward_t<float>)(X, W, b, act, A, Z,
+                                                                          threads_arg(nt));
+      },
+      py::arg("X"), py::arg("W"), py::arg("b"), py::arg("activation"), py::arg("A"),
+      py::arg("Z").none(true) = none, py::arg("n_threads") = 0);
+  mod.def(
+      "dense_backward",
+      [](py::handle X, py::handle W, py::handle A, py::handle Z, py::handle dA, int act,
+         double l2, py::handle dW, py::handle db, py::handle dX, OptInt nt) {
+        (is_f64(X, "X") ? dense_backward_t<double> : dense_backward_t<float>)(
+            X, W, A, Z, dA, act, l2, dW, db, dX, threads_arg(nt));
+      },
+      py::arg("X"), py::arg("W"), py::arg("A"), py::arg("Z").none(true), py::arg("dA"),
+      py::arg("activation"), py::arg("l2"), py::arg("dW"), py::arg("db"),
+      py::arg("dX").none(true), py::arg("n_threads") = 0);
+  mod.def(
+      "loss_gradient",
+      [](py::handle P, py::handle Y, py::handle sw, int loss, double delta, py::handle G,
+         OptInt nt) {
+        return (is_f64(P, "P") ? loss_gradient_t<double> : loss_gradient_t<float>)(
+            P, Y, sw, loss, delta, G, threads_arg(nt));
+      },
+      py::arg("P"), py::arg("Y"), py::arg("sample_weight").none(true), py::arg("loss"),
+      py::arg("huber_delta"), py::arg("G"), py::arg("n_threads") = 0);
+  mod.def(
+      "sgd_step",
+      [](py::handle p, py::handle g, py::handle v, double lr, double mom, bool nesterov,
+         OptInt nt) {
+        (is_f64(p, "params") ? sgd_step_t<double> : sgd_step_t<float>)(p, g, v, lr, mom,
+                                                                        nesterov, threads_arg(nt));
+      },
+      py::arg("params"), py::arg("grads"), py::arg("velocity"), py::arg("lr"),
+      py::arg("momentum"), py::arg("nesterov"), py::arg("n_threads") = 0);
+  mod.def(
+      "adagrad_step",
+      [](py::handle p, py::handle g, py::handle s, double lr, double eps, OptInt nt) {
+        (is_f64(p, "params") ? adagrad_step_t<double> : adagrad_step_t<float>)(
+            p, g, s, lr, eps, threads_arg(nt));
+      },
+      py::arg("params"), py::arg("grads"), py::arg("accum"), py::arg("lr"), py::arg("eps"),
+      py::arg("n_threads") = 0);
+  mod.def(
+      "rmsprop_step",
+      [](py::handle p, py::handle g, py::handle s, double lr, double rho, double eps,
+         OptInt nt) {
+        (is_f64(p, "params") ? rmsprop_step_t<double> : rmsprop_step_t<float>)(
+            p, g, s, lr, rho, eps, threads_arg(nt));
+      },
+      py::arg("params"), py::arg("grads"), py::arg("sq"), py::arg("lr"), py::arg("rho"),
+      py::arg("eps"), py::arg("n_threads") = 0);
+  mod.def(
+      "adam_step",
+      [](py::handle p, py::handle g, py::handle m, py::handle v, double lr, double b1,
+         double b2, double eps, double wd, std::int64_t t, OptInt nt) {
+        (is_f64(p, "params") ? adam_step_t<double> : adam_step_t<float>)(
+            p, g, m, v, lr, b1, b2, eps, wd, t, threads_arg(nt));
+      },
+      py::arg("params"), py::arg("grads"), py::arg("m"), py::arg("v"), py::arg("lr"),
+      py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+      py::arg("t"), py::arg("n_threads") = 0);
+  mod.def(
+      "optimizer_step",
+      [](py::handle p, py::handle g, py::handle st, int opt, py::handle h, py::handle step,
+         OptInt nt) {
+        (is_f64(p, "params") ? optimizer_step_t<double> : optimizer_step_t<float>)(
+            p, g, st, opt, h, step, threads_arg(nt));
+      },
+      py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"),
+      py::arg("hyper"), py::arg("step"), py::arg("n_threads") = 0);
+  mod.def(
+      "mlp_forward",
+      [](py::handle X, py::handle params, py::handle ls, py::handle acts, py::handle out,
+         py::handle work, OptInt nt) {
+        (is_f64(X, "X") ? mlp_forward_t<double> : mlp_forward_t<float>)(X, params, ls, acts, out,
+                                                                      work, threads_arg(nt));
+      },
+      py::arg("X"), py::arg("params"), py::arg("layer_sizes"), py::arg("activations"),
+      py::arg("out"), py::arg("workspace"), py::arg("n_threads") = 0);
+  mod.def(
+      "train_epoch",
+      [](py::handle X, py::handle Y, py::handle sw, py::handle order, std::int64_t bs,
+         py::handle ls, py::handle acts, int loss, py::handle params, py::handle grads,
+         py::handle state, int opt, py::handle hyper, py::handle step, py::handle ws,
+         py::handle gn, OptInt nt) {
+        return (is_f64(X, "X") ? train_epoch_t<double> : train_epoch_t<float>)(
+            X, Y, sw, order, bs, ls, acts, loss, params, grads, state, opt, hyper, step, ws, gn,
+            threads_arg(nt));
+      },
+      py::arg("X"), py::arg("Y"), py::arg("sample_weight").none(true), py::arg("order"),
+      py::arg("batch_size"), py::arg("layer_sizes"), py::arg("activations"), py::arg("loss"),
+      py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"),
+      py::arg("hyper"), py::arg("step"), py::arg("workspace"),
+      py::arg("grad_norms").none(true), py::arg("n_threads") = 0);
+  // ---- perceptron kernels: bind perceptron_epoch & co. here (see perceptron.hpp) ----
+
+  // ---- dispatch, threads, codes ----
+  mod.def("isa", [] { return std::string(g_isa->name); }, "Name of the ISA in use.");
+  mod.def(
+      "available_isas",
+      [] {
+        const rb::IsaKernels* sup[8];
+        const int ns = rb::supported_isas(sup, 8);
+        std::vector<std::string> out;
+        for (int i = 0; i < ns; ++i) out.emplace_back(sup[i]->name);
+        return out;
+      },
+      "ISAs this build can run on this CPU, best first (baseline last).");
+  mod.def(
+      "compiled_isas",
+      [] {
+        const char* names[8];
+        const int n = rb::compiled_isas(names, 8);
+        return std::vector<std::string>(names, names + n);
+      },
+      "ISAs compiled into this build, best first.");
+  mod.def(
+      "set_num_threads", [](int n) { rb::set_num_threads(n); }, py::arg("n"),
+      "Default thread count for kernels called with n_threads <= 0 (<= 0: all cores).");
+  mod.def("get_num_threads", &rb::get_num_threads);
+  mod.def("hardware_threads", &rb::hardware_threads);
+  mod.def(
+      "peak_flops_probe",
+      [](std::optional<std::string> isa, std::string dtype, double seconds) {
+        const rb::IsaKernels* k = g_isa;
+        if (isa) {
+          const rb::IsaKernels* sup[8];
+          const int ns = rb::supported_isas(sup, 8);
+          k = nullptr;
+          for (int i = 0; i < ns; ++i)
+            if (*isa == sup[i]->name) k = sup[i];
+          if (!k) throw py::value_error("ISA " + *isa + " is not available on this CPU");
+        }
+        if (dtype != "float32" && dtype != "float64")
+          throw py::value_error("dtype must be 'float32' or 'float64'");
+        if (!(seconds > 0.0 && seconds <= 10.0))
+          throw py::value_error("seconds must be in (0, 10]");
+        py::gil_scoped_release nogil;
+        return k->peak_gflops(dtype == "float64", seconds);
+      },
+      py::arg("isa") = py::none(), py::arg("dtype") = "float32", py::arg("seconds") = 0.2,
+      "Single-thread FMA throughput of an ISA in GFLOP/s (for reporting % of peak).");
+  mod.def(
+      "codes",
+      [] {
+        py::dict d;
+        for (const auto& e : rb::codes::kCodeTable) {
+          if (e.is_float) d[e.name] = e.value;
+          else d[e.name] = static_cast<long long>(e.value);
+        }
+        return d;
+      },
+      "The integer codes and constants compiled into the core (mirror of _codes.py).");
+  mod.def("_shutdown_threads", [] {
+    py::gil_scoped_release nogil;
+    rb::shutdown_pool();
+  });
+  // Join the pool's workers before the interpreter finalizes.
+  py::module_::import("atexit").attr("register")(mod.attr("_shutdown_threads"));
+}

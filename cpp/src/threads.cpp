@@ -1,0 +1,239 @@
+#include "rosenblatt/threads.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
+namespace rosenblatt {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+struct Job {
+  TaskFn fn;
+  void* ctx;
+  long n_tasks;
+  int max_helpers;
+  std::atomic<long> next{0};
+  std::atomic<long> done{0};
+  std::atomic<int> helpers{0};  // workers currently attached to this job
+};
+
+// How long an idle worker polls for the next job before sleeping; a training step issues
+// several GEMMs back to back, and a condition-variable wake-up costs tens of microseconds.
+constexpr auto kSpin = std::chrono::microseconds(150);
+
+class Pool {
+ public:
+  ~Pool() { stop_workers(); }
+
+  void run(Job& job) {
+    std::unique_lock<std::mutex> submit(submit_, std::try_to_lock);
+    if (!submit.owns_lock()) {  // another caller's job is running: do ours here
+      run_tasks(job);
+      return;
+    }
+    ensure_workers(job.max_helpers);
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      current_ = &job;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    run_tasks(job);
+    {
+      // After this no worker can attach to the job any more.
+      std::lock_guard<std::mutex> lk(m_);
+      current_ = nullptr;
+    }
+    while (job.done.load(std::memory_order_acquire) < job.n_tasks ||
+           job.helpers.load(std::memory_order_acquire) != 0) {
+      cpu_relax();
+    }
+  }
+
+  void stop_workers() {
+    std::lock_guard<std::mutex> submit(submit_);
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stop_ = false;
+  }
+
+ private:
+  static void run_tasks(Job& job) {
+    for (;;) {
+      long t = job.next.fetch_add(1, std::memory_order_relaxed);
+      if (t >= job.n_tasks) break;
+      job.fn(job.ctx, t);
+      job.done.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void ensure_workers(int helpers) {
+    if (helpers > 63) helpers = 63;
+    while (static_cast<int>(workers_.size()) < helpers) {
+      workers_.emplace_back([this] { worker_loop(); });
+    }
+  }
+
+  void worker_loop() {
+    unsigned seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      auto t0 = std::chrono::steady_clock::now();
+      int polls = 0;
+      while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+        cpu_relax();
+        if (++polls == 256) {
+          polls = 0;
+          if (std::chrono::steady_clock::now() - t0 > kSpin) break;
+        }
+      }
+      Job* job = nullptr;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return stop_ || generation_.load() != seen; });
+        if (stop_) return;
+        seen = generation_.load();
+        job = current_;
+        if (job && job->helpers.load() < job->max_helpers) {
+          job->helpers.fetch_add(1);
+        } else {
+          job = nullptr;
+        }
+      }
+      if (job) {
+        run_tasks(*job);
+        job->helpers.fetch_sub(1, std::memory_order_release);
+      }
+    }
+  }
+
+  std::mutex submit_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<std::thread> workers_;
+  Job* current_ = nullptr;
+  std::atomic<unsigned> generation_{0};
+  std::atomic<bool> stop_{false};
+};
+
+// Heap-allocated so that a forked child can abandon the parent's pool (its threads do not
+// exist in the child and its mutexes may be held) without ever touching it.
+Pool* g_pool = nullptr;
+std::mutex g_pool_mutex;
+std::atomic<int> g_default_threads{0};
+
+Pool& pool() {
+  std::lock_guard<std::mutex> lk(g_pool_mutex);
+  if (!g_pool) g_pool = new Pool();
+  return *g_pool;
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+void after_fork_in_child() {
+  g_pool = nullptr;  // leaked on purpose, see above
+  new (&g_pool_mutex) std::mutex();
+}
+const int g_atfork = pthread_atfork(nullptr, nullptr, after_fork_in_child);
+#endif
+
+struct PoolReaper {
+  ~PoolReaper() { shutdown_pool(); }
+} g_reaper;
+
+struct ScratchSlots {
+  void* ptr[kScratchSlots] = {};
+  std::size_t cap[kScratchSlots] = {};
+  ~ScratchSlots() {
+    for (int i = 0; i < kScratchSlots; ++i) std::free(ptr[i]);
+  }
+};
+
+}  // namespace
+
+int hardware_threads() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+int get_num_threads() {
+  int n = g_default_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : hardware_threads();
+}
+
+void set_num_threads(int n) { g_default_threads.store(n > 0 ? n : 0); }
+
+int resolve_threads(int requested) {
+  int n = requested > 0 ? requested : get_num_threads();
+  return n > 64 ? 64 : n;
+}
+
+void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx) {
+  Job job;
+  job.fn = fn;
+  job.ctx = ctx;
+  job.n_tasks = n_tasks;
+  long helpers = n_threads - 1;
+  if (helpers > n_tasks - 1) helpers = n_tasks - 1;
+  job.max_helpers = static_cast<int>(helpers);
+  if (job.max_helpers <= 0) {
+    for (long t = 0; t < n_tasks; ++t) fn(ctx, t);
+    return;
+  }
+  pool().run(job);
+}
+
+void* thread_scratch(int slot, std::size_t bytes) {
+  thread_local ScratchSlots slots;
+  if (bytes > slots.cap[slot]) {
+    std::free(slots.ptr[slot]);
+    std::size_t cap = (bytes + bytes / 4 + 4095) & ~static_cast<std::size_t>(4095);
+    slots.ptr[slot] = std::aligned_alloc(64, cap);
+    if (!slots.ptr[slot]) {
+      slots.cap[slot] = 0;
+      throw std::bad_alloc();
+    }
+    slots.cap[slot] = cap;
+  }
+  return slots.ptr[slot];
+}
+
+void shutdown_pool() {
+  Pool* p;
+  {
+    std::lock_guard<std::mutex> lk(g_pool_mutex);
+    p = g_pool;
+  }
+  if (p) p->stop_workers();
+}
+
+}  // namespace rosenblatt

@@ -1,0 +1,546 @@
+"""Tests specific to the compiled core ``rosenblatt._core``.
+
+The broad property tests of every kernel across backends live elsewhere; these check what
+only the C++ core has: the codes table compiled into it, each ISA path (forced through
+``ROSENBLATT_ISA`` in a subprocess, since dispatch happens at import), tile edges of the
+GEMM, bit-identical results run to run and across thread counts, concurrent callers,
+and that the binding rejects bad arrays with TypeError/ValueError instead of crashing.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+_core = pytest.importorskip("rosenblatt._core")
+
+from rosenblatt import _codes as C  # noqa: E402
+from rosenblatt import _kernels_ref as R  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+DTYPES = (np.float32, np.float64)
+# activations that dense_backward / activation_backward accept
+DIFFERENTIABLE = sorted(set(C.ACTIVATION_NAMES) - set(C.STEPS) - {C.SOFTMAX})
+# (n, k, m): batch 1, width 1, lanes +- 1 (8/16 fp32, 4/8 fp64), MR edges (4/6/14),
+# several register tiles plus a remainder, and k past the k-block (128 fp64, 256 fp32)
+SHAPES = [
+    (1, 1, 1), (1, 5, 17), (3, 2, 8), (10, 2, 8), (7, 9, 15), (8, 16, 16), (9, 17, 33),
+    (15, 31, 7), (29, 40, 100), (33, 300, 10), (64, 257, 49), (200, 130, 100), (5, 700, 3),
+]
+
+
+def _tol(dt, k=1):
+    # float32 sums of k products: error grows with the reduction length
+    if dt == np.float32:
+        return dict(rtol=2e-4 * max(1.0, np.sqrt(k) / 4), atol=2e-5 * max(1.0, np.sqrt(k)))
+    return dict(rtol=1e-10, atol=1e-12 * max(1.0, k))
+
+
+def _data(rng, shape, dt, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dt)
+
+
+# --------------------------------------------------------------------------------------
+# the battery run in-process for the default ISA and in a subprocess per forced ISA
+
+
+def check_dense_forward(dts=DTYPES, shapes=SHAPES, acts=tuple(C.ACTIVATION_NAMES)):
+    rng = np.random.default_rng(1)
+    for dt in dts:
+        for n, k, m in shapes:
+            X = _data(rng, (n, k), dt)
+            W = _data(rng, (k, m), dt, 1 / np.sqrt(k))
+            b = _data(rng, (m,), dt)
+            for act in acts:
+                A = np.full((n, m), np.nan, dt)
+                Z = np.full((n, m), np.nan, dt)
+                _core.dense_forward(X, W, b, act, A, Z, 1)
+                Zr = X.astype(np.float64) @ W.astype(np.float64) + b
+                Ar = np.empty((n, m), np.float64)
+                R.activation_forward(Zr, act, Ar)
+                tol = _tol(dt, k)
+                np.testing.assert_allclose(Z, Zr, **tol, err_msg=f"Z {dt} {n, k, m} {act}")
+                if act not in C.STEPS:  # steps flip on rounding-level differences near 0
+                    np.testing.assert_allclose(A, Ar, **tol, err_msg=f"A {dt} {n, k, m} {act}")
+                else:
+                    Ast = np.empty_like(A)
+                    R.activation_forward(Z, act, Ast)
+                    np.testing.assert_array_equal(A, Ast)
+                # without Z the same A, to the bit
+                A2 = np.full((n, m), np.nan, dt)
+                _core.dense_forward(X, W, b, act, A2, None, 1)
+                np.testing.assert_array_equal(A, A2)
+
+
+def check_dense_backward(dts=DTYPES, shapes=SHAPES):
+    rng = np.random.default_rng(2)
+    for dt in dts:
+        for n, k, m in shapes:
+            X = _data(rng, (n, k), dt)
+            W = _data(rng, (k, m), dt, 1 / np.sqrt(k))
+            b = _data(rng, (m,), dt)
+            dA = _data(rng, (n, m), dt)
+            for act in DIFFERENTIABLE:
+                A = np.empty((n, m), dt)
+                Z = np.empty((n, m), dt)
+                _core.dense_forward(X, W, b, act, A, Z, 1)
+                dW, db, dX = np.empty((k, m), dt), np.empty(m, dt), np.empty((n, k), dt)
+                _core.dense_backward(X, W, A, Z, dA, act, 0.25, dW, db, dX, 1)
+                rW, rb, rX = np.empty((k, m)), np.empty(m), np.empty((n, k))
+                f64 = [v.astype(np.float64) for v in (X, W, A, Z, dA)]
+                R.dense_backward(*f64[:5], act, 0.25, rW, rb, rX)
+                np.testing.assert_allclose(dW, rW, **_tol(dt, n), err_msg=f"dW {dt} {n, k, m}")
+                np.testing.assert_allclose(db, rb, **_tol(dt, n), err_msg=f"db {dt} {n, k, m}")
+                np.testing.assert_allclose(dX, rX, **_tol(dt, m), err_msg=f"dX {dt} {n, k, m}")
+                dW2, db2 = np.empty_like(dW), np.empty_like(db)
+                _core.dense_backward(X, W, A, Z, dA, act, 0.25, dW2, db2, None, 1)
+                np.testing.assert_array_equal(dW, dW2)
+                np.testing.assert_array_equal(db, db2)
+
+
+def check_elementwise():
+    rng = np.random.default_rng(3)
+    for dt in DTYPES:
+        for shape in ((1, 1), (3, 7), (5, 33), (2, 1000)):
+            Z = _data(rng, shape, dt, 3.0)
+            for act in C.ACTIVATION_NAMES:
+                A = np.empty_like(Z)
+                _core.activation_forward(Z, act, A, 1)
+                Ar = np.empty(shape)
+                R.activation_forward(Z.astype(np.float64), act, Ar)
+                if act not in C.STEPS:
+                    np.testing.assert_allclose(A, Ar, **_tol(dt), err_msg=f"{act} {dt}")
+                if act in DIFFERENTIABLE:
+                    dA = _data(rng, shape, dt)
+                    dZ = np.empty_like(Z)
+                    _core.activation_backward(Z, A, dA, act, dZ, 1)
+                    rZ = np.empty(shape)
+                    R.activation_backward(*(v.astype(np.float64) for v in (Z, A, dA)), act, rZ)
+                    np.testing.assert_allclose(dZ, rZ, **_tol(dt), err_msg=f"d{act} {dt}")
+
+
+def battery():
+    """Everything that depends on the ISA; run once per ISA."""
+    check_dense_forward()
+    check_dense_backward()
+    check_elementwise()
+    check_determinism()
+
+
+def check_determinism():
+    rng = np.random.default_rng(4)
+    for dt in DTYPES:
+        for n, k, m in ((200, 300, 100), (33, 300, 10), (7, 9, 15)):
+            X = _data(rng, (n, k), dt)
+            W = _data(rng, (k, m), dt)
+            b = _data(rng, (m,), dt)
+            dA = _data(rng, (n, m), dt)
+            outs = []
+            for nt in (2, 2, 1):
+                A = np.empty((n, m), dt)
+                _core.dense_forward(X, W, b, C.TANH, A, None, nt)
+                dW, db, dX = np.empty((k, m), dt), np.empty(m, dt), np.empty((n, k), dt)
+                _core.dense_backward(X, W, A, None, dA, C.TANH, 0.1, dW, db, dX, nt)
+                outs.append((A, dW, db, dX))
+            for a, b2 in zip(outs[0], outs[1]):
+                np.testing.assert_array_equal(a, b2)  # same thread count: bit-identical
+            for a, b2 in zip(outs[0], outs[2]):
+                np.testing.assert_allclose(a, b2, **_tol(dt, max(n, k)))
+
+
+# --------------------------------------------------------------------------------------
+# tests
+
+
+def test_codes_tables_agree():
+    cpp = _core.codes()
+    for name, value in cpp.items():
+        assert hasattr(C, name), f"{name} is in codes.hpp but not in _codes.py"
+        assert getattr(C, name) == value, f"{name}: C++ {value} != Python {getattr(C, name)}"
+    for name in dir(C):
+        value = getattr(C, name)
+        if name.isupper() and isinstance(value, (int, float)) and not isinstance(value, bool):
+            assert name in cpp, f"{name} is in _codes.py but not in codes.hpp"
+
+
+def test_isa_listing():
+    isas = _core.available_isas()
+    assert isas[-1] == "baseline"
+    assert _core.isa() in isas
+    assert set(isas) <= set(_core.compiled_isas())
+    if not os.environ.get("ROSENBLATT_ISA"):
+        assert _core.isa() == isas[0]
+
+
+def _run_forced(isa, code):
+    env = dict(os.environ, ROSENBLATT_ISA=isa,
+               PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("isa", _core.available_isas())
+def test_forced_isa_battery(isa):
+    code = ("import test_cpp_core as t; from rosenblatt import _core; "
+            f"assert _core.isa() == {isa!r}, _core.isa(); t.battery(); print('ok')")
+    res = _run_forced(isa, code)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ok" in res.stdout
+
+
+@pytest.mark.parametrize("isa", ["bogus", "avx512", "avx2"])
+def test_forced_isa_unavailable_raises(isa):
+    if isa in _core.available_isas():
+        pytest.skip(f"{isa} is available here")
+    res = _run_forced(isa, "import rosenblatt._core")
+    assert res.returncode != 0
+    assert "ImportError" in res.stderr and "ROSENBLATT_ISA" in res.stderr
+
+
+def test_peak_probe():
+    for isa in _core.available_isas():
+        g = _core.peak_flops_probe(isa, "float32", 0.01)
+        assert g > 0.1
+    with pytest.raises(ValueError):
+        _core.peak_flops_probe("nope", "float32", 0.01)
+
+
+def test_threads_setting():
+    old = _core.get_num_threads()
+    try:
+        _core.set_num_threads(1)
+        assert _core.get_num_threads() == 1
+        _core.set_num_threads(0)
+        assert _core.get_num_threads() == _core.hardware_threads()
+    finally:
+        _core.set_num_threads(old)
+
+
+def test_concurrent_callers_match_serial():
+    rng = np.random.default_rng(5)
+    X = _data(rng, (150, 200), np.float32)
+    W = _data(rng, (200, 70), np.float32)
+    b = _data(rng, (70,), np.float32)
+    ref = np.empty((150, 70), np.float32)
+    _core.dense_forward(X, W, b, C.RELU, ref, None, 2)
+    errors = []
+
+    def work():
+        for _ in range(20):
+            A = np.empty_like(ref)
+            _core.dense_forward(X, W, b, C.RELU, A, None, 2)
+            if not np.array_equal(A, ref):
+                errors.append("mismatch")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_softmax_rows():
+    rng = np.random.default_rng(6)
+    for dt in DTYPES:
+        Z = _data(rng, (9, 13), dt, 30.0)
+        A = np.empty_like(Z)
+        _core.softmax(Z, A, 1)
+        Ar = np.empty(Z.shape)
+        R.softmax(Z.astype(np.float64), Ar)
+        np.testing.assert_allclose(A, Ar, **_tol(dt))
+        np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("loss", sorted(C.LOSS_NAMES))
+def test_loss_gradient(dt, loss):
+    rng = np.random.default_rng(7)
+    n, k = 11, 3
+    if loss in (C.BINARY_LOG_LOSS, C.LOG_LOSS):
+        P = rng.uniform(0.01, 0.99, (n, k)).astype(dt)
+        Y = (rng.uniform(size=(n, k)) < 0.5).astype(dt)
+    elif loss == C.POISSON:
+        P = rng.uniform(0.1, 3, (n, k)).astype(dt)
+        Y = rng.poisson(1.0, (n, k)).astype(dt)
+    else:
+        P, Y = _data(rng, (n, k), dt), _data(rng, (n, k), dt)
+    for sw in (None, rng.uniform(0.5, 2, n).astype(dt)):
+        G = np.empty_like(P)
+        v = _core.loss_gradient(P, Y, sw, loss, 0.7, G, 1)
+        Gr = np.empty_like(P)
+        vr = R.loss_gradient(P, Y, sw, loss, 0.7, Gr)
+        assert v == pytest.approx(vr, rel=1e-12)
+        np.testing.assert_allclose(G, Gr, rtol=1e-6 if dt == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_optimizers_match_reference_bitwise(dt):
+    rng = np.random.default_rng(8)
+    P = 1000 + 3
+
+    def fresh():
+        return (_data(rng, P, dt), _data(rng, P, dt), np.abs(_data(rng, P, dt)),
+                np.abs(_data(rng, P, dt)))
+
+    p, g, s1, s2 = fresh()
+    cases = [
+        ("sgd_step", lambda m, a: m.sgd_step(a[0], a[1], a[2], 0.1, 0.9, False)),
+        ("nesterov", lambda m, a: m.sgd_step(a[0], a[1], a[2], 0.1, 0.9, True)),
+        ("adagrad_step", lambda m, a: m.adagrad_step(a[0], a[1], a[2], 0.1, 1e-8)),
+        ("rmsprop_step", lambda m, a: m.rmsprop_step(a[0], a[1], a[2], 0.1, 0.9, 1e-8)),
+        ("adam_step", lambda m, a: m.adam_step(a[0], a[1], a[2], a[3], 1e-3, 0.9, 0.999,
+                                               1e-8, 0.0, 3)),
+        ("adamw", lambda m, a: m.adam_step(a[0], a[1], a[2], a[3], 1e-3, 0.9, 0.999, 1e-8,
+                                           0.01, 7)),
+    ]
+    for name, fn in cases:
+        mine = [v.copy() for v in (p, g, s1, s2)]
+        ref = [v.copy() for v in (p, g, s1, s2)]
+        fn(_core, mine)
+        fn(R, ref)
+        for a, r in zip(mine, ref):
+            np.testing.assert_array_equal(a, r, err_msg=name)
+
+
+def _net(rng, sizes, dt):
+    _, total = R.param_offsets(sizes)
+    return (rng.standard_normal(total) * 0.3).astype(dt)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_mlp_forward(dt):
+    rng = np.random.default_rng(9)
+    sizes = np.array([5, 17, 9, 3], np.int64)
+    acts = np.array([C.TANH, C.RELU, C.SOFTMAX], np.int32)
+    X = _data(rng, (23, 5), dt)
+    params = _net(rng, sizes, dt)
+    out = np.empty((23, 3), dt)
+    work = np.empty(R.mlp_workspace_size(sizes, 23), dt)
+    _core.mlp_forward(X, params, sizes, acts, out, work, 1)
+    ref = np.empty((23, 3), dt)
+    R.mlp_forward(X, params, sizes, acts, ref, None)
+    np.testing.assert_allclose(out, ref, **_tol(dt, 17))
+
+
+TRAIN_CASES = [
+    # sizes, activations, loss, optimizer, sample weights, alpha, l1
+    ([4, 8, 8, 3], [C.TANH, C.RELU, C.SOFTMAX], C.LOG_LOSS, C.ADAM, False, 1e-3, 0.0),
+    ([4, 6, 1], [C.LOGISTIC, C.LOGISTIC], C.BINARY_LOG_LOSS, C.SGD, True, 0.0, 1e-3),
+    ([4, 7, 2], [C.GELU, C.IDENTITY], C.SQUARED_ERROR, C.NESTEROV, False, 1e-2, 0.0),
+    ([4, 5, 2], [C.SOFTPLUS, C.EXP], C.POISSON, C.RMSPROP, True, 0.0, 0.0),
+    ([4, 9, 2], [C.ELU, C.IDENTITY], C.HUBER, C.ADAGRAD, False, 0.0, 0.0),
+    ([4, 9, 2], [C.LEAKY_RELU, C.TANH], C.ABSOLUTE_ERROR, C.ADAMW, False, 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("case", range(len(TRAIN_CASES)))
+def test_train_epoch_matches_reference(dt, case):
+    sizes, acts, loss, opt, weighted, alpha, l1 = TRAIN_CASES[case]
+    rng = np.random.default_rng(10 + case)
+    n = 37
+    sizes = np.array(sizes, np.int64)
+    acts = np.array(acts, np.int32)
+    X = _data(rng, (n, sizes[0]), dt)
+    k = int(sizes[-1])
+    if loss == C.LOG_LOSS:
+        Y = np.eye(k, dtype=dt)[rng.integers(0, k, n)]
+    elif loss == C.BINARY_LOG_LOSS:
+        Y = (rng.uniform(size=(n, k)) < 0.5).astype(dt)
+    elif loss == C.POISSON:
+        Y = rng.poisson(1.0, (n, k)).astype(dt)
+    else:
+        Y = _data(rng, (n, k), dt)
+    sw = rng.uniform(0.5, 2, n).astype(dt) if weighted else None
+    hyper = np.zeros(C.N_HYPER)
+    hyper[[C.H_LR, C.H_MOMENTUM, C.H_BETA1, C.H_BETA2, C.H_EPS, C.H_RHO, C.H_WEIGHT_DECAY,
+           C.H_ALPHA, C.H_L1, C.H_HUBER_DELTA]] = [0.05, 0.9, 0.9, 0.999, 1e-8, 0.9, 0.01,
+                                                   alpha, l1, 0.5]
+    params = _net(rng, sizes, dt)
+    slots = C.OPTIMIZER_SLOTS[opt]
+    order = rng.permutation(n).astype(np.int64)
+    bs = 10
+    results = []
+    for mod in (_core, R):
+        p = params.copy()
+        grads = np.zeros_like(p)
+        state = np.zeros((slots, p.size), dt)
+        step = np.zeros(1, np.int64)
+        norms = np.zeros(len(acts))
+        ws = np.empty(R.train_workspace_size(sizes, bs), dt)
+        total = 0.0
+        for _ in range(2):
+            total += mod.train_epoch(X, Y, sw, order, bs, sizes, acts, loss, p, grads, state,
+                                     opt, hyper, step, ws, norms, 1)
+        results.append((total, p, state, step, norms))
+    (t1, p1, s1, st1, n1), (t2, p2, s2, st2, n2) = results
+    tol = dict(rtol=1e-3, atol=1e-4) if dt == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    assert t1 == pytest.approx(t2, rel=tol["rtol"])
+    np.testing.assert_allclose(p1, p2, **tol)
+    np.testing.assert_allclose(s1, s2, **tol)
+    np.testing.assert_array_equal(st1, st2)
+    np.testing.assert_allclose(n1, n2, rtol=tol["rtol"])
+
+
+def test_train_epoch_deterministic_across_runs():
+    rng = np.random.default_rng(11)
+    sizes = np.array([30, 64, 32, 5], np.int64)
+    acts = np.array([C.RELU, C.TANH, C.SOFTMAX], np.int32)
+    n = 300
+    X = _data(rng, (n, 30), np.float32)
+    Y = np.eye(5, dtype=np.float32)[rng.integers(0, 5, n)]
+    params0 = _net(rng, sizes, np.float32)
+    hyper = np.zeros(C.N_HYPER)
+    hyper[[C.H_LR, C.H_BETA1, C.H_BETA2, C.H_EPS]] = [1e-3, 0.9, 0.999, 1e-8]
+    outs = []
+    for nt in (2, 2):
+        p = params0.copy()
+        state = np.zeros((2, p.size), np.float32)
+        step = np.zeros(1, np.int64)
+        ws = np.empty(R.train_workspace_size(sizes, 64), np.float32)
+        loss = _core.train_epoch(X, Y, None, np.arange(n, dtype=np.int64), 64, sizes, acts,
+                                 C.LOG_LOSS, p, np.zeros_like(p), state, C.ADAM, hyper, step,
+                                 ws, None, nt)
+        outs.append((loss, p))
+    assert outs[0][0] == outs[1][0]
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+# --------------------------------------------------------------------------------------
+# bad input at the binding level: exceptions, never a crash
+
+
+def _dense_args(dt=np.float64):
+    X = np.ones((4, 3), dt)
+    W = np.ones((3, 2), dt)
+    b = np.ones(2, dt)
+    A = np.empty((4, 2), dt)
+    return X, W, b, A
+
+
+@pytest.mark.parametrize("mutate, exc", [
+    (lambda a: a.update(X=a["X"].astype(np.float16)), TypeError),
+    (lambda a: a.update(X=a["X"].astype(np.int64)), TypeError),
+    (lambda a: a.update(W=a["W"].astype(np.float32)), TypeError),
+    (lambda a: a.update(X=[[1.0, 2.0, 3.0]]), TypeError),
+    (lambda a: a.update(W=np.ones((4, 2))), ValueError),
+    (lambda a: a.update(b=np.ones(3)), ValueError),
+    (lambda a: a.update(b=np.ones((1, 2))), ValueError),
+    (lambda a: a.update(A=np.empty((4, 3))), ValueError),
+    (lambda a: a.update(A=np.empty((2, 4)).T), ValueError),
+    (lambda a: a.update(X=np.ones((3, 4)).T), ValueError),
+    (lambda a: a.update(Z=np.empty((5, 2))), ValueError),
+    (lambda a: a.update(act=99), ValueError),
+    (lambda a: a.update(act=-1), ValueError),
+    (lambda a: a.update(A=None), TypeError),
+])
+def test_dense_forward_rejects_bad_input(mutate, exc):
+    X, W, b, A = _dense_args()
+    args = dict(X=X, W=W, b=b, act=C.RELU, A=A, Z=None)
+    mutate(args)
+    with pytest.raises(exc):
+        _core.dense_forward(args["X"], args["W"], args["b"], args["act"], args["A"],
+                            args["Z"], 1)
+
+
+def test_readonly_output_rejected():
+    X, W, b, A = _dense_args()
+    A.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.dense_forward(X, W, b, C.RELU, A, None, 1)
+
+
+def test_unaligned_rejected():
+    buf = np.zeros(4 * 3 * 8 + 1, np.uint8)[1:].view(np.float64).reshape(4, 3)
+    _, W, b, A = _dense_args()
+    with pytest.raises(ValueError):
+        _core.dense_forward(buf, W, b, C.RELU, A, None, 1)
+
+
+def test_backward_rejects_steps_softmax_and_missing_z():
+    X, W, b, A = _dense_args()
+    dA = np.ones_like(A)
+    dW, db = np.empty((3, 2)), np.empty(2)
+    for act in (C.HEAVISIDE, C.SIGN, C.SOFTMAX):
+        with pytest.raises(ValueError):
+            _core.dense_backward(X, W, A, None, dA, act, 0.0, dW, db, None, 1)
+    with pytest.raises(TypeError):  # gelu needs Z
+        _core.dense_backward(X, W, A, None, dA, C.GELU, 0.0, dW, db, None, 1)
+    with pytest.raises(ValueError):
+        _core.dense_backward(X, W, A, None, dA, C.RELU, 0.0, dW, db, np.empty((4, 2)), 1)
+
+
+def _train_args(dt=np.float64):
+    sizes = np.array([3, 4, 2], np.int64)
+    acts = np.array([C.RELU, C.IDENTITY], np.int32)
+    _, P = R.param_offsets(sizes)
+    return dict(X=np.ones((5, 3), dt), Y=np.ones((5, 2), dt), sw=None,
+                order=np.arange(5, dtype=np.int64), bs=2, sizes=sizes, acts=acts,
+                loss=C.SQUARED_ERROR, params=np.zeros(P, dt), grads=np.zeros(P, dt),
+                state=np.zeros((1, P), dt), opt=C.SGD, hyper=np.full(C.N_HYPER, 0.1),
+                step=np.zeros(1, np.int64), ws=np.empty(R.train_workspace_size(sizes, 2), dt),
+                norms=None)
+
+
+def _call_train(a):
+    return _core.train_epoch(a["X"], a["Y"], a["sw"], a["order"], a["bs"], a["sizes"],
+                             a["acts"], a["loss"], a["params"], a["grads"], a["state"],
+                             a["opt"], a["hyper"], a["step"], a["ws"], a["norms"], 1)
+
+
+@pytest.mark.parametrize("key, value, exc", [
+    ("order", np.array([0, 5], np.int64), ValueError),
+    ("order", np.array([-1], np.int64), ValueError),
+    ("order", np.array([0, 1], np.int32), TypeError),
+    ("ws", np.empty(10), ValueError),
+    ("bs", 0, ValueError),
+    ("sizes", np.array([3, 4, 3], np.int64), ValueError),
+    ("sizes", np.array([3, 0, 2], np.int64), ValueError),
+    ("acts", np.array([C.SOFTMAX, C.IDENTITY], np.int32), ValueError),
+    ("acts", np.array([C.HEAVISIDE, C.IDENTITY], np.int32), ValueError),
+    ("acts", np.array([C.RELU], np.int32), ValueError),
+    ("state", np.zeros((2, 3)), ValueError),
+    ("opt", 17, ValueError),
+    ("loss", 17, ValueError),
+    ("hyper", np.zeros(3), ValueError),
+    ("step", np.zeros(1, np.int32), TypeError),
+    ("norms", np.zeros(5), ValueError),
+    ("sw", np.ones(4), ValueError),
+    ("Y", np.ones((4, 2)), ValueError),
+    ("params", np.zeros(3), ValueError),
+])
+def test_train_epoch_rejects_bad_input(key, value, exc):
+    a = _train_args()
+    a[key] = value
+    with pytest.raises(exc):
+        _call_train(a)
+
+
+def test_train_epoch_accepts_good_input():
+    a = _train_args()
+    assert np.isfinite(_call_train(a))
+
+
+def test_mlp_forward_small_workspace_rejected():
+    sizes = np.array([3, 4, 2], np.int64)
+    acts = np.array([C.RELU, C.IDENTITY], np.int32)
+    _, P = R.param_offsets(sizes)
+    with pytest.raises(ValueError):
+        _core.mlp_forward(np.ones((5, 3)), np.zeros(P), sizes, acts, np.empty((5, 2)),
+                          np.empty(3), 1)
+
+
+def test_empty_arrays_are_fine():
+    X = np.ones((0, 3))
+    W = np.ones((3, 2))
+    A = np.empty((0, 2))
+    _core.dense_forward(X, W, np.ones(2), C.RELU, A, None, 1)
+    dW, db = np.full((3, 2), np.nan), np.full(2, np.nan)
+    _core.dense_backward(X, W, A, None, np.empty((0, 2)), C.RELU, 0.0, dW, db, None, 1)
+    np.testing.assert_array_equal(dW, 0.0)
+    np.testing.assert_array_equal(db, 0.0)
