@@ -1,0 +1,5 @@
+"""``python -m rosenblatt.bench``."""
+
+from rosenblatt.bench import main
+
+raise SystemExit(main())

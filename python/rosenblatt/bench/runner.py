@@ -1,0 +1,285 @@
+"""Interleaved timing of a workload's contenders, checks, and derived figures.
+
+Timing rules, because the machine is shared and noisy:
+
+- every contender of a workload is prepared and warmed up first (numba compiles, JAX
+  traces, caches fill), then the repetitions run interleaved, A B C A B C ..., so a burst
+  of load from elsewhere hits all contenders alike; the figure is the median;
+- every repetition runs under an explicit thread count for every library involved;
+- the garbage collector is off inside the timed region (as in ``timeit``);
+- a kernel repetition loops ``number`` calls, calibrated so that one repetition lasts at
+  least ``min_time`` and the timer's resolution does not matter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gc
+import statistics
+import sys
+import time
+import traceback
+
+from .core import Config, Result, Unavailable
+from .machine import ThreadControl, peak_for
+
+__all__ = ["Progress", "run_workload", "select", "run_suite"]
+
+
+class Progress:
+    """A one-line progress bar on stderr (no dependency); silent when not a terminal.
+
+    Parameters
+    ----------
+    total : int
+        Number of workloads.
+    stream : file, optional
+        Default ``sys.stderr``.
+    enabled : bool, optional
+        Default: only when ``stream`` is a terminal, so logs and pipes stay clean.
+    """
+
+    def __init__(self, total, stream=None, enabled=None, width=28):
+        self.total = max(1, total)
+        self.done = 0          # workloads finished
+        self.part = 0.0        # fraction of the current workload
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.width = width
+        self.t0 = time.perf_counter()
+        self.label = ""
+
+    def within(self, part, label=None):
+        """Progress inside the current workload (``part`` in [0, 1])."""
+        self.part = min(1.0, max(0.0, part))
+        if label is not None:
+            self.label = label
+        self.draw()
+
+    def next(self):
+        """The current workload is finished."""
+        self.done = min(self.total, self.done + 1)
+        self.part = 0.0
+        self.draw()
+
+    def draw(self):
+        if not self.enabled:
+            return
+        frac = min(1.0, (self.done + self.part) / self.total)
+        fill = int(frac * self.width)
+        bar = "#" * fill + "." * (self.width - fill)
+        el = time.perf_counter() - self.t0
+        line = f"\r[{bar}] {100 * frac:3.0f}% {el:5.0f}s  {self.label[:60]:<60}"
+        self.stream.write(line)
+        self.stream.flush()
+
+    def clear(self):
+        """Erase the bar so that a table can be printed in its place."""
+        if self.enabled:
+            self.stream.write("\r" + " " * (self.width + 80) + "\r")
+            self.stream.flush()
+
+
+def select(workloads, cfg: Config):
+    """Keep the workloads matching ``cfg.patterns`` (any) and ``cfg.groups`` (any)."""
+    out = []
+    for w in workloads:
+        if cfg.groups and w.group not in cfg.groups:
+            continue
+        if cfg.patterns and not any(
+                p in w.id or fnmatch.fnmatch(w.id, p) or fnmatch.fnmatch(w.id, f"*{p}*")
+                for p in cfg.patterns):
+            continue
+        out.append(w)
+    return out
+
+
+def _why(exc):
+    if isinstance(exc, Unavailable):
+        return str(exc)
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _calibrate(runner, first_s, min_time):
+    # the warm-up call may include compilation; time one more call for the estimate
+    t0 = time.perf_counter()
+    runner.run()
+    t = min(first_s, time.perf_counter() - t0)
+    if t <= 0:
+        return 1000
+    return max(1, min(100000, int(min_time / t) + 1))
+
+
+def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progress | None,
+                 n_reps: int | None = None):
+    """Prepare, time (interleaved), check and summarise one workload.
+
+    Returns
+    -------
+    list of Result
+        One per contender, in the workload's order.
+    """
+    reps = n_reps or (cfg.reps_short if w.short else cfg.reps)
+
+    def new_result(c, **kw):
+        return Result(workload=w.id, group=w.group, title=w.title, impl=c.impl,
+                      threads=c.threads, dtype=w.dtype, unit=w.unit, flops=w.flops,
+                      baseline=w.baseline, rosenblatt=c.rosenblatt, scaled=w.scaled, **kw)
+
+    try:
+        w.setup(cfg)
+        contenders = w.contenders(cfg)
+    except Exception as exc:  # the whole workload is unavailable: one row says why
+        status = "unavailable" if isinstance(exc, Unavailable) else "error"
+        r = Result(workload=w.id, group=w.group, title=w.title, impl="-", threads=0,
+                   dtype=w.dtype, unit=w.unit, status=status, reason=_why(exc),
+                   scaled=w.scaled)
+        w.teardown()
+        return [r]
+
+    live = []   # (contender, runner, result)
+    results = []
+    steps = max(1, len(contenders) * (1 + reps))
+    done = 0
+
+    def tick(label):
+        nonlocal done
+        done += 1
+        if progress:
+            progress.within(done / steps, label)
+
+    for c in contenders:
+        r = new_result(c)
+        results.append(r)
+        if progress:
+            progress.within(done / steps, f"{w.id} {c.impl} t{c.threads} (warm-up)")
+        try:
+            with tc.limit(c.threads):
+                t0 = time.perf_counter()
+                runner = c.prepare()
+                runner.set_threads()
+                t1 = time.perf_counter()
+                runner.run()
+                first = time.perf_counter() - t1
+                r.warmup_s = time.perf_counter() - t0
+                r.number = _calibrate(runner, first, cfg.s("min_time")) if w.calibrate else 1
+            if runner.note:
+                r.extra["note"] = runner.note
+            live.append((c, runner, r))
+        except Exception as exc:
+            r.status = "unavailable" if isinstance(exc, Unavailable) else "error"
+            r.reason = _why(exc)
+        tick(f"{w.id} {c.impl} t{c.threads}")
+
+    for rep in range(reps):
+        for c, runner, r in live:
+            if r.status != "ok":
+                continue
+            try:
+                with tc.limit(c.threads):
+                    runner.set_threads()
+                    gc_was = gc.isenabled()
+                    gc.disable()
+                    try:
+                        if runner.self_timed:
+                            dt = sum(float(runner.run()) for _ in range(r.number))
+                        else:
+                            t0 = time.perf_counter()
+                            for _ in range(r.number):
+                                runner.run()
+                            dt = time.perf_counter() - t0
+                    finally:
+                        if gc_was:
+                            gc.enable()
+                r.times.append(dt / r.number)
+            except Exception as exc:
+                r.status, r.reason = "error", _why(exc)
+            tick(f"{w.id} rep {rep + 1}/{reps}")
+
+    # honesty: a contender is only reported with a speed if its output is right
+    outputs = {}
+    for c, runner, r in live:
+        if r.status == "ok":
+            try:
+                outputs[(c.impl, c.threads)] = runner.output()
+            except Exception as exc:
+                r.status, r.reason = "error", _why(exc)
+    try:
+        verdicts = w.check(outputs)
+    except Exception as exc:
+        verdicts = {key: (False, {"error": _why(exc)}) for key in outputs}
+    for c, runner, r in live:
+        key = (c.impl, c.threads)
+        if r.status != "ok" or key not in verdicts:
+            continue
+        ok, detail = verdicts[key]
+        r.check = detail
+        if not ok:
+            r.status = "FAILED"
+            r.reason = detail.get("why", "result differs from the reference")
+    w.teardown()
+    _derive(results, peak)
+    return results
+
+
+def _derive(results, peak):
+    """Median, GFLOP/s, fraction of peak and the ratio against the baseline."""
+    for r in results:
+        if r.status == "ok" and r.times:
+            r.median_s = statistics.median(r.times)
+            if r.flops and r.median_s > 0:
+                r.gflops = r.flops / r.median_s / 1e9
+                p = peak_for(peak, r.dtype, r.threads) if r.dtype else None
+                if p:
+                    r.frac_peak = r.gflops / p
+    ok = [r for r in results if r.status == "ok" and r.median_s]
+    for r in ok:
+        base = [b for b in ok if b.impl == r.baseline]
+        same = [b for b in base if b.threads == r.threads]
+        pick = same or base
+        if pick:
+            # no same-thread baseline (JAX runs on all cores only): compare with its best
+            b = min(pick, key=lambda x: x.median_s)
+            r.ratio = b.median_s / r.median_s
+            r.extra["ratio_vs"] = f"{b.impl} t{b.threads}"
+
+
+def run_suite(workloads, cfg: Config, peak: dict, *, progress=True, on_result=None):
+    """Run ``workloads`` in order and return all results.
+
+    Parameters
+    ----------
+    workloads : list of Workload
+    cfg : Config
+    peak : dict
+        From :func:`rosenblatt.bench.machine.measure_peak`.
+    progress : bool or Progress
+        Show a progress bar on stderr (only on a terminal).
+    on_result : callable, optional
+        ``on_result(workload, results)`` after each workload (the terminal report
+        prints each block as soon as it is done).
+
+    Returns
+    -------
+    list of Result
+    """
+    tc = ThreadControl()
+    if isinstance(progress, Progress):
+        bar = progress
+    else:
+        bar = Progress(len(workloads), enabled=None if progress else False)
+    out = []
+    for w in workloads:
+        if getattr(w, "needs_torch", False):
+            tc.refresh()
+        res = run_workload(w, cfg, tc, peak, bar)
+        bar.next()
+        out.extend(res)
+        if on_result:
+            bar.clear()
+            on_result(w, res)
+            bar.draw()
+    bar.clear()
+    return out
