@@ -14,6 +14,7 @@ when a user replaces an array (or a whole list), the next ``predict``/``fit``/``
 notices (an identity check per layer) and re-packs the flat vector from the lists.
 """
 
+import operator
 import time
 import warnings
 from numbers import Integral, Real
@@ -22,7 +23,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -52,6 +53,10 @@ _SCHEDULED = frozenset({"sgd", "adagrad", "rmsprop"})
 _KERNEL_INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun")
 # rows per block when predicting on sparse input: densify a block, never the whole matrix
 _SPARSE_BLOCK = 4096
+
+
+# backend name -> module, for predict (kernels.get_backend re-resolves on every call)
+_BACKEND_MODULES = {}
 
 
 def _step_error(name):
@@ -109,6 +114,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """Make ``params`` the model's flat vector; expose per-layer views of it."""
         self._params = params
         self._layer_sizes = np.asarray(layer_sizes, dtype=np.int64)
+        self._layer_list = [int(v) for v in self._layer_sizes]
         coefs, intercepts = [], []
         offs, _ = K.param_offsets(self._layer_sizes)
         for (w, bo), fan_in, fan_out in zip(offs, self._layer_sizes[:-1],
@@ -128,8 +134,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         coefs, intercepts, cv, iv = self._views
         c, i = self.coefs_, self.intercepts_
         if (c is coefs and i is intercepts and len(c) == len(cv) and len(i) == len(iv)
-                and all(a is b for a, b in zip(c, cv))
-                and all(a is b for a, b in zip(i, iv))):
+                and all(map(operator.is_, c, cv)) and all(map(operator.is_, i, iv))):
             return
         self._repack(c, i)
 
@@ -653,13 +658,31 @@ class BaseMultilayerPerceptron(BaseEstimator):
             return X.tocsr()
         return np.ascontiguousarray(X, dtype=dt)
 
+    def _check_fitted(self):
+        if "_views" not in self.__dict__:
+            check_is_fitted(self)  # raises scikit-learn's NotFittedError
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+
     def _forward_fast(self, X):
         """Output layer activations for X (validated here)."""
+        self._check_fitted()
         self._sync()
         X = self._check_X(X)
         if not sp.issparse(X):
-            return K.mlp_forward(X, self._params, self._layer_sizes, self._act_codes,
-                                 backend=self.backend_, n_threads=self.n_threads)
+            # X was validated by _check_X and the network (layer sizes, activation codes,
+            # flat vector) when it was built; kernels.mlp_forward would check all of it
+            # again on every call - tens of microseconds that dominate predict on one row
+            dt = self._params.dtype
+            n = X.shape[0]
+            out = np.empty((n, self.n_outputs_), dtype=dt)
+            work = np.empty(K.mlp_workspace_size(self._layer_list, n), dtype=dt)
+            be = _BACKEND_MODULES.get(self.backend_)
+            if be is None:
+                be = _BACKEND_MODULES[self.backend_] = K.get_backend(self.backend_)
+            be.mlp_forward(
+                X, self._params, self._layer_sizes, self._act_codes, out, work,
+                self.n_threads or 0)
+            return out
         dt = self._params.dtype
         out = np.empty((X.shape[0], self.n_outputs_), dtype=dt)
         for s in range(0, X.shape[0], _SPARSE_BLOCK):
@@ -1056,7 +1079,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Predicted classes (an indicator matrix for multilabel problems).
         """
-        check_is_fitted(self)
         return self._outputs_to_prediction(self._forward_fast(X))
 
     def predict_proba(self, X):
@@ -1071,7 +1093,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         ndarray of shape (n_samples, n_classes)
             Probabilities in the order of ``classes_``.
         """
-        check_is_fitted(self)
         P = self._forward_fast(X)
         if self.n_outputs_ == 1:
             p = P.ravel()
@@ -1320,7 +1341,6 @@ default='squared_error'
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
-        check_is_fitted(self)
         return self._outputs_to_prediction(self._forward_fast(X))
 
     @_fit_context(prefer_skip_nested_validation=True)
