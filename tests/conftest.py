@@ -1,0 +1,111 @@
+"""Shared fixtures: backends, dtypes, tolerances and the every-backend agreement helper.
+
+``backend`` runs a test once per compiled backend ("cpp", "numba") that is available here;
+the NumPy reference is the oracle those tests compare against. With
+``ROSENBLATT_BACKEND=cpp`` or ``=numba`` only that backend is tested (and its absence is an
+error, not a skip); tests that call the dispatcher without ``backend=`` use the
+``default_backend``, which honours the variable as the dispatcher does.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from rosenblatt import kernels as K
+
+COMPILED = ("cpp", "numba")
+
+
+def compiled_backends():
+    """Compiled backends to test: the forced one, else every available one."""
+    env = os.environ.get("ROSENBLATT_BACKEND", "").strip()
+    if env in COMPILED:
+        return [env]
+    return [b for b in K.available_backends() if b in COMPILED]
+
+
+def _backend_params():
+    names = compiled_backends()
+    if not names:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="no compiled backend here"))]
+    return [pytest.param(b, id=b) for b in names]
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request):
+    """A compiled backend name; resolving it fails loudly when it was forced but is absent."""
+    return K.resolve_backend(request.param)
+
+
+@pytest.fixture
+def default_backend():
+    """The backend the dispatcher picks without ``backend=`` (ROSENBLATT_BACKEND first)."""
+    return K.resolve_backend(None)
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
+# --------------------------------------------------------------------------------------
+# tolerances
+
+
+def rtol_for(dtype, n=1):
+    """Cross-backend relative tolerance for results of reductions of length ``n``.
+
+    float64 ~1e-10 and float32 ~1e-4 for short reductions, growing like sqrt(n / 16):
+    backends sum in different orders (SIMD lanes, BLAS blocking).
+    """
+    base = 1e-10 if np.dtype(dtype) == np.float64 else 1e-4
+    return base * max(1.0, n / 16.0) ** 0.5
+
+
+def assert_close(actual, expected, dtype, n=1, *, scale=None, err_msg=""):
+    """Compare with :func:`rtol_for`; the absolute tolerance is rtol times ``scale``.
+
+    ``scale`` defaults to max(1, max |expected|), so elements that cancel to nearly zero
+    in a reduction are judged against the size of the result, not their own.
+    """
+    expected = np.asarray(expected)
+    actual = np.asarray(actual)
+    assert actual.shape == expected.shape, f"{err_msg}: shape {actual.shape} != {expected.shape}"
+    rtol = rtol_for(dtype, n)
+    if scale is None:
+        finite = np.abs(expected[np.isfinite(expected)])
+        scale = max(1.0, float(finite.max()) if finite.size else 1.0)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale,
+                               equal_nan=True, err_msg=err_msg)
+
+
+def _compare(got, want, dtype, n, path):
+    if isinstance(want, tuple | list):
+        assert isinstance(got, tuple | list) and len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _compare(g, w, dtype, n, f"{path}[{i}]")
+    elif want is None:
+        assert got is None, path
+    elif isinstance(want, dict):
+        assert set(got) == set(want), path
+        for key in want:
+            _compare(got[key], want[key], dtype, n, f"{path}[{key!r}]")
+    elif isinstance(want, int | np.integer) and not isinstance(want, bool):
+        assert int(got) == int(want), f"{path}: {got} != {want}"
+    else:
+        assert_close(got, want, dtype, n, err_msg=path)
+
+
+def assert_backends_agree(call, dtype, n=1, backends=None):
+    """Run ``call(backend_name)`` on the reference and on each compiled backend; compare.
+
+    ``call`` must build fresh inputs on every invocation (kernels work in place) and
+    return an array, a scalar, None, or a (nested) tuple/list/dict of those. Integers
+    must match exactly, floats within :func:`assert_close` for reductions of length n.
+    Returns the reference result.
+    """
+    want = call("numpy")
+    for name in compiled_backends() if backends is None else backends:
+        _compare(call(name), want, dtype, n, name)
+    return want

@@ -1,0 +1,503 @@
+"""Property tests: every kernel of every compiled backend against the NumPy reference.
+
+All calls go through ``rosenblatt.kernels`` (the dispatcher). Shapes are drawn from sizes
+that cross SIMD lane edges (1, lanes - 1, lanes, lanes + 1 for 4, 8 and 16 lanes) and
+register-block edges (several blocks plus a remainder); batch 1 and width 1 are pinned
+with ``@example``. Array contents come from a NumPy generator seeded by hypothesis.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import assert_backends_agree, assert_close, rtol_for
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from rosenblatt import _codes as C
+from rosenblatt import kernels as K
+
+EDGE = (1, 3, 4, 5, 7, 8, 9, 14, 15, 16, 17, 31, 33, 48, 49, 97, 100, 130)
+SMALL = (1, 3, 4, 5, 8, 9, 16, 17, 33)
+ACTS = tuple(C.ACTIVATIONS)
+DIFF_ACTS = tuple(a for a in ACTS
+                  if C.ACTIVATIONS[a] not in C.STEPS and C.ACTIVATIONS[a] != C.SOFTMAX)
+HIDDEN_TRAIN = tuple(C.ACTIVATION_NAMES[c] for c in sorted(C.HIDDEN - C.STEPS))
+LOSSES = tuple(C.LOSSES)
+OPTS = tuple(C.OPTIMIZERS)
+
+sizes = st.sampled_from(EDGE)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def fast(n=20):
+    return settings(max_examples=n, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def normal(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+# --------------------------------------------------------------------------------------
+# activations
+
+
+@pytest.mark.parametrize("act", ACTS)
+@fast(12)
+@given(n=sizes, m=sizes, seed=seeds)
+@example(n=1, m=1, seed=0)
+def test_activation_forward(backend, dtype, act, n, m, seed):
+    Z = normal(np.random.default_rng(seed), (n, m), dtype, 3.0)
+    Z.flat[0] = 0.0  # the steps' and relu's edge
+    assert_backends_agree(lambda be: K.activation_forward(Z, act, backend=be), dtype, m,
+                          backends=[backend])
+
+
+@pytest.mark.parametrize("act", DIFF_ACTS)
+@fast(12)
+@given(n=sizes, m=sizes, seed=seeds, with_z=st.booleans())
+@example(n=1, m=1, seed=1, with_z=False)
+def test_activation_backward(backend, dtype, act, n, m, seed, with_z):
+    rng = np.random.default_rng(seed)
+    Z = normal(rng, (n, m), dtype, 3.0)
+    A = K.activation_forward(Z, act, backend="numpy")
+    dA = normal(rng, (n, m), dtype)
+    z = Z if (with_z or C.ACTIVATIONS[act] in C.NEEDS_Z) else None
+    assert_backends_agree(lambda be: K.activation_backward(z, A, dA, act, backend=be), dtype,
+                          backends=[backend])
+
+
+@fast(15)
+@given(n=sizes, m=sizes, seed=seeds, scale=st.sampled_from([0.1, 3.0, 60.0]))
+@example(n=1, m=1, seed=0, scale=1.0)
+def test_softmax(backend, dtype, n, m, seed, scale):
+    Z = normal(np.random.default_rng(seed), (n, m), dtype, scale)
+    got = assert_backends_agree(lambda be: K.softmax(Z, backend=be), dtype, m,
+                                backends=[backend])
+    assert_close(got.sum(axis=1), np.ones(n), dtype, m)
+
+
+# --------------------------------------------------------------------------------------
+# dense layer
+
+
+@pytest.mark.parametrize("act", ACTS)
+@fast(10)
+@given(n=sizes, k=sizes, m=sizes, seed=seeds)
+@example(n=1, k=1, m=1, seed=0)
+@example(n=1, k=130, m=33, seed=1)
+@example(n=130, k=1, m=1, seed=2)
+def test_dense_forward(backend, dtype, act, n, k, m, seed):
+    rng = np.random.default_rng(seed)
+    X = normal(rng, (n, k), dtype)
+    W = normal(rng, (k, m), dtype, 1 / np.sqrt(k))
+    b = normal(rng, (m,), dtype)
+
+    def call(be):
+        out = np.full((n, m), np.nan, dtype=dtype)
+        A, Z = K.dense_forward(X, W, b, act, out=out, return_z=True, backend=be)
+        assert A is out
+        A2 = K.dense_forward(X, W, b, act, backend=be)  # the Z=None path
+        return A, Z, A2
+
+    assert_backends_agree(call, dtype, k, backends=[backend])
+
+
+@pytest.mark.parametrize("act", DIFF_ACTS)
+@fast(10)
+@given(n=sizes, k=sizes, m=sizes, seed=seeds, l2=st.sampled_from([0.0, 0.3]),
+       need_dx=st.booleans(), with_z=st.booleans())
+@example(n=1, k=1, m=1, seed=0, l2=0.0, need_dx=True, with_z=False)
+@example(n=1, k=33, m=130, seed=1, l2=0.3, need_dx=False, with_z=True)
+def test_dense_backward(backend, dtype, act, n, k, m, seed, l2, need_dx, with_z):
+    rng = np.random.default_rng(seed)
+    X = normal(rng, (n, k), dtype)
+    W = normal(rng, (k, m), dtype, 1 / np.sqrt(k))
+    b = normal(rng, (m,), dtype)
+    A, Z = K.dense_forward(X, W, b, act, return_z=True, backend="numpy")
+    dA = normal(rng, (n, m), dtype)
+    z = Z if (with_z or C.ACTIVATIONS[act] in C.NEEDS_Z) else None
+    assert_backends_agree(
+        lambda be: K.dense_backward(X, W, A, dA, act, Z=z, l2=l2, need_dX=need_dx,
+                                    backend=be),
+        dtype, max(n, m), backends=[backend])
+
+
+# --------------------------------------------------------------------------------------
+# losses
+
+
+def loss_data(rng, loss, n, k, dtype):
+    """Outputs in the loss's domain and matching targets."""
+    if loss in ("binary_log_loss", "log_loss"):
+        if loss == "log_loss":
+            P = K.softmax(normal(rng, (n, k), np.float64, 2.0), backend="numpy")
+            Y = np.eye(k)[rng.integers(0, k, n)]
+        else:
+            P = rng.uniform(1e-3, 1 - 1e-3, (n, k))
+            P[0, 0] = 1.0  # clipped in the loss
+            Y = (rng.random((n, k)) < 0.5).astype(float)
+        return P.astype(dtype), Y.astype(dtype)
+    if loss == "poisson":
+        return (np.exp(normal(rng, (n, k), np.float64, 0.7)).astype(dtype),
+                rng.poisson(1.5, (n, k)).astype(dtype))
+    return normal(rng, (n, k), dtype), normal(rng, (n, k), dtype)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@fast(12)
+@given(n=sizes, k=st.sampled_from(SMALL), seed=seeds, weighted=st.booleans(),
+       delta=st.sampled_from([0.5, 1.0, 1.35]))
+@example(n=1, k=1, seed=0, weighted=False, delta=1.0)
+@example(n=1, k=1, seed=0, weighted=True, delta=1.0)
+def test_loss_gradient(backend, dtype, loss, n, k, seed, weighted, delta):
+    rng = np.random.default_rng(seed)
+    P, Y = loss_data(rng, loss, n, k, dtype)
+    sw = None
+    if weighted:
+        sw = rng.uniform(0.0, 2.0, n).astype(dtype)
+        sw[0] = 1.0  # keep the weight sum positive
+        if n > 2:
+            sw[1] = 0.0
+    assert_backends_agree(
+        lambda be: K.loss_gradient(P, Y, loss, sample_weight=sw, huber_delta=delta,
+                                   backend=be),
+        dtype, n * k, backends=[backend])
+
+
+# --------------------------------------------------------------------------------------
+# optimizers
+
+
+OPT_SIZES = (*EDGE, 255, 256, 257, 1000, 4099)
+
+
+@fast(15)
+@given(size=st.sampled_from(OPT_SIZES), seed=seeds, lr=st.sampled_from([1e-3, 0.1]),
+       momentum=st.sampled_from([0.0, 0.9]), nesterov=st.booleans())
+@example(size=1, seed=0, lr=0.1, momentum=0.9, nesterov=True)
+def test_sgd_step(backend, dtype, size, seed, lr, momentum, nesterov):
+    rng = np.random.default_rng(seed)
+    p0, v0 = normal(rng, size, dtype), normal(rng, size, dtype, 0.1)
+    gs = [normal(rng, size, dtype) for _ in range(3)]
+
+    def call(be):
+        p, v = p0.copy(), v0.copy()
+        for g in gs:
+            K.sgd_step(p, g, v, lr=lr, momentum=momentum, nesterov=nesterov, backend=be)
+        return p, v
+
+    assert_backends_agree(call, dtype, backends=[backend])
+
+
+@fast(15)
+@given(size=st.sampled_from(OPT_SIZES), seed=seeds, lr=st.sampled_from([1e-3, 0.1]),
+       rho=st.sampled_from([0.0, 0.9, 0.99]), eps=st.sampled_from([1e-8, 1e-3]))
+@example(size=1, seed=0, lr=0.1, rho=0.9, eps=1e-8)
+def test_adagrad_rmsprop_steps(backend, dtype, size, seed, lr, rho, eps):
+    rng = np.random.default_rng(seed)
+    p0 = normal(rng, size, dtype)
+    gs = [normal(rng, size, dtype) for _ in range(3)]
+
+    def call(be):
+        p1, s1, p2, s2 = p0.copy(), np.zeros_like(p0), p0.copy(), np.zeros_like(p0)
+        for g in gs:
+            K.adagrad_step(p1, g, s1, lr=lr, eps=eps, backend=be)
+            K.rmsprop_step(p2, g, s2, lr=lr, rho=rho, eps=eps, backend=be)
+        return p1, s1, p2, s2
+
+    assert_backends_agree(call, dtype, backends=[backend])
+
+
+@fast(15)
+@given(size=st.sampled_from(OPT_SIZES), seed=seeds, lr=st.sampled_from([1e-3, 0.05]),
+       betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5), (0.5, 0.0)]),
+       wd=st.sampled_from([0.0, 0.01]), t0=st.sampled_from([1, 7, 1000]))
+@example(size=1, seed=0, lr=1e-3, betas=(0.9, 0.999), wd=0.01, t0=1)
+def test_adam_step(backend, dtype, size, seed, lr, betas, wd, t0):
+    rng = np.random.default_rng(seed)
+    p0 = normal(rng, size, dtype)
+    m0 = normal(rng, size, dtype, 0.1)
+    v0 = np.abs(normal(rng, size, dtype, 0.1))
+    gs = [normal(rng, size, dtype) for _ in range(3)]
+
+    def call(be):
+        p, m, v = p0.copy(), m0.copy(), v0.copy()
+        for i, g in enumerate(gs):
+            K.adam_step(p, g, m, v, t=t0 + i, lr=lr, beta1=betas[0], beta2=betas[1],
+                        weight_decay=wd, backend=be)
+        return p, m, v
+
+    assert_backends_agree(call, dtype, backends=[backend])
+
+
+# --------------------------------------------------------------------------------------
+# whole networks
+
+
+def init_params(rng, layer_sizes, dtype):
+    parts = []
+    for fi, fo in zip(layer_sizes[:-1], layer_sizes[1:], strict=False):
+        parts += [rng.standard_normal(fi * fo) / np.sqrt(fi), rng.standard_normal(fo) * 0.1]
+    return np.concatenate(parts).astype(dtype)
+
+
+@fast(25)
+@given(n=sizes, d=st.sampled_from(SMALL), hidden=st.lists(st.sampled_from(SMALL), max_size=3),
+       k=st.sampled_from((1, 3, 10)), data=st.data(), seed=seeds)
+@example(n=1, d=1, hidden=[1], k=1, data=None, seed=0)
+def test_mlp_forward(backend, dtype, n, d, hidden, k, data, seed):
+    rng = np.random.default_rng(seed)
+    ls = [d, *hidden, k]
+    if data is None:
+        acts = ["tanh"] * len(hidden) + ["identity"]
+    else:
+        acts = [data.draw(st.sampled_from(HIDDEN_TRAIN)) for _ in hidden]
+        acts.append(data.draw(st.sampled_from(("identity", "logistic", "softmax", "exp",
+                                               "relu", "tanh"))))
+    X = normal(rng, (n, d), dtype)
+    params = init_params(rng, ls, dtype)
+    assert_backends_agree(lambda be: K.mlp_forward(X, params, ls, acts, backend=be), dtype,
+                          max(ls), backends=[backend])
+
+
+# output activation, loss
+HEADS = (("identity", "squared_error"), ("tanh", "squared_error"),
+         ("identity", "absolute_error"), ("identity", "huber"),
+         ("logistic", "binary_log_loss"), ("softmax", "log_loss"), ("exp", "poisson"),
+         ("logistic", "squared_error"))
+
+
+def head_targets(rng, loss, n, k, dtype):
+    if loss == "binary_log_loss":
+        return (rng.random((n, k)) < 0.5).astype(dtype)
+    if loss == "log_loss":
+        return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    if loss == "poisson":
+        return rng.poisson(1.0, (n, k)).astype(dtype)
+    return normal(rng, (n, k), dtype)
+
+
+@fast(40)
+@given(n=st.sampled_from((1, 5, 16, 40)), d=st.sampled_from((1, 3, 8, 17)),
+       hidden=st.lists(st.sampled_from((1, 5, 16, 33)), max_size=2),
+       k=st.sampled_from((1, 3, 4)), act=st.sampled_from(HIDDEN_TRAIN),
+       head=st.sampled_from(HEADS), opt=st.sampled_from(OPTS),
+       batch=st.sampled_from((1, 7, 16, 1000)), weighted=st.booleans(),
+       norms=st.booleans(), alpha=st.sampled_from((0.0, 1e-3)),
+       l1=st.sampled_from((0.0, 1e-4)), subset=st.booleans(), seed=seeds)
+@example(n=1, d=1, hidden=[1], k=1, act="relu", head=("identity", "squared_error"),
+         opt="adam", batch=1, weighted=False, norms=True, alpha=0.0, l1=0.0, subset=False,
+         seed=0)
+@example(n=40, d=17, hidden=[33, 5], k=4, act="tanh", head=("softmax", "log_loss"),
+         opt="nesterov", batch=7, weighted=True, norms=True, alpha=1e-3, l1=1e-4,
+         subset=True, seed=1)
+def test_train_epoch(backend, dtype, n, d, hidden, k, act, head, opt, batch, weighted, norms,
+                     alpha, l1, subset, seed):
+    out_act, loss = head
+    if loss == "log_loss" and k == 1:
+        k = 3
+    rng = np.random.default_rng(seed)
+    ls = [d, *hidden, k]
+    acts = [act] * len(hidden) + [out_act]
+    X = normal(rng, (n, d), dtype)
+    Y = head_targets(rng, loss, n, k, dtype)
+    sw = rng.uniform(0.1, 2.0, n).astype(dtype) if weighted else None
+    p0 = init_params(rng, ls, dtype)
+    lr = 0.01 if opt in ("sgd", "nesterov") else 1e-3
+    hyper = {"lr": lr, "alpha": alpha, "l1": l1, "huber_delta": 0.8, "weight_decay": 0.01}
+    orders = [rng.permutation(n)[: max(1, n - 3) if subset else n].astype(np.int64)
+              for _ in range(3)]
+
+    def call(be):
+        p = p0.copy()
+        tr = K.Trainer(X, Y, p, ls, acts, loss, opt, hyper, batch, sample_weight=sw,
+                       backend=be, track_grad_norms=norms)
+        losses, gn = [], []
+        for o in orders:
+            losses.append(tr.run_epoch(o))
+            gn.append(None if tr.grad_norms is None else tr.grad_norms.copy())
+        return {"params": p, "state": tr.state, "step": int(tr.step[0]), "loss": losses,
+                "grad_norms": gn}
+
+    # a few epochs of training amplify rounding differences: reductions of length ~ n * width
+    assert_backends_agree(call, dtype, 64 * max(ls), backends=[backend])
+
+
+# --------------------------------------------------------------------------------------
+# perceptrons: integer-valued inputs make every backend exact
+
+
+@pytest.mark.parametrize("step", ["heaviside", "sign"])
+@fast(20)
+@given(n=sizes, d=st.sampled_from(EDGE[:12]), k=st.sampled_from((1, 2, 3, 10)), seed=seeds,
+       eta=st.sampled_from([1.0, 0.5, 2.0]), repeats=st.booleans())
+@example(n=1, d=1, k=1, seed=0, eta=1.0, repeats=False)
+def test_perceptron_epoch(backend, dtype, step, n, d, k, seed, eta, repeats):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-3, 4, (n, d)).astype(dtype)
+    Y = rng.integers(0, 2, (n, k)).astype(dtype)
+    if step == "sign":
+        Y = 2 * Y - 1
+    W0 = rng.integers(-2, 3, (d, k)).astype(dtype)
+    b0 = rng.integers(-2, 3, k).astype(dtype)
+    order = (rng.integers(0, n, 2 * n) if repeats else rng.permutation(n)).astype(np.int64)
+
+    def call(be):
+        W, b = W0.copy(), b0.copy()
+        mistakes = K.perceptron_epoch(X, Y, W, b, order=order, eta=eta, step=step, backend=be)
+        return mistakes, W, b
+
+    want = call("numpy")
+    got = call(backend)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+
+
+def sklearn_order(n, seed):
+    """The row order after scikit-learn's dataset shuffle (its own code, not a copy)."""
+    from sklearn.utils._seq_dataset import ArrayDataset64
+
+    ds = ArrayDataset64(np.zeros((n, 1)), np.arange(n, dtype=np.float64), np.ones(n), seed=1)
+    ds._shuffle_py(seed)
+    return np.array([int(ds._next_py()[-1]) for _ in range(n)], dtype=np.int64)
+
+
+@fast(30)
+@given(n=st.sampled_from((1, 2, 3, 17, 100, 1000)), seed=st.integers(0, 2**32 - 1),
+       start=st.booleans())
+@example(n=5, seed=0, start=False)
+@example(n=5, seed=2**32 - 1, start=False)
+def test_xorshift_shuffle(backend, n, seed, start):
+    rng = np.random.default_rng(seed)
+    order0 = rng.permutation(n).astype(np.int64) if start else np.arange(n, dtype=np.int64)
+    res = {}
+    for be in ("numpy", backend):
+        o = order0.copy()
+        K.xorshift_shuffle(o, seed, backend=be)
+        o2 = o.copy()
+        K.xorshift_shuffle(o2, seed, backend=be)  # the same permutation applied again
+        res[be] = (o, o2)
+        assert sorted(o) == list(range(n))
+    np.testing.assert_array_equal(res[backend][0], res["numpy"][0])
+    np.testing.assert_array_equal(res[backend][1], res["numpy"][1])
+    if not start:
+        np.testing.assert_array_equal(res["numpy"][0], sklearn_order(n, seed))
+
+
+@fast(25)
+@given(n=sizes, d=sizes, seed=seeds, weighted=st.booleans(), fit_intercept=st.booleans(),
+       eta0=st.sampled_from([1.0, 0.1, 0.37]), integer=st.booleans())
+@example(n=1, d=1, seed=0, weighted=False, fit_intercept=True, eta0=1.0, integer=True)
+def test_perceptron_epoch_sklearn(backend, dtype, n, d, seed, weighted, fit_intercept, eta0,
+                                  integer):
+    rng = np.random.default_rng(seed)
+    X = (rng.integers(-3, 4, (n, d)) if integer else rng.standard_normal((n, d))).astype(dtype)
+    y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    w0 = (rng.standard_normal(d) * 0.1).astype(dtype)
+    b0 = np.array([0.05])
+    sw = rng.choice([0.0, 0.5, 1.0, 2.0], n) if weighted else None
+    cw = rng.uniform(0.5, 2.0, 2)
+    order = rng.permutation(n).astype(np.int64)
+
+    def call(be):
+        w, b = w0.copy(), b0.copy()
+        s, m = K.perceptron_epoch_sklearn(X, y, w, b, order=order, eta0=eta0,
+                                          sample_weight=sw, class_weight=cw,
+                                          fit_intercept=fit_intercept, backend=be)
+        return s, m, w, b
+
+    want = call("numpy")
+    got = call(backend)
+    # decisions and updates are exact (scikit-learn's order inside the rounding bound)
+    assert got[1] == want[1]
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_array_equal(got[3], want[3])
+    assert_close(got[0], want[0], np.float64, d)
+
+
+@fast(15)
+@given(K_=st.sampled_from((1, 2, 3, 5)), n=st.sampled_from((1, 10, 37)),
+       d=st.sampled_from((1, 3, 17)), seed=seeds, shuffle=st.booleans(),
+       tol=st.sampled_from([None, 1e-3]), weighted=st.booleans(), dtype_=st.sampled_from(
+           [np.float32, np.float64]), n_threads=st.sampled_from([None, 1, 2]))
+def test_perceptron_fit_sklearn(backend, K_, n, d, seed, shuffle, tol, weighted, dtype_,
+                                n_threads):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype_)
+    Y = np.where(rng.random((K_, n)) < 0.5, -1.0, 1.0)
+    sd = rng.integers(0, 2**31 - 1, K_).astype(np.int64)
+    sw = rng.choice([0.0, 1.0, 2.0], n) if weighted else None
+    cw = rng.uniform(0.5, 2.0, (K_, 2))
+
+    def call(be):
+        W, B = np.zeros((K_, d), dtype_), np.zeros(K_)
+        it = K.perceptron_fit_sklearn(X, Y, W, B, sd, eta0=0.5, sample_weight=sw,
+                                      class_weight=cw, shuffle=shuffle, max_iter=12, tol=tol,
+                                      backend=be, n_threads=n_threads)
+        return it, W, B
+
+    want = call("numpy")
+    got = call(backend)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+# --------------------------------------------------------------------------------------
+# scikit-learn parity of the whole Perceptron fit
+
+
+def sklearn_seeds(random_state, n_classes):
+    """The shuffle seed scikit-learn's fit_binary hands to _plain_sgd for each class."""
+    max_int = np.iinfo(np.int32).max
+    if n_classes == 2:
+        states = [random_state]
+    else:
+        states = np.random.RandomState(random_state).randint(max_int, size=n_classes)
+    out = []
+    for s in states:
+        rs = np.random.RandomState(s)
+        rs.randint(1, max_int)  # make_dataset's own draw
+        out.append(rs.randint(max_int))
+    return np.array(out, dtype=np.int64)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("be", ["numpy", *("cpp", "numba")])
+@fast(4)
+@given(seed=st.integers(0, 1000), n=st.sampled_from((30, 97)), d=st.sampled_from((2, 9)))
+def test_perceptron_fit_matches_sklearn(be, n_classes, shuffle, seed, n, d):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import Perceptron
+
+    if be not in K.available_backends():
+        pytest.skip(f"backend {be} not available")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, n_classes, n)
+    y[:n_classes] = np.arange(n_classes)
+    rs = int(seed)
+    clf = Perceptron(shuffle=shuffle, random_state=rs, max_iter=30, tol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    classes = np.unique(y)
+    if n_classes == 2:
+        Y = np.where(y == classes[1], 1.0, -1.0)[None, :]
+    else:
+        Y = np.where(y[None, :] == classes[:, None], 1.0, -1.0)
+    W = np.zeros((Y.shape[0], d))
+    B = np.zeros(Y.shape[0])
+    it = K.perceptron_fit_sklearn(X, Y, W, B, sklearn_seeds(rs, n_classes), shuffle=shuffle,
+                                  max_iter=30, tol=1e-3, backend=be)
+    np.testing.assert_array_equal(W, clf.coef_)
+    np.testing.assert_array_equal(B, clf.intercept_)
+    assert int(it.max()) == clf.n_iter_
+
+
+def test_rtol_grows_with_reduction_length():
+    assert rtol_for(np.float64) == 1e-10
+    assert rtol_for(np.float32, 1600) == pytest.approx(1e-3)
