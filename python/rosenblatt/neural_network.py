@@ -262,7 +262,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._sync()
             dtype = self._params.dtype
         else:
-            dtype = X.dtype
+            # the builtin dtype, not X's own instance (see __setstate__ on why)
+            dtype = np.dtype(X.dtype.type)
         # at most one copy of X: sparse input is densified once, a strided or other-dtype
         # array is copied once, a C-contiguous float array of the right dtype not at all
         X = X.toarray() if sp.issparse(X) else X
@@ -652,7 +653,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 and X.shape[1] == self.n_features_in_ and X.flags.c_contiguous
                 and "feature_names_in_" not in self.__dict__
                 and np.isfinite(np.add.reduce(X, axis=None))):
-            return X
+            return X if X.dtype is dt else X.view(dt)  # builtin dtype: see __setstate__
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         if sp.issparse(X):
             return X.tocsr()
@@ -801,6 +802,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_params" in self.__dict__:
+            # unpickled arrays carry dtype instances that the compiled core's dtype test
+            # rejects ("must have dtype float64, got float64"); zero-copy views with the
+            # builtin dtypes are accepted everywhere
+            for key in ("_params", "_layer_sizes", "_act_codes", "_opt_state",
+                        "_best_params"):
+                a = self.__dict__.get(key)
+                if isinstance(a, np.ndarray):
+                    self.__dict__[key] = a.view(np.dtype(a.dtype.type))
             self._bind(self._params, self._layer_sizes)
             if self.backend == "auto" and self.backend_ not in K.available_backends():
                 self.backend_ = K.resolve_backend("auto")
