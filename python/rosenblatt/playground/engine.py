@@ -218,6 +218,7 @@ class Session:
     def __init__(self, config: Config | dict | None = None, backend: str | None = None):
         self.lock = threading.RLock()
         self.backend = backend
+        self.track_grad_norms = True   # the experiments switch it off where unused
         self._kernels = _load_kernels()
         self._grid_cache: dict = {}
         self._upload: tuple | None = None
@@ -590,7 +591,8 @@ class Session:
                 self.epoch += 1
                 self.history["train"].append(tr)
                 self.history["test"].append(te)
-                self.history["grad_norms"].append(self._grad_norms())
+                self.history["grad_norms"].append(
+                    self._grad_norms() if self.track_grad_norms else None)
             return {"epoch": self.epoch, "train_loss": self.history["train"][-1],
                     "test_loss": self.history["test"][-1], "status": self.status}
 
@@ -696,7 +698,8 @@ class Session:
                 "since": since,
                 "train": [_finite(v) for v in h["train"][since:]],
                 "test": [_finite(v) for v in h["test"][since:]],
-                "grad_norms": [[_finite(v) for v in row] for row in h["grad_norms"][since:]],
+                "grad_norms": [None if row is None else [_finite(v) for v in row]
+                               for row in h["grad_norms"][since:]],
                 "sizes": list(self.sizes),
                 "weights": self.weights(),
             }
