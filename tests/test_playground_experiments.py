@@ -49,7 +49,7 @@ def test_cli_rejects_bad_options(capsys):
 
 
 def test_step_a_writes_its_figure(tmp_path):
-    res, text = ex.step_a(tmp_path, ex.Budget(epochs=3))
+    res, _text = ex.step_a(tmp_path, ex.Budget(epochs=3))
     assert (tmp_path / "a_activation_maps.png").stat().st_size > 1000
     assert [r["layer"] for r in res["neurons"]] == [1, 1, 1, 1, 2, 2]
     # first-layer maps are exact half-planes
