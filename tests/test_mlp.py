@@ -2,6 +2,7 @@
 robustness (errors, divergence, Ctrl-C, pickling)."""
 
 import _thread
+import itertools
 import pickle
 import threading
 import time
@@ -10,11 +11,10 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.neural_network import MLPClassifier as SkMLPClassifier
-
 from rosenblatt.kernels import available_backends
 from rosenblatt.neural_network import MLPClassifier, MLPRegressor
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
 BACKENDS = available_backends()
 FAST = BACKENDS[0]
@@ -90,7 +90,7 @@ def test_xor_from_weights_heaviside():
 
 def test_summary_counts_parameters():
     sizes = [784, 300, 100, 10]
-    coefs = [np.zeros((a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    coefs = [np.zeros((a, b)) for a, b in itertools.pairwise(sizes)]
     clf = MLPClassifier.from_weights(coefs, [np.zeros(b) for b in sizes[1:]],
                                      classes=np.arange(10))
     text = clf.summary()
@@ -368,11 +368,11 @@ def test_keyboard_interrupt_from_callback():
     assert clf.predict(X).shape == (120,)
 
 
-def test_keyboard_interrupt_stops_fit_quickly():
-    # a long fit on the reference backend; Ctrl-C arrives from a timer thread
+def test_keyboard_interrupt_stops_fit_quickly(backend):
+    # a long fit; Ctrl-C arrives from a timer thread, inside an epoch or between two
     Xl = np.random.RandomState(0).randn(4000, 20)
     yl = (Xl[:, 0] > 0).astype(int)
-    clf = MLPClassifier((64,), max_iter=10_000, batch_size=16, tol=0, backend="numpy",
+    clf = MLPClassifier((64,), max_iter=10_000, batch_size=16, tol=0, backend=backend,
                         random_state=0)
     fired = []
 

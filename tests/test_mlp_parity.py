@@ -10,11 +10,10 @@ import warnings
 
 import numpy as np
 import pytest
+from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
-
-from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 
 RTOL = 1e-9
 
@@ -26,7 +25,7 @@ Y_LABELS = rng.randint(0, 2, (200, 3))
 Y_REG = X[:, :3].sum(1) + 0.1 * rng.randn(200)
 SW = rng.randint(0, 4, 200).astype(float)
 
-BASE = dict(hidden_layer_sizes=(16, 8), max_iter=5, random_state=1, batch_size=32)
+BASE = {"hidden_layer_sizes": (16, 8), "max_iter": 5, "random_state": 1, "batch_size": 32}
 
 
 def _flat(est):
@@ -65,17 +64,17 @@ def _assert_same(sk, ours, rtol=RTOL):
 CLASSIFIER_CASES = {
     "multiclass-adam-relu": (Y_MULTI, {}, None),
     "binary-sgd-tanh-nesterov-invscaling": (
-        Y_BIN, dict(solver="sgd", activation="tanh", learning_rate="invscaling",
-                    learning_rate_init=0.05), None),
+        Y_BIN, {"solver": "sgd", "activation": "tanh", "learning_rate": "invscaling",
+                    "learning_rate_init": 0.05}, None),
     "binary-sgd-momentum-no-nesterov": (
-        Y_BIN, dict(solver="sgd", nesterovs_momentum=False, learning_rate_init=0.05), None),
-    "multilabel-adam-logistic": (Y_LABELS, dict(activation="logistic"), None),
-    "multiclass-early-stopping": (Y_MULTI, dict(early_stopping=True, max_iter=8), None),
-    "binary-early-stopping-stratified": (Y_BIN, dict(early_stopping=True, max_iter=8), None),
+        Y_BIN, {"solver": "sgd", "nesterovs_momentum": False, "learning_rate_init": 0.05}, None),
+    "multilabel-adam-logistic": (Y_LABELS, {"activation": "logistic"}, None),
+    "multiclass-early-stopping": (Y_MULTI, {"early_stopping": True, "max_iter": 8}, None),
+    "binary-early-stopping-stratified": (Y_BIN, {"early_stopping": True, "max_iter": 8}, None),
     "multiclass-sample-weight": (Y_MULTI, {}, SW),
-    "multiclass-no-shuffle-identity": (Y_MULTI, dict(shuffle=False, activation="identity"),
+    "multiclass-no-shuffle-identity": (Y_MULTI, {"shuffle": False, "activation": "identity"},
                                        None),
-    "binary-auto-batch-alpha": (Y_BIN, dict(batch_size="auto", alpha=0.5), None),
+    "binary-auto-batch-alpha": (Y_BIN, {"batch_size": "auto", "alpha": 0.5}, None),
 }
 
 
@@ -92,13 +91,13 @@ def test_classifier_matches_sklearn(case):
 
 REGRESSOR_CASES = {
     "adam-relu": (Y_REG, {}, None),
-    "sgd-logistic-alpha": (Y_REG, dict(solver="sgd", activation="logistic", alpha=0.1,
-                                       learning_rate_init=0.01), None),
-    "sgd-adaptive": (Y_REG, dict(solver="sgd", learning_rate="adaptive", tol=10,
-                                 n_iter_no_change=1, max_iter=8, learning_rate_init=0.01),
+    "sgd-logistic-alpha": (Y_REG, {"solver": "sgd", "activation": "logistic", "alpha": 0.1,
+                                       "learning_rate_init": 0.01}, None),
+    "sgd-adaptive": (Y_REG, {"solver": "sgd", "learning_rate": "adaptive", "tol": 10,
+                                 "n_iter_no_change": 1, "max_iter": 8, "learning_rate_init": 0.01},
                      None),
-    "early-stopping-sample-weight": (Y_REG, dict(early_stopping=True, max_iter=8), SW),
-    "poisson": (np.exp(Y_REG / 3), dict(loss="poisson"), None),
+    "early-stopping-sample-weight": (Y_REG, {"early_stopping": True, "max_iter": 8}, SW),
+    "poisson": (np.exp(Y_REG / 3), {"loss": "poisson"}, None),
     "multi-output": (np.c_[Y_REG, -Y_REG], {}, None),
 }
 

@@ -11,15 +11,14 @@ silenced here explicitly (pytest turns warnings into errors).
 import warnings
 
 import pytest
+from rosenblatt.kernels import available_backends
+from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.utils._test_common.instance_generator import PER_ESTIMATOR_CHECK_PARAMS
 from sklearn.utils.estimator_checks import estimator_checks_generator
-
-from rosenblatt.kernels import available_backends
-from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 
 # the fastest backend here; the numpy reference is exercised by the other MLP tests
 BACKEND = available_backends()[0]

@@ -18,6 +18,7 @@ import operator
 import time
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import scipy.optimize
@@ -73,7 +74,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
     Not meant to be used directly.
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_HIDDEN_NAMES)), tuple, list],
         "solver": [StrOptions(set(_SOLVERS))],
@@ -269,7 +270,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         X = X.toarray() if sp.issparse(X) else X
         X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
-        n_samples, n_features = X.shape
+        n_features = X.shape[1]
         sample_weight = self._sample_weight(sample_weight, X, y, incremental)
 
         layer_units = [n_features] + hidden + [Y.shape[1]]
@@ -491,12 +492,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 if self._no_improvement_count > self.n_iter_no_change:
                     if self.early_stopping:
                         msg = ("Validation score did not improve more than "
-                               "tol=%f for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
+                               f"tol={self.tol:f} for {self.n_iter_no_change} "
+                               "consecutive epochs.")
                     else:
-                        msg = ("Training loss did not improve more than tol=%f"
-                               " for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
+                        msg = ("Training loss did not improve more than "
+                               f"tol={self.tol:f} for {self.n_iter_no_change} "
+                               "consecutive epochs.")
                     if self._trigger_stopping(msg):
                         break
                     trainer.set_lr(self._opt_lr)
@@ -506,9 +507,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     break
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) "
-                        "reached and the optimization hasn't converged yet."
-                        % self.max_iter, ConvergenceWarning)
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                        "reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:
@@ -531,7 +532,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             return True
         self._opt_lr /= 5.0
         if self.verbose:
-            print(msg + " Setting learning rate to %f" % self._opt_lr)
+            print(f"{msg} Setting learning rate to {self._opt_lr:f}")
         return False
 
     def _update_no_improvement_count(self, val_score, has_val):
@@ -552,8 +553,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
     def _data_loss(self, P, Y, sample_weight):
         """Loss of outputs P on targets Y (+ the L2 term over the batch), as in training."""
@@ -739,7 +739,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                          names[k], f"{W.shape} + ({W.shape[1]},)", f"{count:,}"))
         head = ("layer", "units", "activation", "weights + biases", "params")
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
-        fmt = "  ".join("{:<%d}" % w if i in (0, 2, 3) else "{:>%d}" % w
+        fmt = "  ".join("{:" + ("<" if i in (0, 2, 3) else ">") + str(w) + "}"
                         for i, w in enumerate(widths))
         lines = [f"{type(self).__name__} ({self._params.dtype}, backend={self.backend_})",
                  fmt.format(*head), "-" * (sum(widths) + 8)]
@@ -818,7 +818,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self.solver not in _STOCHASTIC:
             raise AttributeError(
                 "partial_fit is only available for stochastic"
-                " optimizers. %s is not stochastic." % self.solver)
+                f" optimizers. {self.solver} is not stochastic.")
         return True
 
     def __sklearn_tags__(self):
@@ -977,7 +977,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     array([0, 1, 1, 0])
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **BaseMultilayerPerceptron._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
@@ -1255,7 +1255,7 @@ default='squared_error'
     MLPClassifier : Multi-layer perceptron classifier.
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **BaseMultilayerPerceptron._parameter_constraints,
         "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
         "out_activation": [StrOptions({"identity", "relu", "softplus", "exp"}), None],
