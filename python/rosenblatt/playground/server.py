@@ -375,10 +375,15 @@ ALLOWED_HOSTS = ("127.", "localhost", "[::1]")
 
 @web.middleware
 async def guard(request, handler):
-    """Reject foreign Host headers (DNS rebinding); turn any failure into JSON."""
+    """Reject foreign Host and Origin headers (DNS rebinding, cross-site requests); turn
+    any failure into JSON."""
     host = request.host or ""
     if not host.startswith(ALLOWED_HOSTS):
         return _reply({"error": f"forbidden host {host!r}"}, status=403)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != host:
+        # another site's page must not drive this server from the user's browser
+        return _reply({"error": f"forbidden origin {origin!r}"}, status=403)
     try:
         response = await handler(request)
     except web.HTTPException as e:
