@@ -206,6 +206,8 @@ def test_maps_and_frame():
     assert inputs[0, 0, 0] == -6 and inputs[0, 0, 1] == 6 and inputs[-1, -1, 1] == -6
     f = s.frame()
     assert [len(t) for t in f["thumbs"]] == [2, 3, 2, 1]
+    assert set(f["accuracy"]) == {"train", "test"} and 0 <= f["accuracy"]["test"] <= 1
+    assert en.Session({"dataset": "reg-plane"}).frame(maps=False)["accuracy"] is None
     import base64
     assert len(base64.b64decode(f["thumbs"][1][0])) == 100
     assert len(base64.b64decode(f["output"])) == 10000

@@ -679,6 +679,18 @@ class Session:
                 out = 2 * out - 1
             return F.reshape(*shape, -1), hidden, out
 
+    def accuracy(self) -> dict | None:
+        """Train and test accuracy of ``sign(output)`` (classification only)."""
+        if self.regression:
+            return None
+        with self.lock, np.errstate(all="ignore"):
+            out = {}
+            for name, X, y in (("train", self.data.X_train, self.data.y_train),
+                               ("test", self.data.X_test, self.data.y_test)):
+                out[name] = _finite(float(np.mean(np.where(self.predict_raw(X) > 0, 1, -1)
+                                                  == y))) if len(y) else None
+            return out
+
     def predict_raw(self, X) -> np.ndarray:
         """Output on the [-1, 1] scale for raw points ``X`` (n, 2)."""
         with self.lock:
@@ -702,6 +714,7 @@ class Session:
                                for row in h["grad_norms"][since:]],
                 "sizes": list(self.sizes),
                 "weights": self.weights(),
+                "accuracy": self.accuracy(),
             }
             if maps:
                 inputs, hidden, out = self.maps()

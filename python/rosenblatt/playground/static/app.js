@@ -174,6 +174,9 @@ function applyFrame(f) {
     .replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   $("loss-test").textContent = fmt(f.test_loss);
   $("loss-train").textContent = fmt(f.train_loss);
+  $("accuracy").textContent = f.accuracy && f.accuracy.test !== null
+    ? `accuracy: test ${(100 * f.accuracy.test).toFixed(1)} %, training ${(100 * f.accuracy.train).toFixed(1)} %`
+    : "";
   if (f.output) paint($("heatmap-bg"), decode(f.output), 100, state.view.discretize);
   state.lastOutput = f.output || state.lastOutput;
   drawPoints();
