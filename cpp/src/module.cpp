@@ -7,9 +7,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <atomic>  // perceptron
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <thread>  // perceptron
 #include <vector>
 
 #include "rosenblatt/codes.hpp"
@@ -79,7 +81,7 @@ View<T> view(py::handle h, const char* name, int ndim, bool writable, bool optio
     throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " +
                          std::string(py::str(py::type::of(h).attr("__name__"))));
   auto a = py::reinterpret_borrow<py::array>(h);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + " must have dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));
@@ -115,8 +117,8 @@ bool is_f64(py::handle h, const char* name) {
   if (!py::isinstance<py::array>(h))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray");
   auto dt = py::reinterpret_borrow<py::array>(h).dtype();
-  if (dt.is(py::dtype::of<double>())) return true;
-  if (dt.is(py::dtype::of<float>())) return false;
+  if (dt.equal(py::dtype::of<double>())) return true;
+  if (dt.equal(py::dtype::of<float>())) return false;
   throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
                        std::string(py::str(dt)));
 }
@@ -449,6 +451,134 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
 #define RB_DISPATCH(first, name, call) \
   (is_f64(first, name) ? call<double> : call<float>)
 
+// ---- perceptron ----
+// Interrupt check shared by the one-vs-rest tasks: the thread that released the GIL polls
+// Python's signal handlers; a KeyboardInterrupt sets a flag every task sees.
+struct PerceptronStop {
+  std::atomic<bool> flag{false};
+  std::thread::id caller = std::this_thread::get_id();
+};
+
+bool perceptron_poll(void* ctx) {
+  auto* s = static_cast<PerceptronStop*>(ctx);
+  if (s->flag.load(std::memory_order_relaxed)) return true;
+  if (std::this_thread::get_id() != s->caller) return false;
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) s->flag.store(true);
+  return s->flag.load();
+}
+
+void check_order(const View<std::int64_t>& ord, index_t n) {
+  for (index_t i = 0; i < ord.shape[0]; ++i)
+    if (ord.ptr[i] < 0 || ord.ptr[i] >= n)
+      throw py::value_error("order must hold row indices in [0, " + std::to_string(n) + ")");
+}
+
+template <class T>
+std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py::handle W,
+                                py::handle b, double eta, int step) {
+  if (step != rb::codes::HEAVISIDE && step != rb::codes::SIGN)
+    throw py::value_error("step must be the heaviside or sign code");
+  auto x = view<T>(X, "X", 2, false);
+  const index_t n = x.shape[0], d = x.shape[1];
+  auto y = view<T>(Y, "Y", 2, false);
+  const index_t k = y.shape[1];
+  expect_shape(y, "Y", n, k);
+  auto ord = view<std::int64_t>(order, "order", 1, false);
+  check_order(ord, n);
+  auto w = view<T>(W, "W", 2, true);
+  expect_shape(w, "W", d, k);
+  auto bb = view<T>(b, "b", 1, true);
+  expect_shape(bb, "b", k);
+  py::gil_scoped_release nogil;
+  return ks<T>().perceptron_epoch(x.ptr, y.ptr, ord.ptr, ord.shape[0], d, k, w.ptr, bb.ptr, eta,
+                                  step, 1);
+}
+
+template <class T>
+rb::PerceptronArgs<T> perceptron_args(py::handle X, py::handle Y, int ydim, py::handle W,
+                                      py::handle B, py::handle sw, py::handle cw, double eta0,
+                                      bool fit_intercept) {
+  auto x = view<T>(X, "X", 2, false);
+  const index_t n = x.shape[0], d = x.shape[1];
+  auto y = view<double>(Y, "Y", ydim, false);
+  const index_t K = ydim == 1 ? 1 : y.shape[0];
+  if (ydim == 1) expect_shape(y, "y", n);
+  else expect_shape(y, "Y", K, n);
+  auto w = view<T>(W, "W", ydim, true);
+  if (ydim == 1) expect_shape(w, "w", d);
+  else expect_shape(w, "W", K, d);
+  auto bb = view<double>(B, "B", 1, true);
+  expect_shape(bb, "B", ydim == 1 ? 1 : K);
+  auto s = view<double>(sw, "sample_weight", 1, false, true);
+  if (s.ptr) expect_shape(s, "sample_weight", n);
+  auto c = view<double>(cw, "class_weight", ydim, false);
+  if (ydim == 1) expect_shape(c, "class_weight", 2);
+  else expect_shape(c, "class_weight", K, 2);
+  rb::PerceptronArgs<T> a{};
+  a.X = x.ptr;
+  a.n = n;
+  a.d = d;
+  a.Y = y.ptr;
+  a.sample_weight = s.ptr;
+  a.class_weight = c.ptr;
+  a.K = K;
+  a.eta0 = eta0;
+  a.fit_intercept = fit_intercept;
+  a.W = w.ptr;
+  a.B = bb.ptr;
+  return a;
+}
+
+template <class T>
+py::tuple perceptron_epoch_sklearn_t(py::handle X, py::handle y, py::handle order, py::handle w,
+                                     py::handle b, double eta0, py::handle sw, py::handle cw,
+                                     bool fit_intercept) {
+  auto a = perceptron_args<T>(X, y, 1, w, b, sw, cw, eta0, fit_intercept);
+  auto ord = view<std::int64_t>(order, "order", 1, false);
+  check_order(ord, a.n);
+  index_t mistakes = 0;
+  double sumloss;
+  {
+    py::gil_scoped_release nogil;
+    sumloss = ks<T>().perceptron_epoch_sklearn(a, ord.ptr, ord.shape[0], &mistakes);
+  }
+  return py::make_tuple(sumloss, static_cast<long long>(mistakes));
+}
+
+template <class T>
+void perceptron_fit_sklearn_t(py::handle X, py::handle Y, py::handle W, py::handle B,
+                              py::handle seeds, double eta0, py::handle sw, py::handle cw,
+                              bool fit_intercept, bool shuffle, std::int64_t max_iter,
+                              double tol, std::int64_t n_iter_no_change, py::handle n_iter,
+                              int nt) {
+  auto a = perceptron_args<T>(X, Y, 2, W, B, sw, cw, eta0, fit_intercept);
+  auto sd = view<std::int64_t>(seeds, "seeds", 1, false);
+  expect_shape(sd, "seeds", a.K);
+  auto it = view<std::int64_t>(n_iter, "n_iter", 1, true);
+  expect_shape(it, "n_iter", a.K);
+  if (max_iter < 1) throw py::value_error("max_iter must be >= 1");
+  if (a.n < 1) throw py::value_error("X must have at least one row");
+  PerceptronStop stop;
+  a.seeds = sd.ptr;
+  a.shuffle = shuffle;
+  a.max_iter = max_iter;
+  a.tol = tol;
+  a.n_iter_no_change = n_iter_no_change;
+  a.n_iter = it.ptr;
+  a.n_threads = nt;
+  a.interrupt.fn = &perceptron_poll;
+  a.interrupt.ctx = &stop;
+  bool interrupted = false, nonfinite = false;
+  {
+    py::gil_scoped_release nogil;
+    ks<T>().perceptron_fit_sklearn(a, &interrupted, &nonfinite);
+  }
+  // W, B and n_iter hold the state reached; the caller checks them for non-finite values
+  if (interrupted && PyErr_Occurred()) throw py::error_already_set();
+}
+// ---- end perceptron ----
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
@@ -577,7 +707,48 @@ PYBIND11_MODULE(_core, mod) {
       py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"),
       py::arg("hyper"), py::arg("step"), py::arg("workspace"),
       py::arg("grad_norms").none(true), py::arg("n_threads") = 0);
-  // ---- perceptron kernels: bind perceptron_epoch & co. here (see perceptron.hpp) ----
+  // ---- perceptron ----
+  mod.def(
+      "perceptron_epoch",
+      [](py::handle X, py::handle Y, py::handle order, py::handle W, py::handle b, double eta,
+         int step, OptInt) {
+        return RB_DISPATCH(X, "X", perceptron_epoch_t)(X, Y, order, W, b, eta, step);
+      },
+      py::arg("X"), py::arg("Y"), py::arg("order"), py::arg("W"), py::arg("b"), py::arg("eta"),
+      py::arg("step"), py::arg("n_threads") = 0);
+  mod.def(
+      "xorshift_shuffle",
+      [](py::handle order, std::int64_t seed, OptInt) {
+        auto o = view<std::int64_t>(order, "order", 1, true);
+        py::gil_scoped_release nogil;
+        g_isa->f64.xorshift_shuffle(o.ptr, o.shape[0],
+                                    std::uint32_t(std::uint64_t(seed) & 0xFFFFFFFFu));
+      },
+      py::arg("order"), py::arg("seed"), py::arg("n_threads") = 0);
+  mod.def(
+      "perceptron_epoch_sklearn",
+      [](py::handle X, py::handle y, py::handle order, py::handle w, py::handle b, double eta0,
+         py::handle sw, py::handle cw, bool fit_intercept, OptInt) {
+        return RB_DISPATCH(X, "X", perceptron_epoch_sklearn_t)(X, y, order, w, b, eta0, sw, cw,
+                                                               fit_intercept);
+      },
+      py::arg("X"), py::arg("y"), py::arg("order"), py::arg("w"), py::arg("b"), py::arg("eta0"),
+      py::arg("sample_weight").none(true), py::arg("class_weight"), py::arg("fit_intercept"),
+      py::arg("n_threads") = 0);
+  mod.def(
+      "perceptron_fit_sklearn",
+      [](py::handle X, py::handle Y, py::handle W, py::handle B, py::handle seeds, double eta0,
+         py::handle sw, py::handle cw, bool fit_intercept, bool shuffle, std::int64_t max_iter,
+         double tol, std::int64_t n_iter_no_change, py::handle n_iter, OptInt nt) {
+        RB_DISPATCH(X, "X", perceptron_fit_sklearn_t)(X, Y, W, B, seeds, eta0, sw, cw,
+                                                      fit_intercept, shuffle, max_iter, tol,
+                                                      n_iter_no_change, n_iter, threads_arg(nt));
+      },
+      py::arg("X"), py::arg("Y"), py::arg("W"), py::arg("B"), py::arg("seeds"), py::arg("eta0"),
+      py::arg("sample_weight").none(true), py::arg("class_weight"), py::arg("fit_intercept"),
+      py::arg("shuffle"), py::arg("max_iter"), py::arg("tol"), py::arg("n_iter_no_change"),
+      py::arg("n_iter"), py::arg("n_threads") = 0);
+  // ---- end perceptron ----
 
   // ---- dispatch, threads, codes ----
   mod.def("isa", [] { return std::string(g_isa->name); }, "Name of the ISA in use.");
