@@ -211,3 +211,33 @@ def test_loopback_only():
         with pytest.raises(ValueError, match="loopback"):
             check_loopback(bad)
     assert main(["--host", "0.0.0.0"]) == 2
+
+
+def test_command_line_serves_and_stops_on_sigint():
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rosenblatt
+
+    env = dict(os.environ)
+    pkg_root = str(Path(rosenblatt.__path__[0]).parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "rosenblatt.playground.cli", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("rosenblatt playground: http://127.0.0.1:"), line
+        url = line.split()[2]
+        status, j = call(url + "api/session", {})
+        assert status == 200 and "id" in j
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopped" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -503,17 +503,34 @@ class ServerThread:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False) -> int:
-    """Serve until Ctrl-C; prints the URL."""
+    """Serve until Ctrl-C or SIGTERM; prints the URL. Returns the exit status."""
     check_loopback(host)
-    app = make_app()
-    shown = f"[{host}]" if ":" in host else host
 
-    async def announce(_app):
-        print(f"rosenblatt playground: http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
-        if open_browser:
-            import webbrowser
-            webbrowser.open(f"http://{shown}:{port}/")
+    async def main():
+        import signal
 
-    app.on_startup.append(announce)
-    web.run_app(app, host=host, port=port, print=None)
+        runner = web.AppRunner(make_app(), handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound = site._server.sockets[0].getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            url = f"http://{shown}:{bound}/"
+            print(f"rosenblatt playground: {url}  (Ctrl-C to stop)", flush=True)
+            if open_browser:
+                import webbrowser
+
+                webbrowser.open(url)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    print("rosenblatt playground: stopped", flush=True)
     return 0
