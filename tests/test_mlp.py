@@ -6,6 +6,7 @@ import itertools
 import pickle
 import threading
 import time
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -302,6 +303,23 @@ def test_forward_and_predict_agree():
     perm = np.random.RandomState(3).permutation(120)
     np.testing.assert_array_equal(clf.predict_proba(X[perm]), clf.predict_proba(X)[perm])
     np.testing.assert_array_equal(clf.predict_proba(X[:1]), clf.predict_proba(X)[:1])
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_training_copies_x_at_most_once(early_stopping):
+    # C-contiguous float X is used in place (rows are visited through an index order,
+    # the early-stopping split is a split of indices); an F-ordered X is copied once
+    Xb = np.random.RandomState(0).randn(8000, 40)
+    yb = (Xb[:, 0] > 0).astype(int)
+    for Xin, limit in ((Xb, 0.6), (np.asfortranarray(Xb), 1.6)):
+        est = MLPClassifier((8,), max_iter=1, early_stopping=early_stopping, backend=FAST)
+        tracemalloc.start()
+        try:
+            _quiet(est.fit, Xin, yb)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < limit * Xb.nbytes
 
 
 # ------------------------------------------------------------------------------------------

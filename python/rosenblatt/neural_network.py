@@ -52,8 +52,9 @@ _STOCHASTIC = frozenset(s for s in _SOLVERS if s != "lbfgs")
 # solvers whose learning rate follows `learning_rate` (adam's own schedule is built in)
 _SCHEDULED = frozenset({"sgd", "adagrad", "rmsprop"})
 _KERNEL_INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun")
-# rows per block when predicting on sparse input: densify a block, never the whole matrix
-_SPARSE_BLOCK = 4096
+# rows per block when predicting on sparse input or on a row subset of the training data:
+# densify or gather a block, never the whole matrix
+_BLOCK = 4096
 
 
 # backend name -> module, for predict (kernels.get_backend re-resolves on every call)
@@ -332,11 +333,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
         return self.solver
 
     def _validation_set(self, X, y, Y, sample_weight, validation_data):
-        """Return (train_idx or None, Xv, yv, Yv, swv) - or Nones without a validation set.
+        """Return (train_idx, Xv, val_idx, yv, Yv, swv) - Nones without a validation set.
 
         With early stopping and no validation_data, rows are split off exactly as
         scikit-learn splits them (same train_test_split call, same RandomState), but as
-        indices: training visits X through an index order, so X is never copied.
+        indices: training visits X through an index order and validation reads X's
+        ``val_idx`` rows block by block, so X is never copied.
         """
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or \
@@ -355,9 +357,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
             Yv = np.ascontiguousarray(self._encode_y(yv), dtype=X.dtype)
             if swv is not None:
                 swv = np.ascontiguousarray(_check_sample_weight(swv, Xv, dtype=X.dtype))
-            return None, Xv, yv, Yv, swv
+            return None, Xv, None, yv, Yv, swv
         if not self.early_stopping:
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         # don't stratify in multilabel (nor, as scikit-learn, in multiclass) problems
         stratify = self._stratify_target(Y) if self.n_outputs_ == 1 else None
         train_idx, val_idx = train_test_split(
@@ -368,7 +370,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset.")
         swv = None if sample_weight is None else sample_weight[val_idx]
-        return (np.ascontiguousarray(train_idx), X[val_idx], y[val_idx], Y[val_idx], swv)
+        return (np.ascontiguousarray(train_idx), X, np.ascontiguousarray(val_idx),
+                y[val_idx], Y[val_idx], swv)
 
     def _stratify_target(self, Y):
         return None
@@ -397,8 +400,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if not hasattr(self, "loss_curve_"):
             # a network built by from_weights, or last fitted by lbfgs
             self._init_curves()
-        train_idx, Xv, yv, Yv, swv = self._validation_set(X, y, Y, sample_weight,
-                                                          validation_data)
+        train_idx, Xv, val_idx, yv, Yv, swv = self._validation_set(
+            X, y, Y, sample_weight, validation_data)
         has_val = Xv is not None
         if has_val:
             # continued by warm_start and partial_fit, like loss_curve_
@@ -453,8 +456,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
                 val_loss = val_score = None
                 if has_val:
-                    P = K.mlp_forward(Xv, params, self._layer_sizes, self._act_codes,
-                                      backend=self.backend_, n_threads=self.n_threads)
+                    P = self._rows_forward(Xv, val_idx)
                     val_loss = self._data_loss(P, Yv, swv)
                     val_score = self._score_outputs(P, yv, swv)
                     self.validation_loss_curve_.append(val_loss)
@@ -519,6 +521,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
             np.copyto(params, self._best_params)
         elif rbw and rbw_params is not None:
             np.copyto(params, rbw_params)
+
+    def _rows_forward(self, X, rows):
+        """Network outputs for X (dense, validated), or for its ``rows`` in blocks."""
+        if rows is None:
+            return K.mlp_forward(X, self._params, self._layer_sizes, self._act_codes,
+                                 backend=self.backend_, n_threads=self.n_threads)
+        out = np.empty((rows.shape[0], self.n_outputs_), dtype=X.dtype)
+        for s in range(0, rows.shape[0], _BLOCK):
+            K.mlp_forward(X[rows[s:s + _BLOCK]], self._params, self._layer_sizes,
+                          self._act_codes, out=out[s:s + _BLOCK], backend=self.backend_,
+                          n_threads=self.n_threads)
+        return out
 
     def _trigger_stopping(self, msg):
         """scikit-learn's optimizer.trigger_stopping: True stops training."""
@@ -686,10 +700,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
             return out
         dt = self._params.dtype
         out = np.empty((X.shape[0], self.n_outputs_), dtype=dt)
-        for s in range(0, X.shape[0], _SPARSE_BLOCK):
-            block = np.ascontiguousarray(X[s:s + _SPARSE_BLOCK].toarray(), dtype=dt)
+        for s in range(0, X.shape[0], _BLOCK):
+            block = np.ascontiguousarray(X[s:s + _BLOCK].toarray(), dtype=dt)
             K.mlp_forward(block, self._params, self._layer_sizes, self._act_codes,
-                          out=out[s:s + _SPARSE_BLOCK], backend=self.backend_,
+                          out=out[s:s + _BLOCK], backend=self.backend_,
                           n_threads=self.n_threads)
         return out
 
