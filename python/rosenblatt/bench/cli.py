@@ -84,6 +84,11 @@ def default_markdown_path():
     return os.path.join(os.getcwd(), "benchmarks", "RESULTS.md")
 
 
+def _cpu_seconds():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _reexec_without_openblas_env(argv):
     """OpenBLAS reads these variables once, when numpy loads, so the only way to time
     numpy without them is a fresh process; the child records what was unset."""
@@ -145,6 +150,7 @@ def main(argv=None) -> int:
         return 2
 
     t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
     machine = machine_info(max(threads))
     peak = measure_peak(max(threads), quick="tiny" if args.size == "tiny" else args.size != "full")
     out = sys.stdout
@@ -161,13 +167,16 @@ def main(argv=None) -> int:
     results = run_suite(workloads, cfg, peak, progress=not args.no_progress,
                         on_result=on_result)
     elapsed = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     targets = evaluate_targets(results, cfg, max(threads))
     for line in terminal_targets(targets):
         print(line, file=out)
     n_bad = sum(r.status in ("FAILED", "error") for r in results)
+    # CPU seconds next to wall seconds: on a shared machine the wall time says more
+    # about the neighbours than about the suite
     print(f"\n{len(results)} rows, {n_bad} FAILED/error, "
           f"{sum(r.status == 'unavailable' for r in results)} unavailable; "
-          f"{elapsed:.0f} s", file=out)
+          f"{elapsed:.0f} s wall, {cpu:.0f} s CPU", file=out)
 
     if args.json:
         write_json(args.json, to_json(machine, peak, cfg, results, targets, elapsed))

@@ -46,7 +46,7 @@ SIZES = {
         "large_shapes": ((512, 512, 512),),
         "tiny_shapes": ((10, 2, 8),),
         "sweep_batches": (1, 32, 200),
-        "fashion_rows": 6000, "fashion_batches": (200, 32),
+        "fashion_rows": 3200, "fashion_batches": (200, 32),
         "playground_rows": 500, "playground_dtypes": ("float32",),
         "perceptron_rows": 10000, "perceptron_dtypes": ("float64",),
         "predict_rows": (1, 10000), "predict_fit_rows": 500,

@@ -144,7 +144,7 @@ class KernelWorkload(Workload):
 
             def run():
                 np.matmul(X, W, out=A)
-                A += b
+                np.add(A, b, out=A)
                 f(A)
             return Runner(run, lambda: {"A": A})
         Aout, dA = self.A, self.dA

@@ -1,0 +1,251 @@
+"""The benchmark suite itself, at tiny sizes: it runs, it checks, it reports.
+
+Only the NumPy backend and the numpy/scikit-learn peers run here, so the tests neither
+compile numba kernels nor import PyTorch or JAX, and finish in seconds.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from rosenblatt import _kernels_ref
+from rosenblatt.bench import (Config, Contender, Runner, Unavailable, Workload,
+                              build_workloads, evaluate_targets, main, run_suite, select)
+from rosenblatt.bench import cli
+from rosenblatt.bench.core import Result
+from rosenblatt.bench.report import to_markdown, write_plot
+from rosenblatt.bench.workloads import KernelWorkload, TrainWorkload
+
+FAST = ["--size", "tiny", "--backends", "numpy", "--peers", "numpy,sklearn",
+        "--threads", "1", "--repeat", "1", "--no-progress"]
+PEAK = {"source": "test", "note": "", "float32": {"1": 100.0, "2": 200.0},
+        "float64": {"1": 50.0, "2": 100.0}}
+
+
+def _cfg(**kw):
+    kw.setdefault("size", "tiny")
+    kw.setdefault("threads", (1,))
+    kw.setdefault("backends", ["numpy"])
+    kw.setdefault("peers", ["numpy", "sklearn"])
+    kw.setdefault("repeat", 1)
+    return Config(**kw)
+
+
+def _strict_json(path):
+    def reject(name):
+        raise ValueError(f"invalid JSON constant {name}")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f, parse_constant=reject)
+
+
+def test_cli_runs_and_writes_json_markdown_png(tmp_path, capsys):
+    js, md, png = tmp_path / "r.json", tmp_path / "RESULTS.md", tmp_path / "r.png"
+    rc = main(FAST + ["-k", "kernel/forward/float32/16x40x24", "-k", "kernel/fused/float32/10x2x8",
+                      "-k", "playground", "--json", str(js), "--markdown", str(md),
+                      "--plot", str(png)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    doc = _strict_json(js)
+    assert doc["schema"] == "rosenblatt-bench/1"
+    assert {"cpu", "versions", "blas", "threads_all"} <= set(doc["machine"])
+    rows = doc["results"]
+    assert {r["workload"] for r in rows} >= {"kernel/forward/float32/16x40x24",
+                                             "kernel/fused/float32/10x2x8/tanh",
+                                             "train/playground/float32"}
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert r["median_s"] > 0 and len(r["times"]) >= 1
+        assert r["threads"] == 1
+    kern = [r for r in rows if r["group"] == "kernel"]
+    assert all(r["gflops"] > 0 and r["frac_peak"] > 0 for r in kern)
+    assert {r["impl"] for r in kern} == {"numpy", "rosenblatt[numpy]"}
+    train = [r for r in rows if r["group"] == "train"]
+    assert {r["impl"] for r in train} == {"sklearn", "rosenblatt[numpy]"}
+    assert all("loss" in r["check"] for r in train)
+    assert any(t["id"] == "playground-peers" for t in doc["targets"])
+    # the terminal shows the machine block, each workload and the targets
+    assert "CPU:" in out and "peak GFLOP/s" in out and "PERFORMANCE.md targets" in out
+    text = md.read_text()
+    assert text.startswith("# Benchmark results") and "## Targets of PERFORMANCE.md" in text
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_wrong_kernel_is_marked_failed(monkeypatch, capsys):
+    def wrong(X, W, b, activation, A, Z, n_threads=0):
+        A[...] = 0.0  # a fast wrong answer must not win
+
+    monkeypatch.setattr(_kernels_ref, "dense_forward", wrong)
+    cfg = _cfg()
+    res = run_suite([KernelWorkload("fused", "float32", (16, 40, 24), "relu")], cfg, PEAK,
+                    progress=False)
+    by = {r.impl: r for r in res}
+    assert by["numpy"].status == "ok"
+    bad = by["rosenblatt[numpy]"]
+    assert bad.status == "FAILED"
+    assert "differs" in bad.reason and bad.median_s is None and bad.gflops is None
+    # and the command line exits non-zero
+    rc = main(FAST + ["-k", "kernel/fused/float32/16x40x24"])
+    assert rc == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+class _BrokenTrain(TrainWorkload):
+    """The playground workload plus a contender that never learns."""
+
+    def contenders(self, cfg):
+        out = super().contenders(cfg)
+
+        def prepare():
+            from rosenblatt.bench.peers import sklearn_mlp
+
+            _, proba, _, _ = sklearn_mlp(self.spec, self.X, self.y, 1)
+            est = {}
+
+            def epoch():
+                # trains on shuffled labels: runs, costs time, learns nothing useful
+                if "e" not in est:
+                    est["e"] = sklearn_mlp(self.spec, self.X, self.y[::-1].copy(), 1)
+                est["e"][0]()
+            return Runner(epoch, lambda: _ll(est["e"][1](self.Xe), self.ye))
+        out.append(Contender("broken", 1, prepare))
+        return out
+
+
+def _ll(p, y):
+    from rosenblatt.bench.workloads import _log_loss_acc
+
+    return _log_loss_acc(p, y)
+
+
+def test_wrong_training_is_marked_failed():
+    cfg = _cfg(repeat=3)
+    w = [x for x in build_workloads(cfg) if x.id == "train/playground/float32"][0]
+    broken = _BrokenTrain("playground", w.spec, 200, "float32", "playground")
+    res = run_suite([broken], cfg, PEAK, progress=False)
+    by = {r.impl: r for r in res}
+    assert by["sklearn"].status == "ok"
+    assert by["rosenblatt[numpy]"].status == "ok", by["rosenblatt[numpy]"].reason
+    assert by["broken"].status == "FAILED"
+    assert "loss" in by["broken"].reason
+
+
+class _Order(Workload):
+    id, group, title = "test/order", "kernel", "order"
+    calibrate = False
+
+    def __init__(self):
+        self.log = []
+
+    def contenders(self, cfg):
+        def make(name):
+            return lambda: Runner(lambda: self.log.append(name))
+
+        def missing():
+            raise Unavailable("not built here")
+        return [Contender("numpy", 1, make("A")), Contender("rosenblatt[x]", 1, make("B")),
+                Contender("rosenblatt[y]", 1, missing)]
+
+
+def test_repetitions_are_interleaved_and_unavailable_rows_say_why():
+    w = _Order()
+    res = run_suite([w], _cfg(repeat=3), PEAK, progress=False)
+    # one warm-up each, then A B A B A B
+    assert w.log == ["A", "B", "A", "B", "A", "B", "A", "B"]
+    by = {r.impl: r for r in res}
+    assert len(by["numpy"].times) == 3 and by["rosenblatt[x]"].ratio is not None
+    assert by["rosenblatt[y]"].status == "unavailable"
+    assert by["rosenblatt[y]"].reason == "not built here"
+
+
+def test_filters_and_list(capsys):
+    cfg = _cfg(patterns=["kernel/backward"], groups=["kernel"])
+    sel = select(build_workloads(cfg), cfg)
+    assert sel and all(w.id.startswith("kernel/backward/") for w in sel)
+    cfg = _cfg(groups=["import", "memory"])
+    assert {w.group for w in select(build_workloads(cfg), cfg)} == {"import", "memory"}
+    assert main(["--size", "tiny", "--list", "--only", "perceptron"]) == 0
+    out = capsys.readouterr().out
+    assert "perceptron/2classes" in out and "kernel/" not in out
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--only", "nonsense"])
+    assert main(FAST + ["-k", "no-such-workload"]) == 2
+
+
+def test_quick_and_full_cover_performance_md():
+    ids = {w.id for w in build_workloads(Config(size="full", threads=(1, 2)))}
+    for need in ("kernel/forward/float32/32x784x300", "kernel/forward/float64/200x784x300",
+                 "kernel/forward/float32/256x300x100", "kernel/forward/float32/1024x1024x1024",
+                 "kernel/fused/float32/200x784x300/relu", "kernel/fused/float32/10x2x8/tanh",
+                 "kernel/backward/float64/10x2x8/tanh", "train/fashion_b200/float32",
+                 "train/fashion_b32/float32", "train/playground/float32",
+                 "perceptron/2classes/float64", "perceptron/10classes/float64",
+                 "predict/1rows/float32", "predict/10000rows/float32", "import/rosenblatt",
+                 "memory/fit/float32"):
+        assert need in ids, need
+    quick = build_workloads(Config(size="quick", threads=(1, 2)))
+    assert {w.group for w in quick} == {"kernel", "train", "perceptron", "predict", "import",
+                                        "memory"}
+
+
+def _row(wid, impl, t, median, **kw):
+    return Result(workload=wid, group=wid.split("/")[0], title=wid, impl=impl, threads=t,
+                  dtype="float32", median_s=median, times=[median],
+                  rosenblatt=impl.startswith("rosenblatt"), **kw)
+
+
+def test_targets_report_met_missed_and_failed():
+    cfg = Config(size="full", threads=(1, 2))
+    w = "kernel/forward/float32/32x784x300"
+    res = [_row(w, "numpy", 1, 1.0), _row(w, "rosenblatt[cpp]", 1, 0.5),
+           _row("kernel/fused/float32/32x784x300/relu", "numpy", 1, 1.0),
+           _row("kernel/fused/float32/32x784x300/relu", "rosenblatt[cpp]", 1, 2.0),
+           _row("train/fashion_b200/float32", "sklearn", 2, 1.2),
+           _row("train/fashion_b200/float32", "rosenblatt[cpp]", 2, 0.3, status="FAILED",
+                reason="loss off")]
+    t = {x["id"]: x for x in evaluate_targets(res, cfg, 2)}
+    assert t["kernel-forward"]["status"] == "met"
+    assert t["kernel-fused"]["status"] == "MISSED"
+    assert t["fashion_b200-time"]["status"] == "FAILED"
+    assert t["import"]["status"] == "not measured"
+    md = to_markdown({"cpu": "x", "cpu_flags": [], "cores": 2, "threads_all": 2,
+                      "python": "3", "rosenblatt": "0", "backends": ["cpp"],
+                      "versions": {}, "blas": [], "time_utc": "now"},
+                     PEAK, cfg, res, list(t.values()), 1.0, "python -m rosenblatt.bench")
+    assert "**MISSED**" in md and "**FAILED**" in md
+
+
+def test_plot_with_no_rows(tmp_path):
+    png = tmp_path / "empty.png"
+    write_plot(str(png), [], PEAK, 2)
+    assert png.stat().st_size > 1000
+
+
+def test_openblas_env_is_unset_in_a_child(monkeypatch):
+    seen = {}
+
+    def fake_call(cmd, env):
+        seen["cmd"], seen["env"] = cmd, env
+        return 7
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("_ROSENBLATT_BENCH_CHILD", raising=False)
+    monkeypatch.setattr(cli.subprocess, "call", fake_call)
+    assert main(["--quick"]) == 7
+    assert "OPENBLAS_CORETYPE" not in seen["env"]
+    assert seen["env"]["_ROSENBLATT_BENCH_UNSET"] == "OPENBLAS_CORETYPE=Haswell"
+    assert seen["cmd"][-2:] == ["rosenblatt.bench", "--quick"]
+
+
+def test_kernel_check_tolerance_scales_with_dtype():
+    w32 = KernelWorkload("forward", "float32", (4, 64, 3))
+    w64 = KernelWorkload("forward", "float64", (4, 64, 3))
+    w32.setup(None)
+    w64.setup(None)
+    assert w64.tol < 1e-9 < w32.tol < 1e-3
+    good = {"A": w64.ref_rb["A"]}
+    off = {"A": w64.ref_rb["A"] * (1 + 1e-6)}
+    v = w64.check({("rosenblatt[numpy]", 1): good, ("rosenblatt[cpp]", 1): off})
+    assert v[("rosenblatt[numpy]", 1)][0] and not v[("rosenblatt[cpp]", 1)][0]
+    assert np.isfinite(v[("rosenblatt[cpp]", 1)][1]["max_rel_err"])
