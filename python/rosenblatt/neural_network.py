@@ -450,6 +450,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         "large, or the input needs scaling. The estimator keeps the last "
                         "finite weights (Solver produced non-finite parameter weights).")
                 self.n_iter_ += 1
+                # kept current so a callback may pickle a consistent model mid-fit
+                self._opt_step = int(trainer.step[0])
                 self.loss_ = loss
                 self.t_ += n_train
                 self.loss_curve_.append(loss)
