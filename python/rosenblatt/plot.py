@@ -308,11 +308,16 @@ def plot_decision_boundary(est, X, y=None, *, ax=None, resolution=250, padding=0
         xs = np.linspace(xx.min(), xx.max(), 2)
         for k in range(W.shape[0]):
             w0, w1 = W[k]
-            label = "w . x + b = 0" if W.shape[0] == 1 else f"boundary of output {k}"
+            if W.shape[0] == 1:
+                label, color = "w . x + b = 0", "k"
+            else:
+                # one TLU per class: its own line, in its class's colour
+                name = class_names[k] if class_names is not None else f"output {k}"
+                label, color = f"TLU '{name}': w . x + b = 0", cmap_pts[k % 6]
             if abs(w1) > 1e-12:
-                ax.plot(xs, -(w0 * xs + b[k]) / w1, "k--", lw=2, label=label)
+                ax.plot(xs, -(w0 * xs + b[k]) / w1, "--", color=color, lw=2, label=label)
             elif abs(w0) > 1e-12:
-                ax.axvline(-b[k] / w0, color="k", ls="--", lw=2, label=label)
+                ax.axvline(-b[k] / w0, color=color, ls="--", lw=2, label=label)
             else:
                 # all-zero weights: no line exists; say so rather than draw nothing silently
                 ax.plot([], [], " ", label="weights are all zero: no line")
@@ -411,6 +416,8 @@ def plot_learning_curves(runs, *, ax=None, title=None, score_name="validation sc
             b = int(c["best_epoch"])
             ax_l.plot([b], [c["val_loss"][b - 1]], "*", color=col, ms=14, mec="k",
                       label=f"{name}: best epoch ({b})")
+            for a in (ax_l, ax_s):
+                a.axvline(b, color=col, ls=":", lw=1)
     ax_l.set_title("Loss per epoch")
     ax_l.set_xlabel("epoch")
     ax_l.set_ylabel(loss_name)
@@ -451,8 +458,8 @@ def _weights_of(est_or_coefs, intercepts=None):
 
 
 def plot_network(est_or_coefs, intercepts=None, *, ax=None, input_names=None,
-                 output_names=None, layer_names=None, max_neurons=16, show_values=None,
-                 title=None):
+                 output_names=None, hidden_names=None, layer_names=None, max_neurons=16,
+                 show_values=None, title=None):
     """Draw a small network: neurons as circles, weights as edges.
 
     Edge width is proportional to ``|w|`` and colour gives the sign (red positive, blue
@@ -469,6 +476,8 @@ def plot_network(est_or_coefs, intercepts=None, *, ax=None, input_names=None,
     ax : Axes, optional
     input_names, output_names : sequence of str, optional
         Labels of the input and output neurons.
+    hidden_names : list of sequences of str, optional
+        Short labels written inside the hidden neurons, one sequence per hidden layer.
     layer_names : sequence of str, optional
         One caption per layer (default "input", "hidden 1", ..., "output").
     max_neurons : int, default=16
@@ -518,15 +527,21 @@ def plot_network(est_or_coefs, intercepts=None, *, ax=None, input_names=None,
                 side = -0.12 if li == 0 else 0.12
                 ax.text(li + side, ypos[li][i], txt, ha="right" if li == 0 else "left",
                         va="center", fontsize=9)
+            if 0 < li < len(shown) - 1 and hidden_names is not None:
+                ax.text(li, ypos[li][i], hidden_names[li - 1][i], ha="center", va="center",
+                        fontsize=9, weight="bold", zorder=3)
             if li > 0:
-                ax.text(li, ypos[li][i], f"b={ints[li - 1][i]:+.2g}", ha="center",
-                        va="center", fontsize=7, zorder=3)
+                # below the circle: inside it, long biases would not fit
+                ax.text(li, ypos[li][i] - 0.055, f"b={ints[li - 1][i]:+.3g}", ha="center",
+                        va="top", fontsize=7, zorder=3,
+                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
         if sizes[li] > n:
             ax.text(li, -0.02, f"(+{sizes[li] - n} more)", ha="center", va="top", fontsize=8)
     names = layer_names or (["input"] + [f"hidden {k}" for k in range(1, len(sizes) - 1)]
                             + ["output"])
     for li, name in enumerate(names):
-        ax.text(li, 1.04, f"{name}\n({sizes[li]} units)", ha="center", va="bottom",
+        units = "unit" if sizes[li] == 1 else "units"
+        ax.text(li, 1.04, f"{name}\n({sizes[li]} {units})", ha="center", va="bottom",
                 fontsize=9, weight="bold")
     from matplotlib.lines import Line2D
 
@@ -608,48 +623,67 @@ def plot_neuron_activations(est, X=None, y=None, *, layers=None, resolution=120,
     acts = _forward_layers(est, G)
     n_layers = len(acts) - 1
     layers = list(range(1, n_layers + 1)) if layers is None else list(layers)
-    ncols = max(min(acts[k].shape[1], max_neurons) for k in layers)
-    fig = _figure(figsize=(2.3 * ncols + 1.2, 2.2 * len(layers) + 0.6))
-    axes = fig.subplots(len(layers), ncols, squeeze=False)
+    # wrap wide layers onto several rows of at most `ncols` panels
+    counts = [min(acts[k].shape[1], max_neurons) for k in layers]
+    ncols = min(max(counts), 4)
+    rows_of = [int(np.ceil(c / ncols)) for c in counts]
+    nrows = sum(rows_of)
+    fig = _figure(figsize=(2.9 * ncols + 0.8, 2.5 * nrows + 0.7))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     ext = (xx.min(), xx.max(), yy.min(), yy.max())
-    for r, k in enumerate(layers):
+    fn = feature_names or ("x1", "x2")
+    r0 = 0
+    for k, count, nr in zip(layers, counts, rows_of):
         A = acts[k]
         lname = "output" if k == n_layers else f"hidden layer {k}"
-        for j in range(ncols):
-            a = axes[r, j]
-            if j >= min(A.shape[1], max_neurons):
+        # one colour scale per layer, so neurons of a layer can be compared
+        vmin, vmax = float(A[:, :count].min()), float(A[:, :count].max())
+        for j in range(nr * ncols):
+            a = axes[r0 + j // ncols, j % ncols]
+            if j >= count:
                 a.axis("off")
                 continue
             img = A[:, j].reshape(xx.shape)
-            im = a.imshow(img, origin="lower", extent=ext, aspect="auto", cmap="viridis")
+            im = a.imshow(img, origin="lower", extent=ext, aspect="auto", cmap="viridis",
+                          vmin=vmin, vmax=vmax)
             if X is not None and y is not None:
                 Xa = np.asarray(X)
-                a.scatter(Xa[:, 0], Xa[:, 1], c=np.asarray(y), cmap="coolwarm", s=8,
+                a.scatter(Xa[:, 0], Xa[:, 1], c=np.asarray(y), cmap="coolwarm", s=7,
                           edgecolor="k", linewidths=0.3)
-            a.set_title(f"{lname}, neuron {j + 1}", fontsize=8)
-            a.tick_params(labelsize=6)
-            cb = fig.colorbar(im, ax=a, fraction=0.046, pad=0.02)
-            cb.ax.tick_params(labelsize=6)
-            if j == 0:
-                a.set_ylabel((feature_names or ("x1", "x2"))[1], fontsize=8)
-            if r == len(layers) - 1:
-                a.set_xlabel((feature_names or ("x1", "x2"))[0], fontsize=8)
+            a.set_title(f"{lname}, neuron {j + 1}", fontsize=9)
+            a.tick_params(labelsize=7)
+            if j % ncols == 0:
+                a.set_ylabel(fn[1], fontsize=8)
+            a.set_xlabel(fn[0], fontsize=8)
+            # a colour bar on every panel keeps the panels the same width
+            cb = fig.colorbar(im, ax=a, fraction=0.05, pad=0.03)
+            cb.ax.tick_params(labelsize=7)
+            if j % ncols == ncols - 1 or j == count - 1:
+                cb.set_label("activation", fontsize=8)
+        r0 += nr
     fig.suptitle(title or "Activation of each neuron over the input plane (colour = output)")
     fig.tight_layout()
     return fig
 
 
-def plot_digit_probabilities(images, proba, y_true=None, *, class_names=None, title=None):
+def plot_digit_probabilities(images, proba, y_true=None, *, class_names=None,
+                             multilabel=False, image_titles=None, title=None):
     """Images with the classifier's predicted probability for each class underneath.
 
     Parameters
     ----------
     images : array-like of shape (n, h, w)
-    proba : array-like of shape (n, n_classes)
+    proba : array-like of shape (n, n_outputs)
         ``predict_proba`` of the images.
-    y_true : array-like of shape (n,), optional
-        True classes, written in the titles.
+    y_true : array-like of shape (n,) or (n, n_outputs), optional
+        True classes (or, multilabel, the 0/1 label rows), written in the titles.
     class_names : sequence of str, optional
+        Names of the classes or labels.
+    multilabel : bool, default=False
+        Each output is an independent probability: the predicted labels are those above
+        0.5 (drawn as a dashed line), not the argmax.
+    image_titles : sequence of str, optional
+        A first title line per image (e.g. the digit shown).
     title : str, optional
 
     Returns
@@ -659,30 +693,45 @@ def plot_digit_probabilities(images, proba, y_true=None, *, class_names=None, ti
     images = np.asarray(images)
     proba = np.asarray(proba)
     n, k = proba.shape
-    names = class_names or [str(i) for i in range(k)]
-    fig = _figure(figsize=(3.0 * n, 5.2))
+    names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    fig = _figure(figsize=(max(3.0 * n, 7), 5.4))
     axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1.2, 1]})
     for i in range(n):
         a = axes[0, i]
         a.imshow(images[i], cmap="binary", interpolation="nearest")
         a.set_xticks([])
         a.set_yticks([])
-        pred = names[int(np.argmax(proba[i]))]
-        t = f"predicted {pred}"
-        if y_true is not None:
-            t = f"true {names[int(y_true[i])]}, " + t
-        a.set_title(t, fontsize=10)
+        if multilabel:
+            on = proba[i] > 0.5
+            pred = ", ".join(nm for nm, o in zip(names, on) if o) or "no label"
+            t = f"predicted: {pred}"
+            if y_true is not None:
+                truth = ", ".join(nm for nm, o in zip(names, np.asarray(y_true[i]) > 0.5)
+                                  if o) or "no label"
+                t = f"true: {truth}\n" + t
+            chosen = on
+        else:
+            j = int(np.argmax(proba[i]))
+            t = f"predicted {names[j]}"
+            if y_true is not None:
+                t = f"true {names[int(y_true[i])]}, " + t
+            chosen = np.arange(k) == j
+        if image_titles is not None:
+            t = f"{image_titles[i]}\n{t}"
+        a.set_title(t, fontsize=9)
         b = axes[1, i]
-        colors = ["tab:green" if j == np.argmax(proba[i]) else "tab:grey" for j in range(k)]
+        colors = ["tab:green" if c else "tab:grey" for c in chosen]
         b.bar(range(k), proba[i], color=colors)
         b.set_xticks(range(k))
         b.set_xticklabels(names, fontsize=8)
         b.set_ylim(0, 1.05)
-        b.set_xlabel("class")
+        b.set_xlabel("label" if multilabel else "class")
+        if multilabel:
+            b.axhline(0.5, color="k", ls="--", lw=1)
         if i == 0:
             b.set_ylabel("predicted probability")
         b.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(title or "Test images and predict_proba (softmax output)")
+    fig.suptitle(title or "Test images and predict_proba")
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,140 @@
+"""The tour at reduced size: the lecture's key facts, every figure, the reports."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from rosenblatt import tour  # noqa: E402
+
+FIGURES = [
+    "mcp_gates", "tlu_steps", "perceptron_rule_steps", "perceptron_2x3", "iris_perceptron",
+    "xor_perceptron", "xor_handwired", "xor_network", "xor_mlp", "xor_mlp_neurons",
+    "activations", "activations_more", "housing_learning_curves", "regression_outliers",
+    "regression_positive", "breast_cancer_proba", "digits_multilabel",
+    "digits_learning_curves", "digits_probabilities", "early_stopping", "random_search",
+]
+
+
+@pytest.fixture(scope="module")
+def tour_run(tmp_path_factory):
+    """Run the quick tour once, through the command-line entry point."""
+    out = tmp_path_factory.mktemp("tour")
+    assert tour.main(["--out", str(out), "--quick", "--quiet"]) == 0
+    facts = json.loads((out / "facts.json").read_text())
+    return out, facts
+
+
+def test_mcculloch_pitts_truth_tables(tour_run):
+    _, facts = tour_run
+    assert facts["gates"] == {
+        "C = A": [0, 0, 1, 1],
+        "A AND B": [0, 0, 0, 1],
+        "A OR B": [0, 1, 1, 1],
+        "A AND NOT B": [0, 0, 1, 0],
+    }
+
+
+def test_perceptron_rule_trace_converges_on_and(tour_run):
+    _, facts = tour_run
+    w, b = facts["rule_weights"]
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    assert ((X @ np.array(w) + b) >= 0).astype(int).tolist() == [0, 0, 0, 1]
+    assert facts["rule_steps"] == 11
+    assert facts["layer_matches_predict"] is True
+
+
+def test_iris_perceptron_is_the_chapters(tour_run):
+    from sklearn.linear_model import Perceptron as SkPerceptron
+
+    from rosenblatt.datasets import load_iris_petals
+
+    _, facts = tour_run
+    assert facts["iris_predict"] == [True, False]
+    X, y = load_iris_petals("setosa")
+    sk = SkPerceptron(random_state=42).fit(X, y)
+    assert np.allclose(facts["iris_coef"], sk.coef_)
+    assert np.allclose(facts["iris_intercept"], sk.intercept_)
+    assert np.allclose(facts["iris_coef"], [[-1.4, -2.2]])
+    assert facts["iris_same_as_sklearn"] is True
+
+
+def test_iris_predict_directly():
+    import rosenblatt
+    from rosenblatt.datasets import load_iris_petals
+
+    X, y = load_iris_petals("setosa")
+    per = rosenblatt.Perceptron(random_state=42).fit(X, y)
+    assert per.predict([[2, 0.5]]).tolist() == [True]
+
+
+def test_xor_facts(tour_run):
+    _, facts = tour_run
+    assert facts["xor_handwired_heaviside"] == [0, 1, 1, 0]
+    assert facts["xor_handwired_sigmoid"] == [0, 1, 1, 0]
+    assert facts["xor_perceptron_accuracy"] < 1.0
+    assert facts["xor_perceptron_cloud_accuracy"] < 0.9
+    assert facts["xor_mlp_accuracy"] == 1.0
+    assert facts["xor_mlp_cloud_accuracy"] > 0.9
+    # identity activations collapse to one linear map: no better than the perceptron
+    assert facts["xor_identity_mlp_accuracy"] < 1.0
+    assert facts["linear_collapse_max_diff"] < 1e-9
+
+
+def test_model_facts(tour_run):
+    _, facts = tour_run
+    assert "266,610" in facts["summary_784"]
+    assert np.allclose(facts["digits_three_proba_sums"], 1.0)
+    assert facts["reload_identical"] is True
+    # MAE ignores the upward outliers better than MSE
+    rmse = facts["outlier_rmse"]
+    assert rmse["absolute_error"] < rmse["squared_error"]
+    # ReLU and softplus outputs cannot go negative
+    low = facts["positive_min_prediction"]
+    assert low["relu"] >= 0 and low["softplus"] >= 0
+    es = facts["early_stopping"]
+    assert 1 <= es["best_epoch"] <= es["n_iter"]
+    assert es["checkpoints"] and es["checkpoints"][-1] == es["best_epoch"]
+
+
+def test_every_figure_written_and_described(tour_run):
+    out, facts = tour_run
+    assert facts["figures"] == [f"{name}.png" for name in FIGURES]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for name in FIGURES:
+        data = (out / f"{name}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+        assert f"![" in report and f"({name}.png)" in report, name
+        # the explanation follows the image
+        after = report.split(f"({name}.png)", 1)[1].lstrip()
+        assert after.startswith(f"*Figure `{name}.png`"), name
+        assert len(after.split("\n\n")[1 if after.startswith("*Figure") else 0]) > 0
+    # self-contained HTML: every image inline, nothing fetched from the network
+    assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    assert "http://" not in html and "https://" not in html
+
+
+def test_report_states_the_numbers(tour_run):
+    out, _ = tour_run
+    report = (out / "report.md").read_text(encoding="utf-8")
+    for needle in ("predict([[2, 0.5], [3, 1]]) -> [True, False]", "266,610",
+                   "RandomizedSearchCV", "restore_best_weights", "validation_data"):
+        assert needle in report
+
+
+def test_report_html_inline_markup():
+    assert tour._inline("a `x<y` and **b** and *c*") == \
+        "a <code>x&lt;y</code> and <b>b</b> and <i>c</i>"
+    assert tour._inline("2 * 3 * 4") == "2 * 3 * 4"
+
+
+def test_command_line_dispatch():
+    r = subprocess.run([sys.executable, "-m", "rosenblatt", "tour", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert "--quick" in r.stdout and "--out" in r.stdout
