@@ -425,6 +425,21 @@ def test_keyboard_interrupt_stops_fit_quickly(backend):
     assert all(np.isfinite(W).all() for W in clf.coefs_)
 
 
+def test_keyboard_interrupt_during_lbfgs():
+    Xl = np.random.RandomState(0).randn(3000, 20)
+    yl = (Xl[:, 0] * Xl[:, 1] > 0).astype(int)
+    clf = MLPClassifier((64,), solver="lbfgs", max_iter=100_000, max_fun=10**6, tol=0,
+                        backend="numpy", random_state=0)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="interrupted"):
+            clf.fit(Xl, yl)
+    finally:
+        timer.cancel()
+    assert np.isfinite(clf.loss_) and clf.predict(Xl[:5]).shape == (5,)
+
+
 def test_errors_match_sklearn():
     for bad in (np.c_[X[:, :5], np.full(120, np.nan)], np.c_[X[:, :5], np.full(120, np.inf)]):
         with pytest.raises(ValueError, match="NaN|infinity"):

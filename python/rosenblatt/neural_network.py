@@ -593,9 +593,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 np.copyto(best[1], params)
             return value, grad
 
+        iterations = [0]
+
         def callback(intermediate_result):
+            iterations[0] += 1
             if self.verbose:
-                print(f"L-BFGS iteration, loss = {intermediate_result.fun:.8f}")
+                print(f"Iteration {iterations[0]}, loss = {intermediate_result.fun:.8f}")
 
         try:
             res = scipy.optimize.minimize(
@@ -604,9 +607,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+            # the lowest-loss point evaluated so far (finite: L-BFGS-B would not have gone
+            # on from a non-finite loss)
             np.copyto(params, best[1])
             self.loss_ = float(best[0])
-            self.n_iter_ = 0
+            self.n_iter_ = iterations[0]
             return
         if res.status != 0:
             warnings.warn(
