@@ -305,7 +305,8 @@ def test_train_epoch(backend, dtype, n, d, hidden, k, act, head, opt, batch, wei
     Y = head_targets(rng, loss, n, k, dtype)
     sw = rng.uniform(0.1, 2.0, n).astype(dtype) if weighted else None
     p0 = init_params(rng, ls, dtype)
-    lr = 0.01 if opt in ("sgd", "nesterov") else 1e-3
+    # small steps: the comparison needs training that does not diverge (exp output)
+    lr = 0.01 if opt in ("sgd", "nesterov") and loss != "poisson" else 1e-3
     hyper = {"lr": lr, "alpha": alpha, "l1": l1, "huber_delta": 0.8, "weight_decay": 0.01}
     orders = [rng.permutation(n)[: max(1, n - 3) if subset else n].astype(np.int64)
               for _ in range(3)]
