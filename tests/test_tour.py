@@ -109,11 +109,12 @@ def test_every_figure_written_and_described(tour_run):
     for name in FIGURES:
         data = (out / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
-        assert f"![" in report and f"({name}.png)" in report, name
-        # the explanation follows the image
-        after = report.split(f"({name}.png)", 1)[1].lstrip()
+        assert f"]({name}.png)" in report, name
+        # the image is followed by its caption and a real explanation
+        after = report.split(f"]({name}.png)", 1)[1].lstrip()
         assert after.startswith(f"*Figure `{name}.png`"), name
-        assert len(after.split("\n\n")[1 if after.startswith("*Figure") else 0]) > 0
+        explanation = after.split("\n\n", 1)[0].split(".*", 1)[1]
+        assert len(explanation.split()) >= 30, name
     # self-contained HTML: every image inline, nothing fetched from the network
     assert html.count('src="data:image/png;base64,') == len(FIGURES)
     assert "http://" not in html and "https://" not in html

@@ -368,7 +368,7 @@ def section_tlu(rep: Report, cfg: Settings, facts: dict) -> None:
         sign (-1, 0 or +1):""")
     z = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
     rep.table(["z", "heaviside(z)", "sgn(z)"],
-              [[zi, plot.activation("heaviside", zi), plot.activation("sign", zi)]
+              [[zi, int(plot.activation("heaviside", zi)), int(plot.activation("sign", zi))]
                for zi in z])
     fig = plot.plot_activations(("heaviside", "sign"), z=np.linspace(-3, 3, 601),
                                 title="The TLU's step functions")
@@ -459,8 +459,13 @@ def section_tlu(rep: Report, cfg: Settings, facts: dict) -> None:
                                np.asarray(per3.classes_)[(Xi @ W3 + b3).argmax(axis=1)]))
     facts["layer_matches_predict"] = same
     facts["iris3_accuracy"] = acc
+    fired = (Z >= 0).sum(axis=1)
+    several = ("" if np.all(fired == 1) else
+               f""" The raw steps can fire for none or several outputs (here
+               {fired.tolist()} TLUs fire for the three flowers), so the multiclass
+               prediction takes the output with the largest score instead.""")
     rep.text(f"""`predict` is the argmax of the scores `X W + b` for all 150 flowers:
-        **{same}**. Training accuracy {acc:.3f} (on raw centimetres the same rule reaches
+        **{same}**.{several} Training accuracy {acc:.3f} (on raw centimetres the same rule reaches
         only {acc_raw:.3f}: every update adds `eta x`, so the feature with the larger
         numbers dominates; scaling the inputs is as important for the perceptron as for
         MLPs). Setosa is separable from the rest, but versicolor and virginica overlap in
@@ -770,12 +775,14 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
         mlp_c, Xc, yc, resolution=max(40, cfg.resolution // 3),
         title="What each neuron of the XOR MLP computes (exercise 11-2 a)")
     rep.figure(fig, "xor_mlp_neurons", "Per-neuron activation maps of the XOR MLP",
-               """Top row: each hidden tanh unit over the input plane (yellow +1, purple -1).
-               Every one is a soft step across one straight line, `w . x + b = 0`: a hidden
-               neuron alone is still a linear classifier. Bottom: the output neuron's
-               probability, a weighted vote of the rows above, is the first map with a
-               curved, two-sided region. Deeper layers build richer patterns from simpler
-               ones in the same way.""")
+               """One panel per neuron, the data on top (red XOR = 1, blue XOR = 0). The
+               first two rows: each of the 8 hidden tanh units over the input plane (yellow
+               +1, purple -1). Every one is a soft step across one straight line,
+               `w . x + b = 0`: a hidden neuron alone is still a linear classifier. Last
+               row: the output neuron's probability, a weighted vote of the hidden maps, is
+               the first map with a curved region that holds both red clusters and neither
+               blue one. Deeper layers build richer patterns from simpler ones in the same
+               way (exercise 11-2 a).""")
 
 
 # --------------------------------------------------------------------------------------
@@ -894,10 +901,11 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
     rep.table(["optimizer", "epochs", "fit time", "valid RMSE", "test RMSE", "test R^2"],
               results)
     rep.text(f"""Both runs use the chapter's 50-50-50 ReLU network and batches of 32. The
-        target's standard deviation is {d.y_test.std():.2f}, so an RMSE well below it means
-        the network explains most of the variance (R^2 in the last column). The chapter
-        reports a validation RMSE of about 0.51 on the real housing data, whose target is
-        noisier; the numbers are not comparable, the shape of the curves is.""")
+        target's standard deviation is {d.y_test.std():.2f}, and it contains noise of
+        standard deviation 0.2 that no model can predict, so 0.2 is the best possible
+        RMSE. The chapter reports a validation RMSE of about 0.51 on the real housing data
+        (target standard deviation about 1.15); the data differ, so compare the shape of
+        the curves and the gap to the best possible error, not the numbers.""")
     fig = plot.plot_learning_curves(runs, score_name="validation R^2",
                                     loss_name="loss (half the mean squared error)",
                                     log_loss_axis=True,
@@ -1043,7 +1051,7 @@ def section_classification(rep: Report, cfg: Settings, facts: dict) -> None:
         m.images_test[idx], P[idx], class_names=list(m.target_names), multilabel=True,
         y_true=m.y_test[idx], image_titles=[f"digit {d}" for d in m.digit_test[idx]],
         title="Multilabel outputs: two independent sigmoids per image")
-    rep.figure(fig, "digits_multilabel", "Multilabel predictions for three digits",
+    rep.figure(fig, "digits_multilabel", "Multilabel predictions for four digits",
                """One bar per label, each the output of its own logistic neuron; labels
                with probability above 0.5 (dashed) are predicted (green). The four digits
                cover the four combinations: a 7 should light up both bars, a 3 only "is
@@ -1135,7 +1143,7 @@ def _proba_histogram(p, y, names):
     ax.set_xlabel(f"predicted P({names[1]})")
     ax.set_ylabel("number of test tumours")
     ax.set_title("Binary MLP: logistic output on the test set")
-    ax.legend()
+    ax.legend(loc="upper center")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig
@@ -1241,6 +1249,18 @@ def section_training(rep: Report, cfg: Settings, facts: dict) -> None:
         clf.fit(Xs, ys, validation_data=(g.X_valid, g.y_valid))
     vl = np.asarray(clf.validation_loss_curve_)
     best = int(np.argmin(vl)) + 1
+    stopped = clf.n_iter_ < cfg.es_epochs
+    if stopped:
+        ran = (f"`EarlyStopping` ended training after epoch {clf.n_iter_} of at most "
+               f"{cfg.es_epochs}.")
+        story = f"""Early stopping ends training {clf.n_iter_ - best} epochs after the best
+            one (the dotted line) and `restore_best_weights` puts the best epoch's weights
+            back, so the extra epochs cost a little time but no quality."""
+    else:
+        ran = (f"Training reached the limit of {cfg.es_epochs} epochs before the patience "
+               "ran out (a larger `max_iter` lets the overfitting show).")
+        story = """Here training hit `max_iter` first; `restore_best_weights` still keeps
+            the best epoch's weights (the dotted line)."""
     final_val_loss = _val_loss(clf, g.X_valid, g.y_valid)
     facts["early_stopping"] = dict(n_iter=int(clf.n_iter_), best_epoch=best,
                                    checkpoints=list(ckpt.saved_epochs))
@@ -1251,11 +1271,10 @@ def section_training(rep: Report, cfg: Settings, facts: dict) -> None:
         `Checkpoint` saves the best model (below), and `EarlyStopping(patience={patience})`
         returns `True`, which stops `fit`, once the validation loss has not improved for
         {patience} epochs (the chapter's `keras.callbacks.EarlyStopping`; scikit-learn's own
-        `early_stopping=True` watches the validation *accuracy* instead). It ran
-        {clf.n_iter_} of at most {cfg.es_epochs} epochs; the validation loss was lowest at
-        epoch {best} ({vl[best - 1]:.4f}) and ended at {vl[-1]:.4f}. After `fit`, the model
-        holds the weights of the best epoch: its validation loss is
-        {final_val_loss:.4f}.""")
+        `early_stopping=True` watches the validation *accuracy* instead). {ran} The
+        validation loss was lowest at epoch {best} ({vl[best - 1]:.4f}) and ended at
+        {vl[-1]:.4f}. After `fit`, the model holds the weights of the best epoch: its
+        validation loss is {final_val_loss:.4f}.""")
     logs = hist.logs
     curves = {"this run": dict(loss=[lg["loss"] for lg in logs],
                                val_loss=[lg["val_loss"] for lg in logs],
@@ -1269,12 +1288,10 @@ def section_training(rep: Report, cfg: Settings, facts: dict) -> None:
                f"""Recorded by a callback after every epoch (`logs` holds the epoch, loss,
                validation loss and score, learning rate and time). Left: the training loss
                keeps falling toward zero while the validation loss reaches its minimum (star,
-               epoch {best}) and then rises: from there on the network memorises the
-               {n_small} training images instead of learning digits. Right: training
-               accuracy approaches 1.0 while validation accuracy stalls. Early stopping
-               ends training {clf.n_iter_ - best} epochs after the best one (the dotted line)
-               and `restore_best_weights` puts the best epoch's weights back, so the extra
-               epochs cost a little time but no quality.""")
+               epoch {best}) and then flattens or rises: from there on the network
+               memorises the {n_small} training images instead of learning digits. Right:
+               training accuracy approaches 1.0 while validation accuracy stalls. """
+               + story)
     n_ck = len(ckpt.saved_epochs)
     with open(ckpt_path, "rb") as f:
         restored = pickle.load(f)
