@@ -11,7 +11,6 @@ import os
 
 import numpy as np
 import pytest
-
 from rosenblatt import kernels as K
 
 COMPILED = ("cpp", "numba")

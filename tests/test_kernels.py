@@ -6,6 +6,7 @@ register-block edges (several blocks plus a remainder); batch 1 and width 1 are 
 with ``@example``. Array contents come from a NumPy generator seeded by hypothesis.
 """
 
+import itertools
 import warnings
 
 import numpy as np
@@ -13,7 +14,6 @@ import pytest
 from conftest import assert_backends_agree, assert_close, rtol_for
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
 from rosenblatt import _codes as C
 from rosenblatt import kernels as K
 
@@ -238,7 +238,7 @@ def test_adam_step(backend, dtype, size, seed, lr, betas, wd, t0):
 
 def init_params(rng, layer_sizes, dtype):
     parts = []
-    for fi, fo in zip(layer_sizes[:-1], layer_sizes[1:], strict=False):
+    for fi, fo in itertools.pairwise(layer_sizes):
         parts += [rng.standard_normal(fi * fo) / np.sqrt(fi), rng.standard_normal(fo) * 0.1]
     return np.concatenate(parts).astype(dtype)
 
