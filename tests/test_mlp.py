@@ -276,6 +276,38 @@ def test_user_assigned_weights_are_used():
     assert np.abs(clf.coefs_[0]).max() < 0.05
 
 
+def test_assigned_weights_are_checked():
+    clf = _quiet(MLPClassifier((8,), max_iter=2, random_state=0, backend=FAST).fit, X,
+                 Y_CLS)
+    clf.coefs_ = [np.zeros((6, 5)), clf.coefs_[1]]
+    with pytest.raises(ValueError, match="chaining"):
+        clf.predict(X)
+    clf.coefs_ = [np.zeros((6, 5)), np.zeros((5, 3))]
+    clf.intercepts_ = [np.zeros(5), np.zeros(3)]
+    # a new hidden width is accepted, as in scikit-learn (the arrays define the network)
+    np.testing.assert_allclose(clf.predict_proba(X), 1 / 3)
+    assert clf.summary().count("\n") > 3
+
+
+def test_concurrent_predict_matches_serial():
+    clf = _quiet(MLPClassifier((32,), max_iter=2, random_state=0, backend=FAST).fit, X,
+                 Y_CLS)
+    expected = clf.predict_proba(X)
+    results = [None] * 4
+
+    def work(k):
+        for _ in range(50):
+            results[k] = clf.predict_proba(X)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
 def test_float32_end_to_end(backend):
     X32 = X.astype(np.float32)
     clf = _quiet(MLPClassifier((8,), max_iter=3, random_state=0, backend=backend).fit, X32,
