@@ -8,11 +8,20 @@ import json
 
 import numpy as np
 import pytest
-
 from rosenblatt import _kernels_ref
-from rosenblatt.bench import (Config, Contender, Runner, Unavailable, Workload,
-                              build_workloads, evaluate_targets, main, run_suite, select)
-from rosenblatt.bench import cli
+from rosenblatt.bench import (
+    Config,
+    Contender,
+    Runner,
+    Unavailable,
+    Workload,
+    build_workloads,
+    cli,
+    evaluate_targets,
+    main,
+    run_suite,
+    select,
+)
 from rosenblatt.bench.core import Result
 from rosenblatt.bench.report import to_markdown, write_plot
 from rosenblatt.bench.workloads import KernelWorkload, TrainWorkload
@@ -41,9 +50,9 @@ def _strict_json(path):
 
 def test_cli_runs_and_writes_json_markdown_png(tmp_path, capsys):
     js, md, png = tmp_path / "r.json", tmp_path / "RESULTS.md", tmp_path / "r.png"
-    rc = main(FAST + ["-k", "kernel/forward/float32/16x40x24", "-k", "kernel/fused/float32/10x2x8",
-                      "-k", "playground", "--json", str(js), "--markdown", str(md),
-                      "--plot", str(png)])
+    rc = main(FAST + ["-k", "kernel/forward/float32/16x40x24",
+                      "-k", "kernel/fused/float32/10x2x8", "-k", "playground",
+                      "--json", str(js), "--markdown", str(md), "--plot", str(png)])
     out = capsys.readouterr().out
     assert rc == 0, out
     doc = _strict_json(js)
@@ -100,7 +109,6 @@ class _BrokenTrain(TrainWorkload):
         def prepare():
             from rosenblatt.bench.peers import sklearn_mlp
 
-            _, proba, _, _ = sklearn_mlp(self.spec, self.X, self.y, 1)
             est = {}
 
             def epoch():
@@ -121,7 +129,7 @@ def _ll(p, y):
 
 def test_wrong_training_is_marked_failed():
     cfg = _cfg(repeat=3)
-    w = [x for x in build_workloads(cfg) if x.id == "train/playground/float32"][0]
+    w = next(x for x in build_workloads(cfg) if x.id == "train/playground/float32")
     broken = _BrokenTrain("playground", w.spec, 200, "float32", "playground")
     res = run_suite([broken], cfg, PEAK, progress=False)
     by = {r.impl: r for r in res}

@@ -21,6 +21,18 @@ from .runner import run_suite, select
 from .targets import evaluate_targets
 from .workloads import build_workloads
 
-__all__ = ["main", "Config", "Contender", "Result", "Runner", "Unavailable", "Workload",
-           "machine_info", "measure_peak", "run_suite", "select", "evaluate_targets",
-           "build_workloads"]
+__all__ = [
+           "Config",
+           "Contender",
+           "Result",
+           "Runner",
+           "Unavailable",
+           "Workload",
+           "build_workloads",
+           "evaluate_targets",
+           "machine_info",
+           "main",
+           "measure_peak",
+           "run_suite",
+           "select",
+]

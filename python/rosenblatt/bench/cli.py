@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["main", "parse_args", "default_markdown_path"]
+__all__ = ["default_markdown_path", "main", "parse_args"]
 
 GROUPS = ("kernel", "train", "perceptron", "predict", "import", "memory")
 
@@ -129,8 +129,15 @@ def main(argv=None) -> int:
 
     from .core import Config
     from .machine import all_threads, machine_info, measure_peak
-    from .report import (header_lines, terminal_block, terminal_targets, to_json,
-                         to_markdown, write_json, write_plot)
+    from .report import (
+        header_lines,
+        terminal_block,
+        terminal_targets,
+        to_json,
+        to_markdown,
+        write_json,
+        write_plot,
+    )
     from .runner import run_suite, select
     from .targets import evaluate_targets
     from .workloads import build_workloads

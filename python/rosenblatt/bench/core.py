@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["Unavailable", "Config", "Contender", "Runner", "Result", "Workload", "SIZES"]
+__all__ = ["SIZES", "Config", "Contender", "Result", "Runner", "Unavailable", "Workload"]
 
 
 class Unavailable(Exception):

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-__all__ = ["all_threads", "machine_info", "measure_peak", "ThreadControl", "blas_info"]
+__all__ = ["ThreadControl", "all_threads", "blas_info", "machine_info", "measure_peak"]
 
 # Environment variables that make the OpenBLAS shipped with current numpy pick a slower
 # kernel on some processors (see the environment docs). They are read once when
@@ -81,7 +81,8 @@ def core_module():
     """The compiled core, or ``(None, reason)`` when it is not built."""
     try:
         from .. import _core
-    except Exception as exc:  # not built, or built for another Python: say which
+    # not built, or built for another Python: say which
+    except Exception as exc:  # noqa: BLE001
         return None, f"{type(exc).__name__}: {exc}"
     return _core, ""
 
@@ -206,7 +207,8 @@ def measure_peak(n_threads: int, *, quick=False) -> dict:
         if core is not None:
             try:
                 one, src = _core_peak(core, dtype, 1 if quick else 3, 0.1 if quick else 0.2)
-            except Exception as exc:  # a probe that fails must not stop the suite
+            # a probe that fails must not stop the suite
+            except Exception as exc:  # noqa: BLE001
                 one, src = None, f"peak_flops_probe failed: {exc}"
             if one is not None:
                 out["source"] = f"{src} (isa {core_isa()['isa']}, 1 core; x threads)"

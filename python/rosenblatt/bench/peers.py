@@ -17,14 +17,24 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.special import expit, softmax
 
 from .core import Unavailable
 
-__all__ = ["MLPSpec", "glorot_init", "sklearn_mlp", "torch_mlp", "jax_mlp", "rosenblatt_mlp",
-           "sklearn_perceptron", "rosenblatt_perceptron", "have"]
+__all__ = [
+    "MLPSpec",
+    "glorot_init",
+    "have",
+    "jax_mlp",
+    "rosenblatt_mlp",
+    "rosenblatt_perceptron",
+    "sklearn_mlp",
+    "sklearn_perceptron",
+    "torch_mlp",
+]
 
 
 def have(module: str) -> bool:
@@ -51,16 +61,17 @@ class MLPSpec:
         return [n_features, *self.hidden, n_out]
 
     def sklearn_params(self):
-        return dict(hidden_layer_sizes=self.hidden, activation=self.activation,
-                    solver=self.solver, learning_rate_init=self.lr, batch_size=self.batch,
-                    alpha=self.alpha, momentum=self.momentum, nesterovs_momentum=False,
-                    shuffle=True, random_state=self.seed, max_iter=1)
+        return {"hidden_layer_sizes": self.hidden, "activation": self.activation,
+                "solver": self.solver, "learning_rate_init": self.lr,
+                "batch_size": self.batch, "alpha": self.alpha, "momentum": self.momentum,
+                "nesterovs_momentum": False, "shuffle": True, "random_state": self.seed,
+                "max_iter": 1}
 
     def flops_per_row(self, n_features):
         """Forward 2 f_in f_out per layer; backward 4 f_in f_out, minus the first
         layer's dX (never computed)."""
         ls = self.layer_sizes(n_features)
-        macs = [a * b for a, b in zip(ls[:-1], ls[1:])]
+        macs = [a * b for a, b in pairwise(ls)]
         return 2 * sum(macs) + 4 * sum(macs) - 2 * macs[0]
 
 
@@ -69,7 +80,7 @@ def glorot_init(spec: MLPSpec, n_features: int, dtype):
     rs = np.random.RandomState(spec.seed)
     ls = spec.layer_sizes(n_features)
     out = []
-    for fan_in, fan_out in zip(ls[:-1], ls[1:]):
+    for fan_in, fan_out in pairwise(ls):
         factor = 2.0 if spec.activation == "logistic" else 6.0
         bound = np.sqrt(factor / (fan_in + fan_out))
         W = rs.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype)

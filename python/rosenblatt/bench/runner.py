@@ -23,7 +23,7 @@ import traceback
 from .core import Config, Result, Unavailable
 from .machine import ThreadControl, peak_for
 
-__all__ = ["Progress", "run_workload", "select", "run_suite"]
+__all__ = ["Progress", "run_suite", "run_workload", "select"]
 
 
 class Progress:
@@ -124,14 +124,18 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
     reps = n_reps or (cfg.reps_short if w.short else cfg.reps)
 
     def new_result(c, **kw):
-        return Result(workload=w.id, group=w.group, title=w.title, impl=c.impl,
-                      threads=c.threads, dtype=w.dtype, unit=w.unit, flops=w.flops,
-                      baseline=w.baseline, rosenblatt=c.rosenblatt, scaled=w.scaled, **kw)
+        r = Result(workload=w.id, group=w.group, title=w.title, impl=c.impl,
+                   threads=c.threads, dtype=w.dtype, unit=w.unit, flops=w.flops,
+                   baseline=w.baseline, rosenblatt=c.rosenblatt, scaled=w.scaled, **kw)
+        if getattr(w, "sweep", False):
+            r.extra["sweep"] = True  # batch-sweep rows feed the plot's GFLOP/s panel
+        return r
 
     try:
         w.setup(cfg)
         contenders = w.contenders(cfg)
-    except Exception as exc:  # the whole workload is unavailable: one row says why
+    # the whole workload cannot run: one row says why
+    except Exception as exc:  # noqa: BLE001 - a crash becomes an error row
         status = "unavailable" if isinstance(exc, Unavailable) else "error"
         r = Result(workload=w.id, group=w.group, title=w.title, impl="-", threads=0,
                    dtype=w.dtype, unit=w.unit, status=status, reason=_why(exc),
@@ -168,7 +172,7 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
             if runner.note:
                 r.extra["note"] = runner.note
             live.append((c, runner, r))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a crash becomes an error row
             r.status = "unavailable" if isinstance(exc, Unavailable) else "error"
             r.reason = _why(exc)
         tick(f"{w.id} {c.impl} t{c.threads}")
@@ -194,7 +198,7 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
                         if gc_was:
                             gc.enable()
                 r.times.append(dt / r.number)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a crash becomes an error row
                 r.status, r.reason = "error", _why(exc)
             tick(f"{w.id} rep {rep + 1}/{reps}")
 
@@ -204,11 +208,11 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
         if r.status == "ok":
             try:
                 outputs[(c.impl, c.threads)] = runner.output()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a crash becomes an error row
                 r.status, r.reason = "error", _why(exc)
     try:
         verdicts = w.check(outputs)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a crash becomes an error row
         verdicts = {key: (False, {"error": _why(exc)}) for key in outputs}
     for c, runner, r in live:
         key = (c.impl, c.threads)

@@ -12,16 +12,33 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import expit, softmax
 
 from .core import Config, Contender, Runner, Unavailable, Workload
-from .peers import (MLPSpec, glorot_init, have, jax_mlp, rosenblatt_mlp,
-                    rosenblatt_perceptron, sklearn_mlp, sklearn_perceptron, torch_mlp)
+from .peers import (
+    MLPSpec,
+    glorot_init,
+    have,
+    jax_mlp,
+    rosenblatt_mlp,
+    rosenblatt_perceptron,
+    sklearn_mlp,
+    sklearn_perceptron,
+    torch_mlp,
+)
 
-__all__ = ["build_workloads", "KernelWorkload", "TrainWorkload", "PerceptronWorkload",
-           "PredictWorkload", "ImportWorkload", "MemoryWorkload"]
+__all__ = [
+    "ImportWorkload",
+    "KernelWorkload",
+    "MemoryWorkload",
+    "PerceptronWorkload",
+    "PredictWorkload",
+    "TrainWorkload",
+    "build_workloads",
+]
 
 BACKENDS = ("cpp", "numba", "numpy")
 
@@ -170,7 +187,7 @@ class KernelWorkload(Workload):
         except (RuntimeError, ValueError) as exc:
             raise Unavailable(str(exc)) from None
         X, W, b = self.X, self.W, self.b
-        n, k, m = self.shape
+        n, _, m = self.shape
         if self.kind in ("forward", "fused"):
             A = np.empty((n, m), dtype=X.dtype)
             act = self.activation
@@ -228,7 +245,7 @@ def fashion_like(n, dtype, seed=0, n_features=784, n_classes=10):
     shows), easy enough that every correct trainer makes progress."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n)
-    side = int(round(np.sqrt(n_features)))
+    side = round(np.sqrt(n_features))
     base = rng.random((n_classes, n_features))
     if side * side == n_features:   # blur the templates so that pixels correlate
         img = base.reshape(n_classes, side, side)
@@ -628,7 +645,7 @@ def _child_env():
 
 def _run_child(code, timeout=600):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=_child_env(), timeout=timeout)
+                          env=_child_env(), timeout=timeout, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise RuntimeError(f"child failed: {tail}")
@@ -645,7 +662,7 @@ class ImportWorkload(Workload):
     calibrate = False
     id = "import/rosenblatt"
     title = "import time (fresh interpreter)"
-    MODULES = {"rosenblatt": "rosenblatt", "sklearn": "sklearn.neural_network",
+    MODULES: ClassVar[dict] = {"rosenblatt": "rosenblatt", "sklearn": "sklearn.neural_network",
                "torch": "torch"}
 
     def contenders(self, cfg):
@@ -784,8 +801,8 @@ class MemoryWorkload(Workload):
             "dt = time.perf_counter() - t",
             "peak = tracemalloc.get_traced_memory()[1]",
             "tracemalloc.stop()",
-            "print(json.dumps({'s': dt, 'traced_peak': peak, 'rss_growth': rss.growth,"
-            " 'x_bytes': X.nbytes}))",
+            ("print(json.dumps({'s': dt, 'traced_peak': peak, 'rss_growth': rss.growth,"
+             " 'x_bytes': X.nbytes}))"),
         ])
         box = {}
 
@@ -870,4 +887,4 @@ def build_workloads(cfg: Config):
     return W
 
 
-__all__ += ["fashion_like", "playground_like", "glorot_init"]
+__all__ += ["fashion_like", "glorot_init", "playground_like"]
