@@ -7,7 +7,6 @@ one layer, built from given weights without training.
 Run: python examples/01_mcculloch_pitts.py   (writes mcp_gates.png)
 """
 import numpy as np
-
 from rosenblatt import MLPRegressor
 from rosenblatt.datasets import truth_table
 from rosenblatt.plot import plot_network

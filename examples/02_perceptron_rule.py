@@ -9,7 +9,6 @@
 Run: python examples/02_perceptron_rule.py   (writes perceptron_2x3.png)
 """
 import numpy as np
-
 from rosenblatt import Perceptron
 from rosenblatt.datasets import load_iris_petals, truth_table
 from rosenblatt.plot import activation, plot_decision_boundary
@@ -38,7 +37,9 @@ for epoch in range(1, 21):
 
 # -- a layer of 3 TLUs on 2 inputs ---------------------------------------------------------
 Xi, yi = load_iris_petals(target=None)
+Xi = (Xi - Xi.mean(axis=0)) / Xi.std(axis=0)  # scaled, both features count alike
 per = Perceptron(rule="rosenblatt", random_state=42).fit(Xi, yi)
+print("training accuracy", per.score(Xi, yi))
 W = per.coef_.T  # shape (2 inputs, 3 outputs)
 rows = Xi[[0, 50, 100]]
 Z = rows @ W + per.intercept_
@@ -46,7 +47,8 @@ print("X W + b =\n", Z.round(2))
 print("argmax:", Z.argmax(axis=1), " predict:", per.predict(rows))
 
 fig = plot_decision_boundary(per, Xi, yi, class_names=["setosa", "versicolor", "virginica"],
-                             feature_names=("petal length (cm)", "petal width (cm)"),
+                             feature_names=("petal length (standardised)",
+                                            "petal width (standardised)"),
                              title="A 2-input, 3-output perceptron")
 fig.savefig("perceptron_2x3.png")
 print("wrote perceptron_2x3.png")

@@ -4,12 +4,11 @@ Same model as scikit-learn's Perceptron (and as SGDClassifier with the perceptro
 
 Run: python examples/03_iris_perceptron.py   (writes iris_perceptron.png)
 """
-from sklearn.linear_model import Perceptron as SkPerceptron
-from sklearn.linear_model import SGDClassifier
-
 from rosenblatt import Perceptron
 from rosenblatt.datasets import load_iris_petals
 from rosenblatt.plot import plot_decision_boundary
+from sklearn.linear_model import Perceptron as SkPerceptron
+from sklearn.linear_model import SGDClassifier
 
 X, y = load_iris_petals("setosa")  # petal length, petal width; y: is setosa
 per_clf = Perceptron(random_state=42).fit(X, y)

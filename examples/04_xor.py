@@ -5,11 +5,10 @@ Run: python examples/04_xor.py   (writes xor_*.png)
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-
 from rosenblatt import MLPClassifier, Perceptron
 from rosenblatt.datasets import make_xor
 from rosenblatt.plot import plot_decision_boundary, plot_neuron_activations
+from sklearn.exceptions import ConvergenceWarning
 
 X, y = make_xor()  # the four rows 00, 01, 10, 11 -> 0, 1, 1, 0
 per = Perceptron(random_state=42).fit(X, y)

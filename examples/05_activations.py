@@ -3,7 +3,6 @@
 Run: python examples/05_activations.py   (writes activations.png)
 """
 import numpy as np
-
 from rosenblatt import MLPRegressor
 from rosenblatt.plot import plot_activations
 

@@ -6,12 +6,14 @@ Run: python examples/06_regression.py   (writes housing_learning_curves.png, reg
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-
 from rosenblatt import MLPRegressor
-from rosenblatt.datasets import (load_housing_standin, make_positive_regression,
-                                 make_regression_outliers)
+from rosenblatt.datasets import (
+    load_housing_standin,
+    make_positive_regression,
+    make_regression_outliers,
+)
 from rosenblatt.plot import plot_learning_curves, plot_regression_fits
+from sklearn.exceptions import ConvergenceWarning
 
 warnings.simplefilter("ignore", ConvergenceWarning)  # fixed epoch budgets, on purpose
 

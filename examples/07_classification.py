@@ -5,12 +5,10 @@ Run: python examples/07_classification.py   (writes digits_*.png)
 """
 import warnings
 
-import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-
 from rosenblatt import MLPClassifier
 from rosenblatt.datasets import load_breast_cancer, load_digits, load_digits_multilabel
 from rosenblatt.plot import plot_digit_probabilities, plot_learning_curves
+from sklearn.exceptions import ConvergenceWarning
 
 warnings.simplefilter("ignore", ConvergenceWarning)  # fixed epoch budgets, on purpose
 

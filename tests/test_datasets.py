@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from rosenblatt import datasets
 
 
@@ -99,7 +98,7 @@ def test_regression_outliers():
     # outliers are all far above the clean relation, the rest are close to it
     assert np.all(y[is_out] - y_clean[is_out] > 2)
     assert np.abs(y[~is_out] - y_clean[~is_out]).max() < 2
-    X2, y2, _, _ = datasets.make_regression_outliers(200, outlier_fraction=0.1)
+    _, y2, _, _ = datasets.make_regression_outliers(200, outlier_fraction=0.1)
     assert np.array_equal(y, y2)
 
 

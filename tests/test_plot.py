@@ -7,12 +7,11 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.linear_model import Perceptron as SkPerceptron  # noqa: E402
-from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
-
-from rosenblatt import datasets, plot  # noqa: E402
+from matplotlib.figure import Figure
+from rosenblatt import datasets, plot
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Perceptron as SkPerceptron
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
 ACTS = ["identity", "heaviside", "sign", "logistic", "tanh", "relu", "leaky_relu", "elu",
         "softplus", "gelu"]
@@ -126,9 +125,10 @@ def test_learning_curves(xor_mlp, tmp_path):
     assert _labelled(ax_l) and _labelled(ax_s)
     assert len(ax_l.lines) == 1  # training loss only: no validation set
     assert any("no validation" in t.get_text() for t in ax_s.texts)
-    runs = {"a": dict(loss=[3, 2, 1], val_loss=[3.5, 2.5, 2.7], val_score=[0.5, 0.7, 0.6],
-                      train_score=[0.6, 0.8, 0.9], best_epoch=2),
-            "b": dict(loss=[2, 1], val_loss=[2, 1.5], val_score=[0.6, 0.8])}
+    runs = {"a": {"loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2.7],
+                  "val_score": [0.5, 0.7, 0.6], "train_score": [0.6, 0.8, 0.9],
+                  "best_epoch": 2},
+            "b": {"loss": [2, 1], "val_loss": [2, 1.5], "val_score": [0.6, 0.8]}}
     fig = plot.plot_learning_curves(runs, score_name="accuracy", title="two runs")
     ax_l, ax_s = fig.axes
     legend = [t.get_text() for t in ax_l.get_legend().get_texts()]

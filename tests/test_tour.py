@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from rosenblatt import tour  # noqa: E402
+from rosenblatt import tour
 
 FIGURES = [
     "mcp_gates", "tlu_steps", "perceptron_rule_steps", "perceptron_2x3", "iris_perceptron",
@@ -45,13 +45,14 @@ def test_perceptron_rule_trace_converges_on_and(tour_run):
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
     assert ((X @ np.array(w) + b) >= 0).astype(int).tolist() == [0, 0, 0, 1]
     assert facts["rule_steps"] == 11
+    # the library's rule="rosenblatt" reproduces the hand-run trace
+    assert facts["rule_matches_library"] is True
     assert facts["layer_matches_predict"] is True
 
 
 def test_iris_perceptron_is_the_chapters(tour_run):
-    from sklearn.linear_model import Perceptron as SkPerceptron
-
     from rosenblatt.datasets import load_iris_petals
+    from sklearn.linear_model import Perceptron as SkPerceptron
 
     _, facts = tour_run
     assert facts["iris_predict"] == [True, False]
@@ -136,6 +137,6 @@ def test_report_html_inline_markup():
 
 def test_command_line_dispatch():
     r = subprocess.run([sys.executable, "-m", "rosenblatt", "tour", "--help"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0
     assert "--quick" in r.stdout and "--out" in r.stdout

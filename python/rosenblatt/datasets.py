@@ -24,15 +24,15 @@ from sklearn.utils import Bunch, check_random_state
 
 __all__ = [
     "Split",
-    "load_iris",
-    "load_iris_petals",
+    "load_breast_cancer",
     "load_digits",
     "load_digits_multilabel",
-    "load_breast_cancer",
-    "load_wine",
     "load_housing_standin",
-    "make_regression_outliers",
+    "load_iris",
+    "load_iris_petals",
+    "load_wine",
     "make_positive_regression",
+    "make_regression_outliers",
     "make_xor",
     "truth_table",
 ]
@@ -367,7 +367,7 @@ def make_regression_outliers(n_samples=400, *, outlier_fraction=0.1, outlier_sca
     x = rng.uniform(-3, 3, size=n_samples)
     y_clean = np.sin(2 * x) + x / 2
     y = y_clean + rng.normal(scale=noise, size=n_samples)
-    n_out = int(round(outlier_fraction * n_samples))
+    n_out = round(outlier_fraction * n_samples)
     is_outlier = np.zeros(n_samples, dtype=bool)
     is_outlier[rng.choice(n_samples, size=n_out, replace=False)] = True
     y[is_outlier] += rng.uniform(0.5, 1.5, size=n_out) * outlier_scale

@@ -16,10 +16,10 @@ __all__ = [
     "activation_derivative",
     "plot_activations",
     "plot_decision_boundary",
+    "plot_digit_probabilities",
     "plot_learning_curves",
     "plot_network",
     "plot_neuron_activations",
-    "plot_digit_probabilities",
     "plot_regression_fits",
 ]
 
@@ -330,7 +330,7 @@ def plot_decision_boundary(est, X, y=None, *, ax=None, resolution=250, padding=0
             if not np.any(m):
                 continue
             name = class_names[i] if class_names is not None else str(c)
-            kw = dict(s=35, edgecolor="k", linewidths=0.6)
+            kw = {"s": 35, "edgecolor": "k", "linewidths": 0.6}
             kw.update(scatter_kw or {})
             ax.scatter(X[m, 0], X[m, 1], c=cmap_pts[i % 6], marker=markers[i % 6],
                        label=name, **kw)
@@ -502,18 +502,22 @@ def plot_network(est_or_coefs, intercepts=None, *, ax=None, input_names=None,
         for i in range(shown[li]):
             for j in range(shown[li + 1]):
                 w = W[i, j]
+                if w == 0:
+                    continue  # no connection (e.g. a McCulloch-Pitts neuron ignoring B)
                 color = "tab:red" if w > 0 else "tab:blue"
                 x0, x1 = li, li + 1
                 y0, y1 = ypos[li][i], ypos[li + 1][j]
                 ax.plot([x0, x1], [y0, y1], color=color, lw=0.3 + 4.5 * abs(w) / wmax,
                         alpha=0.35 + 0.6 * abs(w) / wmax, zorder=1)
                 if show_values:
-                    # label at one third of the edge so labels of crossing edges separate
-                    t = 0.3 if j % 2 == 0 else 0.55
+                    # spread the labels along x by target neuron, so the labels of
+                    # edges that cross or fan out do not sit on top of each other
+                    n_to = shown[li + 1]
+                    t = 0.5 if n_to == 1 else 0.22 + 0.56 * j / (n_to - 1)
                     ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0), f"{w:+.2g}", fontsize=8,
                             ha="center", va="center", zorder=3,
-                            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
-                                      alpha=0.85))
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                  "alpha": 0.85})
     for li, n in enumerate(shown):
         for i in range(n):
             ax.scatter([li], [ypos[li][i]], s=700, c="white", edgecolors="k", zorder=2)
@@ -532,9 +536,11 @@ def plot_network(est_or_coefs, intercepts=None, *, ax=None, input_names=None,
                         fontsize=9, weight="bold", zorder=3)
             if li > 0:
                 # below the circle: inside it, long biases would not fit
-                ax.text(li, ypos[li][i] - 0.055, f"b={ints[li - 1][i]:+.3g}", ha="center",
-                        va="top", fontsize=7, zorder=3,
-                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+                ax.annotate(f"b={ints[li - 1][i]:+.3g}", (li, ypos[li][i]),
+                            xytext=(0, -17), textcoords="offset points", ha="center",
+                            va="top", fontsize=7, zorder=3,
+                            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
+                                  "alpha": 0.8})
         if sizes[li] > n:
             ax.text(li, -0.02, f"(+{sizes[li] - n} more)", ha="center", va="top", fontsize=8)
     names = layer_names or (["input"] + [f"hidden {k}" for k in range(1, len(sizes) - 1)]
