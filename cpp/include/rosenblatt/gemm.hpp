@@ -3,11 +3,12 @@
 // A (m x k) and B (k x n) are given by element strides, so X^T and W^T are read in place
 // (no transposed copies): A(i, p) = a[i * rsa + p * csa], B(p, j) = b[p * rsb + j * csb].
 //
-// Large products: B is packed once into NR-wide column panels per KC-deep block (the
-// panels of one block, up to NC columns, stay in half of L2); each row panel of A (MR x KC)
-// is packed into L1-resident scratch and multiplied with every B panel of the block by a
-// register-blocked micro-kernel (MR x NV vectors of accumulators). The last k block adds
-// the bias/addend and applies the activation while the tile is still in L1.
+// Large products: B is packed once into NR-wide column panels per KC-deep block (shared by
+// all threads); each thread packs a block of A rows (MC x KC, in L2) and runs a
+// register-blocked micro-kernel (MR x NV vectors of accumulators) with one B panel held in
+// L1 against all row panels of that block. With few rows of A, B is not packed but read in
+// place. The last k block adds the bias/addend and applies the activation while the tile is
+// still in L1.
 // Small products (playground layers, batch 1) take a direct unpacked path.
 //
 // Determinism: each C element is reduced over k in the same order (KC blocks in sequence,
@@ -62,8 +63,6 @@ struct Blocking {
   static constexpr int NR = kNV * L;
   // A row panel (MR x KC) stays in L1: 14 KiB for fp32 AVX-512.
   static constexpr idx KC = sizeof(T) == 4 ? 256 : 128;
-  // One KC block of packed B panels, NC columns wide, fills half of a 1 MiB L2.
-  static constexpr idx NC = (idx(512) * 1024 / (KC * sizeof(T))) / NR * NR;
 };
 
 // c = f(src) over one row segment; src holds the pre-activation (Z, or C itself).
@@ -78,10 +77,20 @@ inline void finish_row(const Epilogue<T>& e, const T* src, T* crow, idx cols) {
 // rows/cols limit the stores at the edges of C.
 template <class T, int MR, int NV>
 __attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa,
-                                            const T* __restrict pb, T* c, idx ldc, int rows,
+                                            const T* __restrict pb, idx ldb, T* c, idx ldc,
+                                            int rows,
                                             idx cols, int mode, const T* bias, const T* add,
                                             idx ldd, T beta) {
   constexpr int L = lanes<T>;
+  // C of an earlier k block is usually out of L2 by now: fetch it while the FMAs run.
+  if (mode & 1) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      if (r >= rows) break;
+      __builtin_prefetch(c + r * ldc, 1);
+      __builtin_prefetch(c + r * ldc + NV * L - 1, 1);
+    }
+  }
   vec<T> acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
@@ -98,7 +107,7 @@ __attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa,
       for (int v = 0; v < NV; ++v) acc[r][v] = vfma(ar, bv[v], acc[r][v]);
     }
     pa += MR;
-    pb += NV * L;
+    pb += ldb;
   }
   int cnt[NV];
   vec<T> bvec[NV];
@@ -188,9 +197,11 @@ inline int panel_rows(idx rows_left) {
 }
 
 template <class T, int NV>
-inline void run_micro_nv(int mr, idx kc, const T* pa, const T* pb, T* c, idx ldc, int rows,
-                         idx cols, int mode, const T* bias, const T* add, idx ldd, T beta) {
-#define RB_MICRO(R) micro_kernel<T, R, NV>(kc, pa, pb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
+inline void run_micro_nv(int mr, idx kc, const T* pa, const T* pb, idx ldb, T* c, idx ldc,
+                         int rows, idx cols, int mode, const T* bias, const T* add, idx ldd,
+                         T beta) {
+#define RB_MICRO(R) \
+  micro_kernel<T, R, NV>(kc, pa, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
   if (mr == kMR) {
     RB_MICRO(kMR);
   } else if (kMR > 8 && mr == 8) {
@@ -206,13 +217,13 @@ inline void run_micro_nv(int mr, idx kc, const T* pa, const T* pb, T* c, idx ldc
 }
 
 template <class T>
-inline void run_micro(int mr, int nv, idx kc, const T* pa, const T* pb, T* c, idx ldc,
-                      int rows, idx cols, int mode, const T* bias, const T* add, idx ldd,
-                      T beta) {
+inline void run_micro(int mr, int nv, idx kc, const T* pa, const T* pb, idx ldb, T* c,
+                      idx ldc, int rows, idx cols, int mode, const T* bias, const T* add,
+                      idx ldd, T beta) {
   if (nv == 2)
-    run_micro_nv<T, 2>(mr, kc, pa, pb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
+    run_micro_nv<T, 2>(mr, kc, pa, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
   else
-    run_micro_nv<T, 1>(mr, kc, pa, pb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
+    run_micro_nv<T, 1>(mr, kc, pa, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -300,6 +311,10 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
   const Epilogue<T>& e = g.epi;
   // The final k block stores Z (or A) first; f is applied from there row segment by row
   // segment while the tile is in L1.
+  // k blocks of (nearly) equal depth: 784 = 4 x 196, not 3 x 256 + 16, whose last thin
+  // block would cost a full pass over C for little work.
+  const idx nkb = (k + B::KC - 1) / B::KC;
+  const idx kcb = ((k + nkb - 1) / nkb + 3) / 4 * 4;
   T* out1 = e.z ? e.z : g.c;
   const idx ld1 = e.z ? e.ldz : g.ldc;
 
@@ -310,20 +325,29 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     const idx npanels = (ncols + NR - 1) / NR;
     const idx npad = (ncols + L - 1) / L * L;
     T* pb_all = static_cast<T*>(thread_scratch(0, sizeof(T) * size_t(k) * size_t(npad) + 64));
+    // With few rows of A each B element is used by few micro-kernel calls, and packing B
+    // would cost as much as it saves: full-width panels are then read in place (row-major
+    // B only); the ragged last panel is always packed so that no load runs past a row.
+    const bool b_direct = g.csb == 1 && m <= 8 * kMR;
 
     // Pack B: block pc occupies k rows [pc, pc+kc) x npad; panel jp sits at kc * jp * NR.
     auto pack_panel = [&](idx jp) {
       const idx j0 = jp * NR;
       const idx cols = tmin<idx>(NR, ncols - j0);
       const idx w = (cols + L - 1) / L * L;
-      for (idx pc = 0; pc < k; pc += B::KC) {
-        const idx kc = tmin<idx>(B::KC, k - pc);
+      if (b_direct && cols % L == 0) return;
+      for (idx pc = 0; pc < k; pc += kcb) {
+        const idx kc = tmin<idx>(kcb, k - pc);
         pack_b<T>(g.b + pc * g.rsb + (jc0 + j0) * g.csb, g.rsb, g.csb, kc, cols, w,
                   pb_all + pc * npad + kc * j0);
       }
     };
-    const int nt_pack = (double(k) * double(ncols) > 65536.0) ? nt : 1;
-    parallel_for(npanels, tmin<int>(nt_pack, int(npanels)), pack_panel);
+    const int nt_pack = (!b_direct && double(k) * double(ncols) > 65536.0) ? nt : 1;
+    if (b_direct) {
+      pack_panel(npanels - 1);
+    } else {
+      parallel_for(npanels, tmin<int>(nt_pack, int(npanels)), pack_panel);
+    }
 
     // Tasks: groups of row panels x groups of column panels.
     const idx rpanels = (m + kMR - 1) / kMR;
@@ -339,45 +363,65 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
         cgroups = tmin<idx>(npanels, 2);
       }
     }
+    // One micro-kernel call: tile rows [i, i+rows) x panel jp, k block [pc, pc+kc).
+    auto tile = [&](const T* pa, int mr, idx i, int rows, idx jp, idx pc, idx kc) {
+      const bool last = pc + kc >= k;
+      const int mode = (pc > 0 ? 1 : 0) | (last ? 2 : 0);
+      const idx j = jc0 + jp * NR;
+      const idx cols = tmin<idx>(NR, n - j);
+      const int nv = int((cols + L - 1) / L);
+      T* dst = (last ? out1 + i * ld1 : g.c + i * g.ldc) + j;
+      const idx ldst = last ? ld1 : g.ldc;
+      // Earlier blocks accumulate in C; when the last one writes Z, it starts from C.
+      if (last && pc > 0 && dst != g.c + i * g.ldc + j) {
+        for (int r = 0; r < rows; ++r)
+          std::memcpy(dst + r * ldst, g.c + (i + r) * g.ldc + j, sizeof(T) * cols);
+      }
+      const bool in_place = b_direct && cols % L == 0;
+      const T* pb = in_place ? g.b + pc * g.rsb + j : pb_all + pc * npad + kc * jp * NR;
+      const idx ldb = in_place ? g.rsb : idx(nv) * L;
+      run_micro<T>(mr, nv, kc, pa, pb, ldb, dst, ldst, rows, cols, mode,
+                   e.bias ? e.bias + j : nullptr, e.addend ? e.addend + i * e.ldd + j : nullptr,
+                   e.ldd, e.beta);
+      if (last && (e.z || e.act != codes::IDENTITY)) {
+        for (int r = 0; r < rows; ++r)
+          finish_row<T>(e, dst + r * ldst, g.c + (i + r) * g.ldc + j, cols);
+      }
+    };
+    // Loop order: a block of A (up to MC rows x KC, a quarter of L2) is packed once per k
+    // block; then each B panel (KC x NR, about 16 KiB) stays in L1 while it meets every
+    // row panel of that A block, which streams from L2.
+    const idx mc_max = tmax<idx>(kMR, (idx(256) * 1024 / (kcb * idx(sizeof(T)))) / kMR * kMR);
     auto task = [&](long t) {
       const idx rg = t / cgroups, cg = t % cgroups;
       const idx rp0 = rpanels * rg / rgroups, rp1 = rpanels * (rg + 1) / rgroups;
       const idx cp0 = npanels * cg / cgroups, cp1 = npanels * (cg + 1) / cgroups;
       if (rp0 >= rp1 || cp0 >= cp1) return;
-      T* pa = static_cast<T*>(thread_scratch(1, sizeof(T) * kMR * B::KC + 64));
-      const idx i_end = tmin<idx>(m, rp1 * kMR);
-      const idx panels_per_nc = B::NC / NR;
-      for (idx jb = cp0; jb < cp1; jb += panels_per_nc) {
-        const idx jb_end = tmin(cp1, jb + panels_per_nc);
-        for (idx pc = 0; pc < k; pc += B::KC) {
-          const idx kc = tmin<idx>(B::KC, k - pc);
-          const bool last = pc + kc >= k;
-          const int mode = (pc > 0 ? 1 : 0) | (last ? 2 : 0);
-          for (idx i = rp0 * kMR; i < i_end;) {
-            const int mr = panel_rows(i_end - i);
-            const int rows = int(tmin<idx>(mr, i_end - i));
-            pack_a<T>(g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa, rows, kc, mr, pa);
-            for (idx jp = jb; jp < jb_end; ++jp) {
-              const idx j = jc0 + jp * NR;
-              const idx cols = tmin<idx>(NR, n - j);
-              const int nv = int((cols + L - 1) / L);
-              T* dst = (last ? out1 + i * ld1 : g.c + i * g.ldc) + j;
-              const idx ldst = last ? ld1 : g.ldc;
-              // Earlier blocks accumulate in C; the last one reads them from C too.
-              if (last && pc > 0 && dst != g.c + i * g.ldc + j) {
-                for (int r = 0; r < rows; ++r)
-                  std::memcpy(dst + r * ldst, g.c + (i + r) * g.ldc + j, sizeof(T) * cols);
-              }
-              run_micro<T>(mr, nv, kc, pa, pb_all + pc * npad + kc * jp * NR, dst, ldst, rows,
-                           cols, mode, e.bias ? e.bias + j : nullptr,
-                           e.addend ? e.addend + i * e.ldd + j : nullptr, e.ldd, e.beta);
-              if (last && (e.z || e.act != codes::IDENTITY)) {
-                for (int r = 0; r < rows; ++r)
-                  finish_row<T>(e, dst + r * ldst, g.c + (i + r) * g.ldc + j, cols);
-              }
-            }
+      const idx i0 = rp0 * kMR, i_end = tmin<idx>(m, rp1 * kMR);
+      T* pa = static_cast<T*>(thread_scratch(1, sizeof(T) * (mc_max + kMR) * kcb + 64));
+      constexpr int kMaxPanels = 1024;
+      idx pi[kMaxPanels], poff[kMaxPanels];
+      int pmr[kMaxPanels], prows[kMaxPanels];
+      for (idx pc = 0; pc < k; pc += kcb) {
+        const idx kc = tmin<idx>(kcb, k - pc);
+        for (idx ic = i0; ic < i_end; ic += mc_max) {
+          const idx ic_end = tmin(i_end, ic + mc_max);
+          int np = 0;
+          idx off = 0;
+          for (idx i = ic; i < ic_end && np < kMaxPanels;) {
+            const int mr = panel_rows(ic_end - i);
+            const int rows = int(tmin<idx>(mr, ic_end - i));
+            pack_a<T>(g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa, rows, kc, mr, pa + off);
+            pi[np] = i;
+            poff[np] = off;
+            pmr[np] = mr;
+            prows[np] = rows;
+            ++np;
+            off += idx(mr) * kc;
             i += rows;
           }
+          for (idx jp = cp0; jp < cp1; ++jp)
+            for (int q = 0; q < np; ++q) tile(pa + poff[q], pmr[q], pi[q], prows[q], jp, pc, kc);
         }
       }
     };

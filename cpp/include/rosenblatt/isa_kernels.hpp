@@ -2,6 +2,9 @@
 // has defined ROSENBLATT_ISA_NS (the namespace) and ROSENBLATT_ISA_NAME.
 #pragma once
 #include <chrono>
+#if defined(__unix__) || defined(__APPLE__)
+#include <time.h>
+#endif
 
 #include "rosenblatt/dispatch.hpp"
 #include "rosenblatt/train.hpp"
@@ -38,15 +41,30 @@ constexpr KernelSet<T> make_kernel_set() {
 
 // Independent FMA chains (more than latency x throughput) on register data: the ISA's
 // peak FLOP rate on one core, for benchmark reports as a fraction of it.
+// CPU time of the calling thread where the OS has it: on a shared machine the probe then
+// measures the core, not the share of it this process got.
+inline double thread_seconds() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+#else
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+#endif
+}
+
 template <class T>
 __attribute__((noinline)) double peak_probe(double seconds) {
-  constexpr int kChains = 16;
+  // Enough chains to cover FMA latency x throughput, few enough to stay in registers
+  // (32 vector registers with AVX-512, 16 otherwise).
+  constexpr int kChains = kVecBytes == 64 ? 24 : 12;
   constexpr long kInner = 4096;
   vec<T> acc[kChains];
   for (int c = 0; c < kChains; ++c) acc[c] = vset<T>(T(c) * T(1e-3));
   const vec<T> mul = vset<T>(T(0.999999)), add = vset<T>(T(1e-7));
   long iters = 0;
-  auto t0 = std::chrono::steady_clock::now();
+  const double t0 = thread_seconds();
   double elapsed = 0.0;
   do {
     for (long i = 0; i < kInner; ++i) {
@@ -54,7 +72,7 @@ __attribute__((noinline)) double peak_probe(double seconds) {
       for (int c = 0; c < kChains; ++c) acc[c] = vfma(acc[c], mul, add);
     }
     iters += kInner;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    elapsed = thread_seconds() - t0;
   } while (elapsed < seconds);
   T sink = 0;
   for (int c = 0; c < kChains; ++c) sink += acc[c][0];

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#if defined(__AVX2__) || defined(__AVX512F__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
@@ -50,12 +50,28 @@ using ivec = typename VecTraits<T>::I;
 template <class T>
 constexpr int lanes = VecTraits<T>::lanes;
 
-// Broadcast (not `vec{} + s`, which turns -0.0 into +0.0).
+// Broadcast. Not `vec{} + s` (turns -0.0 into +0.0), not a lane loop (GCC builds it from
+// inserts); the intrinsics give one vbroadcast, which can even fold into the FMA operand.
 template <class T>
 inline vec<T> vset(T s) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) return (vec<T>)_mm512_set1_ps(s);
+  else return (vec<T>)_mm512_set1_pd(s);
+#elif defined(__AVX__)
+  if constexpr (sizeof(T) == 4) return (vec<T>)_mm256_set1_ps(s);
+  else return (vec<T>)_mm256_set1_pd(s);
+#elif defined(__SSE2__)
+  if constexpr (sizeof(T) == 4) return (vec<T>)_mm_set1_ps(s);
+  else return (vec<T>)_mm_set1_pd(s);
+#elif defined(__clang__)
   vec<T> r;
   for (int i = 0; i < lanes<T>; ++i) r[i] = s;
   return r;
+#else
+  vec<T> r = {};
+  r[0] = s;
+  return __builtin_shuffle(r, ivec<T>{});
+#endif
 }
 template <class T>
 inline vec<T> vload(const T* p) {
