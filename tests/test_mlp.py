@@ -410,14 +410,15 @@ def test_pickle_round_trip_keeps_optimizer_state():
     assert not np.array_equal(clone.predict_proba(X), clf.predict_proba(X))
 
 
-def test_divergence_raises_and_keeps_finite_weights():
-    reg = MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=1e3, max_iter=50,
-                       random_state=0, backend=FAST)
+def test_divergence_raises_and_keeps_finite_weights(backend):
+    reg = MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=1e3,
+                       max_iter=50, random_state=0, backend=backend)
     with pytest.raises(ValueError, match="learning rate") as info:
         reg.fit(X, Y_REG * 1e3)
     assert "learning_rate_init=1000" in str(info.value)
     assert all(np.isfinite(W).all() for W in reg.coefs_ + reg.intercepts_)
-    assert reg.predict(X).shape == (120,)  # usable
+    with np.errstate(over="ignore", invalid="ignore"):  # weights of a diverging fit
+        assert reg.predict(X).shape == (120,)  # usable
 
 
 def test_keyboard_interrupt_from_callback():

@@ -439,7 +439,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 order = sample_idx if train_idx is None else train_idx[sample_idx]
                 np.copyto(last_good, params)
                 lr_epoch = self._opt_lr
-                total = trainer.run_epoch(np.ascontiguousarray(order, dtype=np.int64))
+                # a diverging fit is detected and reported below (with the learning rate);
+                # the NumPy reference would first warn about overflow in its matmuls
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    total = trainer.run_epoch(np.ascontiguousarray(order, dtype=np.int64))
                 loss = total / n_train
                 if not np.isfinite(loss) or not np.isfinite(params).all():
                     np.copyto(params, last_good)
