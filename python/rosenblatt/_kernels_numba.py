@@ -18,10 +18,12 @@ Design notes
   are made with ``np.float64(x)``.
 * Matrix products go to BLAS (numba's ``np.dot`` with an ``out`` argument, no allocation)
   when they are large enough to repay the call, and to plain loops when they are tiny.
-* Threads: the matrix products run in BLAS (the OpenBLAS that numba's ``np.dot`` calls).
-  ``n_threads >= 1`` limits BLAS to that many threads for the call (threadpoolctl);
-  ``n_threads = 0`` leaves BLAS as the process configured it (OPENBLAS_NUM_THREADS,
-  threadpoolctl). Everything else runs on the calling thread, GIL released.
+* Threads: the matrix products run in BLAS (the OpenBLAS that numba's ``np.dot`` calls),
+  limited to ``n_threads`` for the duration of the call (threadpoolctl). ``n_threads = 0``
+  (the library default) means ONE thread here: OpenBLAS's spinning workers made a
+  fashion-sized epoch 10x slower on a loaded 2-core machine, while one thread stays within
+  reach of the C++ backend; pass ``n_threads=2`` to use both cores of a quiet machine.
+  Everything else runs on the calling thread with the GIL released.
 * ``train_epoch`` gathers each batch into the caller's ``workspace`` (carved as
   :func:`train_workspace_size` documents) and runs the whole epoch in one compiled call.
 """
@@ -101,9 +103,9 @@ _controller_lock = threading.Lock()
 
 
 def _blas_threads(n_threads, work):
-    """Context that limits BLAS to ``n_threads`` for a call doing ``work`` multiply-adds."""
+    """Context limiting BLAS to ``n_threads`` (0: one) for a call of ``work`` multiply-adds."""
     global _controller
-    if not n_threads or work < _BLAS_MIN:
+    if work < _BLAS_MIN:
         return contextlib.nullcontext()
     with _controller_lock:
         if _controller is None:
@@ -111,7 +113,7 @@ def _blas_threads(n_threads, work):
             from threadpoolctl import ThreadpoolController
 
             _controller = ThreadpoolController()
-    return _controller.limit(limits=int(n_threads), user_api="blas")
+    return _controller.limit(limits=int(n_threads) or 1, user_api="blas")
 
 
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
