@@ -271,13 +271,14 @@ def optimizer_step(params, grads, state, optimizer, hyper, step, n_threads=0):
 
 def param_offsets(layer_sizes):
     """Offsets of (W_i, b_i) in the flat parameter vector, and its total length."""
+    sizes = [int(v) for v in layer_sizes]  # plain ints: numpy scalars make this slow
     offs = []
     pos = 0
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         w = pos
-        pos += int(fan_in) * int(fan_out)
+        pos += fan_in * fan_out
         offs.append((w, pos))
-        pos += int(fan_out)
+        pos += fan_out
     return offs, pos
 
 
