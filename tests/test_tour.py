@@ -118,6 +118,8 @@ def test_every_figure_written_and_described(tour_run):
         assert len(explanation.split()) >= 30, name
     # self-contained HTML: every image inline, nothing fetched from the network
     assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    # a contents list links the eight sections
+    assert all(f'href="#s{i}"' in html and f'id="s{i}"' in html for i in range(1, 9))
     assert "http://" not in html and "https://" not in html
 
 
@@ -125,6 +127,7 @@ def test_report_states_the_numbers(tour_run):
     out, _ = tour_run
     report = (out / "report.md").read_text(encoding="utf-8")
     for needle in ("predict([[2, 0.5], [3, 1]]) -> [True, False]", "266,610",
+                   "examples/04_xor.py",
                    "RandomizedSearchCV", "restore_best_weights", "validation_data"):
         assert needle in report
 

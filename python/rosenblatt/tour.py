@@ -72,6 +72,10 @@ class Report:
         """A paragraph (inline Markdown: `code`, **bold**, *italic*)."""
         self.blocks.append(("p", " ".join(text.split())))
 
+    def script(self, name: str) -> None:
+        """Point to the example script with the same content."""
+        self.blocks.append(("p", f"The same as a short script: `examples/{name}`."))
+
     def bullets(self, items) -> None:
         self.blocks.append(("ul", [" ".join(i.split()) for i in items]))
 
@@ -128,10 +132,16 @@ class Report:
 
     def to_html(self) -> str:
         parts = []
+        toc = []
         for b in self.blocks:
             kind = b[0]
             if kind == "h":
-                parts.append(f"<h{b[1]}>{_inline(b[2])}</h{b[1]}>")
+                anchor = ""
+                if b[1] == 2:
+                    # sections get anchors and an entry in the contents list
+                    anchor = f' id="s{len(toc) + 1}"'
+                    toc.append(f'<li><a href="#s{len(toc) + 1}">{_inline(b[2])}</a></li>')
+                parts.append(f"<h{b[1]}{anchor}>{_inline(b[2])}</h{b[1]}>")
             elif kind == "p":
                 parts.append(f"<p>{_inline(b[1])}</p>")
             elif kind == "ul":
@@ -158,6 +168,10 @@ class Report:
                  "code{background:#f5f5f5;padding:0 .2em}table{border-collapse:collapse;"
                  "margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
                  "text-align:right}th{background:#eee}")
+        if toc and parts and parts[0].startswith("<h1"):
+            # the contents follow the title and the introduction
+            at = next((i for i, p in enumerate(parts) if p.startswith("<h2")), len(parts))
+            parts.insert(at, "<nav><b>Contents</b><ul>" + "".join(toc) + "</ul></nav>")
         return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                 "<title>rosenblatt: the lecture, runnable</title>"
                 f"<style>{style}</style></head><body>\n" + "\n".join(parts)
@@ -294,6 +308,7 @@ def section_mcculloch_pitts(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("1. McCulloch-Pitts neurons (1943)")
+    rep.script("01_mcculloch_pitts.py")
     rep.text("""A McCulloch-Pitts neuron has binary inputs and one binary output that fires
         when at least a threshold of its inputs are active. With the lecture's threshold of
         2, a connection drawn twice counts twice and an inhibitory connection counts
@@ -368,6 +383,7 @@ def section_tlu(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("2. The threshold logic unit and the perceptron (Rosenblatt, 1957)")
+    rep.script("02_perceptron_rule.py")
     rep.text("""A TLU has numeric inputs and weights: it computes `z = w . x + b` and then a
         step function. The two steps of the lecture are heaviside (0 if z < 0, else 1) and
         sign (-1, 0 or +1):""")
@@ -569,6 +585,7 @@ def section_iris(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("3. The perceptron on iris: setosa or not")
+    rep.script("03_iris_perceptron.py")
     rep.text("""The chapter's code, with `rosenblatt` in place of `sklearn.linear_model`
         (the default rule is scikit-learn's, so the fitted model must be the same):""")
     rep.code("""from rosenblatt import Perceptron
@@ -638,6 +655,7 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("4. XOR: where one perceptron fails (Minsky and Papert, 1969)")
+    rep.script("04_xor.py")
     X4, y4 = datasets.make_xor()
     per4 = rb.Perceptron(random_state=cfg.seed, backend=cfg.backend).fit(X4, y4)
     acc4 = float(per4.score(X4, y4))
@@ -791,6 +809,7 @@ def section_activations(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("5. Activation functions, and why they must be nonlinear")
+    rep.script("05_activations.py")
     rep.text("""Backpropagation (Rumelhart, Hinton and Williams, 1986) computes the gradient
         of the error for every weight with one forward and one backward pass, then gradient
         descent takes a step. The step function has no useful gradient, so MLPs use smooth
@@ -866,6 +885,7 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("6. Regression MLPs")
+    rep.script("06_regression.py")
     rep.text("""A regression MLP has one output neuron per predicted value (2 for a point,
         4 for a bounding box) and usually no output activation; the loss is the mean
         squared error. The chapter trains a 50-50-50 ReLU network on California housing.
@@ -1000,6 +1020,7 @@ def section_classification(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("7. Classification MLPs")
+    rep.script("07_classification.py")
 
     # -- binary --------------------------------------------------------------------------
     rep.heading("Binary: one logistic output", 3)
@@ -1229,6 +1250,7 @@ def section_training(rep: Report, cfg: Settings, facts: dict) -> None:
 
     rb = _rb()
     rep.heading("8. The chapter's training tools")
+    rep.script("08_training_tools.py")
     g = datasets.load_digits(random_state=cfg.seed)
     # a deliberately over-sized, unregularised network on a small training set overfits
     # visibly, which is what early stopping is for
