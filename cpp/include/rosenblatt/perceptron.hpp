@@ -190,98 +190,6 @@ inline bool all_finite(const T* w, idx d, double b) {
   return true;
 }
 
-// ---- the decision copy -------------------------------------------------------------
-// Large X is read at random rows every epoch, once per class: memory, not arithmetic, sets
-// the pace. Most rows need only the sign of p, so each epoch first reads a bfloat16 copy
-// of X (2 bytes a value, cache-sized) and a float copy of w: when |p~| exceeds the bound
-// below, the sign of scikit-learn's p is certain and the row is correct or certainly a
-// mistake; only mistakes and rows inside the bound read the full row. Which rows will
-// need it is guessed from the previous epoch (mistakes recur) to prefetch them.
-//
-// Bound: x = x~ (1 + e), |e| <= dx = 2^-8 + 2^-24 (double -> float -> bf16, rounded);
-// w = w32 (1 + f), |f| <= 2^-24; float products and sums add (d + 2) 2^-24 relatively:
-//   |p_sklearn - p~| <= (1.02 dx + (d + 8) 2^-23) sum|w32 x~| + 2^-22 |p~| + 1e-30.
-// Values outside [1e-30, 1e30] in magnitude (or w that overflow float) disable the copy.
-
-constexpr double kBfRel = 0x1p-8 + 0x1p-24;
-
-inline std::uint16_t to_bf16(float f) {
-  std::uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest even
-  return std::uint16_t(u >> 16);
-}
-
-struct DecisionCopy {
-  std::vector<std::uint16_t> xb;  // (n, stride), zero padded
-  idx stride = 0;
-  bool ok = false;
-};
-
-template <class T>
-DecisionCopy make_decision_copy(const T* X, idx n, idx d, int nt) {
-  DecisionCopy c;
-  c.stride = (d + lanes<float> - 1) / lanes<float> * lanes<float>;
-  c.xb.assign(std::size_t(n) * std::size_t(c.stride), 0);
-  const long chunks = long((n + 4095) / 4096);
-  std::vector<char> bad(std::size_t(chunks), 0);
-  parallel_for(chunks, nt, [&](long t) {
-    const idx r0 = idx(t) * 4096, r1 = tmin<idx>(n, r0 + 4096);
-    for (idx r = r0; r < r1; ++r) {
-      std::uint16_t* o = c.xb.data() + r * c.stride;
-      for (idx j = 0; j < d; ++j) {
-        const double v = double(X[r * d + j]), a = std::fabs(v);
-        if (a != 0.0 && !(a >= 1e-30 && a <= 1e30)) bad[std::size_t(t)] = 1;
-        o[j] = to_bf16(float(v));
-      }
-    }
-  });
-  c.ok = true;
-  for (char b : bad) c.ok &= b == 0;
-  if (!c.ok) c.xb = {};
-  return c;
-}
-
-// s = sum w32_j x~_j, a = sum |w32_j x~_j| over a padded row (float SIMD).
-inline void dot_bf16(const float* w32, const std::uint16_t* xb, idx stride, double& s,
-                     double& a) {
-  using V = vec<float>;
-  constexpr int L = lanes<float>;
-  typedef std::uint16_t H __attribute__((vector_size(L * 2)));
-  typedef std::uint32_t U __attribute__((vector_size(L * 4)));
-  V s0 = {}, s1 = {}, a0 = {}, a1 = {};
-  idx j = 0;
-  for (; j + 2 * L <= stride; j += 2 * L) {
-    H h0, h1;
-    std::memcpy(&h0, xb + j, sizeof h0);
-    std::memcpy(&h1, xb + j + L, sizeof h1);
-    const V x0 = (V)(__builtin_convertvector(h0, U) << 16);
-    const V x1 = (V)(__builtin_convertvector(h1, U) << 16);
-    const V p0 = vload(w32 + j) * x0;
-    const V p1 = vload(w32 + j + L) * x1;
-    s0 += p0;
-    s1 += p1;
-    a0 += vabs<float>(p0);
-    a1 += vabs<float>(p1);
-  }
-  if (j < stride) {
-    H h0;
-    std::memcpy(&h0, xb + j, sizeof h0);
-    const V p0 = vload(w32 + j) * (V)(__builtin_convertvector(h0, U) << 16);
-    s0 += p0;
-    a0 += vabs<float>(p0);
-  }
-  s0 += s1;
-  a0 += a1;
-  float ss = 0.0f, aa = 0.0f;
-  for (int l = 0; l < L; ++l) {
-    ss += s0[l];
-    aa += a0[l];
-  }
-  s = double(ss);
-  a = double(aa);
-}
-
 // One binary problem of scikit-learn's Perceptron.
 template <class T>
 struct Problem {
@@ -292,26 +200,7 @@ struct Problem {
   double cw_neg, cw_pos;
   double eta0;
   bool fit_intercept;
-  const DecisionCopy* copy = nullptr;  // optional, see above
 };
-
-// Per-problem state of the decision copy: w in float, last epoch's full-row rows.
-struct CopyState {
-  std::vector<float> w32;
-  std::vector<std::uint8_t> hint;
-  bool w_ok = false;
-};
-
-template <class T>
-inline void refresh_w32(CopyState& cs, const T* w, idx d) {
-  bool ok = true;
-  for (idx j = 0; j < d; ++j) {
-    const double a = std::fabs(double(w[j]));
-    ok &= a <= 1e30;
-    cs.w32[std::size_t(j)] = float(w[j]);
-  }
-  cs.w_ok = ok;
-}
 
 struct EpochStats {
   double sumloss = 0.0;  // sum of -y p over mistakes, in visiting order
@@ -324,56 +213,23 @@ struct EpochStats {
 // sumloss is bit-identical (costs a sequential dot product per mistake).
 template <class T>
 EpochStats run_epoch(const Problem<T>& P, const std::int64_t* order, idx m, T* w, double* b,
-                     bool exact_loss, const InterruptCheck* ic, CopyState* cs = nullptr) {
+                     bool exact_loss, const InterruptCheck* ic) {
   EpochStats st;
   const idx d = P.d;
   const idx row_bytes = d * idx(sizeof(T));
   double bb = *b;
   double sumloss = 0.0, errsum = 0.0;
   idx mistakes = 0;
-  const bool use_copy = cs && P.copy && P.copy->ok && !exact_loss;
-  const idx cstride = use_copy ? P.copy->stride : 0;
-  const std::uint16_t* xb = use_copy ? P.copy->xb.data() : nullptr;
-  const double rel = 1.02 * kBfRel + double(d + 8) * 0x1p-23;
-  if (use_copy) refresh_w32(*cs, w, d);
   for (idx i = 0; i < m; ++i) {
-    if (ic && ic->fn && (i % kPollRows) == kPollRows - 1 && ic->fn(ic->ctx)) {
-      st.stopped = true;
-      break;
-    }
-    const idx k = idx(order[i]);
-    const double yk = P.y[k];
-    if (use_copy) {
-      if (i + 2 * kAhead < m) {
-        const idx k2 = idx(order[i + 2 * kAhead]);
-        prefetch_row(xb + k2 * cstride, cstride * 2);
-        __builtin_prefetch(P.y + k2);
-      }
-      // rows that will need the full row: predicted from the copy with the current w
-      if (i + kAhead < m && cs->w_ok) {
-        const idx k1 = idx(order[i + kAhead]);
-        double s1, a1;
-        dot_bf16(cs->w32.data(), xb + k1 * cstride, cstride, s1, a1);
-        if ((s1 + bb) * P.y[k1] <= 4.0 * rel * a1 + 1e-30)
-          prefetch_row(P.X + k1 * d, row_bytes);
-      }
-      if (cs->w_ok) {
-        double s, a;
-        dot_bf16(cs->w32.data(), xb + k * cstride, cstride, s, a);
-        const double pt = s + bb;
-        if (pt * yk > rel * a + 0x1p-22 * std::fabs(pt) + 1e-30) {  // certainly correct
-          cs->hint[std::size_t(k)] = 0;
-          continue;
-        }
-      }
-      cs->hint[std::size_t(k)] = 1;
-    } else if (i + kAhead < m) {
+    if (i + kAhead < m) {
       prefetch_row(P.X + order[i + kAhead] * d, row_bytes);
       __builtin_prefetch(P.y + order[i + kAhead]);
     }
+    const idx k = idx(order[i]);
     const T* x = P.X + k * d;
     double err;
     double p = margin(w, x, d, bb, &err);
+    const double yk = P.y[k];
     double z = p * yk;
     if (z <= 0.0) {  // a tie is a mistake; with err > 0 the sign of p is certain
       if (exact_loss && err != 0.0) {
@@ -392,8 +248,11 @@ EpochStats run_epoch(const Problem<T>& P, const std::int64_t* order, idx m, T* w
       if (u != 0.0) {
         add_scaled(w, x, d, T(u));
         if (P.fit_intercept) bb += u;
-        if (use_copy) refresh_w32(*cs, w, d);
       }
+    }
+    if (ic && ic->fn && (i % kPollRows) == kPollRows - 1 && ic->fn(ic->ctx)) {
+      st.stopped = true;
+      break;
     }
   }
   *b = bb;
@@ -426,11 +285,6 @@ idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool s
   const idx n = P.n, d = P.d;
   std::vector<std::int64_t> order(n);
   std::iota(order.begin(), order.end(), std::int64_t(0));
-  CopyState cs;
-  if (P.copy && P.copy->ok) {
-    cs.w32.assign(std::size_t(P.copy->stride), 0.0f);
-    cs.hint.assign(std::size_t(n), 1);
-  }
   const bool use_tol = tol > -std::numeric_limits<double>::infinity();
   // snapshots for the rare exact replay (double input only: float losses are exact)
   const bool track = use_tol && sizeof(T) == sizeof(double);
@@ -453,8 +307,7 @@ idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool s
       std::memcpy(w_start.data(), w, sizeof(T) * d);
       b_start = *b;
     }
-    const EpochStats st = run_epoch(P, order.data(), n, w, b, false, ic,
-                                    P.copy && P.copy->ok ? &cs : nullptr);
+    const EpochStats st = run_epoch(P, order.data(), n, w, b, false, ic);
     ++epochs;
     if (st.stopped) {
       *stopped = true;
@@ -512,9 +365,6 @@ idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool s
 }  // namespace perc
 
 // ---- kernel entry points (see dispatch.hpp: PerceptronArgs) -------------------------
-
-// X at least this large (bytes) gets the bfloat16 decision copy in perceptron_fit_sklearn.
-inline idx kDecisionCopyBytes = idx(4) << 20;
 
 inline void xorshift_shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
   perc::shuffle(order, n, seed);
@@ -612,10 +462,6 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
   int nt = resolve_threads(a.n_threads);
   if (idx(nt) > K) nt = int(K);
   std::vector<char> stop(K, 0), bad(K, 0);
-  // the decision copy pays off once X outgrows the caches
-  perc::DecisionCopy copy;
-  if (double(a.n) * double(a.d) * sizeof(T) >= double(kDecisionCopyBytes) && a.d >= 16)
-    copy = perc::make_decision_copy(a.X, a.n, a.d, resolve_threads(a.n_threads));
   parallel_for(long(K), nt, [&](long c) {
     const perc::Problem<T> P{a.X,
                              a.n,
@@ -625,8 +471,7 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
                              a.class_weight[2 * c],
                              a.class_weight[2 * c + 1],
                              a.eta0,
-                             a.fit_intercept,
-                             &copy};
+                             a.fit_intercept};
     bool s = false, nf = false;
     a.n_iter[c] = perc::fit_problem(P, a.W + c * a.d, a.B + c,
                                     std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
