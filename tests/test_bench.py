@@ -257,3 +257,36 @@ def test_kernel_check_tolerance_scales_with_dtype():
     v = w64.check({("rosenblatt[numpy]", 1): good, ("rosenblatt[cpp]", 1): off})
     assert v[("rosenblatt[numpy]", 1)][0] and not v[("rosenblatt[cpp]", 1)][0]
     assert np.isfinite(v[("rosenblatt[cpp]", 1)][1]["max_rel_err"])
+
+
+class _Slow(Workload):
+    id, group, title = "test/slow", "kernel", "slow"
+    calibrate = False
+
+    def __init__(self):
+        self.calls = {}
+
+    def contenders(self, cfg):
+        import time
+
+        def make(name, pause):
+            def run():
+                self.calls[name] = self.calls.get(name, 0) + 1
+                time.sleep(pause)
+            return lambda: Runner(run)
+        return [Contender("numpy", 1, make("fast", 0.0)),
+                Contender("rosenblatt[slow]", 1, make("slow1", 0.05)),
+                Contender("rosenblatt[slow]", 2, make("slow2", 0.05))]
+
+
+def test_a_contender_over_budget_shows_one_unchecked_run():
+    w = _Slow()
+    res = run_suite([w], _cfg(repeat=3, budget=0.05), PEAK, progress=False)
+    by = {(r.impl, r.threads): r for r in res}
+    assert by[("numpy", 1)].status == "ok" and len(by[("numpy", 1)].times) == 3
+    slow = by[("rosenblatt[slow]", 1)]
+    assert slow.status == "skipped" and "too slow" in slow.reason
+    assert slow.median_s >= 0.05 and len(slow.times) == 1
+    # the same implementation at more threads is not paid for again
+    assert by[("rosenblatt[slow]", 2)].status == "skipped" and "slow2" not in w.calls
+    assert w.calls == {"fast": 4, "slow1": 1}

@@ -47,6 +47,9 @@ def parse_args(argv=None):
                         "unavailable ones get a row saying why)")
     p.add_argument("--peers", type=_names, default=None, metavar="LIST",
                    help="peers among numpy,sklearn,torch,jax (default: all installed)")
+    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="timed seconds one contender may take (default 150 full, 15 quick); "
+                        "slower ones show a single unchecked run")
     p.add_argument("--json", metavar="PATH", help="write every row as JSON")
     p.add_argument("--markdown", nargs="?", const="", default=None, metavar="PATH",
                    help="write the Markdown report (default path: benchmarks/RESULTS.md)")
@@ -146,7 +149,7 @@ def main(argv=None) -> int:
     threads = args.threads or tuple(sorted({1, n_all}))
     cfg = Config(size=args.size, repeat=args.repeat, patterns=args.patterns,
                  groups=args.groups, backends=args.backends, peers=args.peers,
-                 threads=threads)
+                 threads=threads, budget=args.budget)
     workloads = select(build_workloads(cfg), cfg)
     if args.list:
         for w in workloads:

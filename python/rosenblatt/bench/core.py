@@ -39,7 +39,7 @@ SIZES = {
         "predict_rows": (1, 10000), "predict_fit_rows": 2000,
         "import_runs": 7, "import_peers": ("sklearn", "torch"),
         "memory_rows": 20000,
-        "reps": 7, "reps_short": 21, "min_time": 0.03,
+        "reps": 7, "reps_short": 21, "min_time": 0.03, "budget": 150.0,
     },
     "quick": {
         "dtypes": ("float32",),
@@ -53,7 +53,7 @@ SIZES = {
         "predict_rows": (1, 10000), "predict_fit_rows": 500,
         "import_runs": 3, "import_peers": ("sklearn",),
         "memory_rows": 3000,
-        "reps": 3, "reps_short": 7, "min_time": 0.005,
+        "reps": 3, "reps_short": 7, "min_time": 0.005, "budget": 15.0,
     },
     "tiny": {
         "dtypes": ("float32", "float64"),
@@ -67,7 +67,7 @@ SIZES = {
         "predict_rows": (1, 200), "predict_fit_rows": 200,
         "import_runs": 1, "import_peers": (),
         "memory_rows": 300,
-        "reps": 2, "reps_short": 3, "min_time": 0.0005,
+        "reps": 2, "reps_short": 3, "min_time": 0.0005, "budget": 20.0,
     },
 }
 
@@ -92,6 +92,10 @@ class Config:
         Peers to include among numpy, sklearn, torch, jax (default: all installed).
     threads : tuple of int
         Thread counts every contender runs at (default: 1 and all cores).
+    budget : float, optional
+        Seconds of timed repetitions one contender may take (default from ``size``). A
+        contender whose warm-up shows it would exceed this is not repeated: its row is
+        ``skipped`` and shows that single, unchecked run.
     """
 
     size: str = "full"
@@ -101,6 +105,7 @@ class Config:
     backends: list | None = None
     peers: list | None = None
     threads: tuple = ()
+    budget: float | None = None
 
     def s(self, key):
         """Size parameter ``key`` of this run's mode."""
@@ -160,7 +165,7 @@ class Result:
     threads: int
     dtype: str | None = None
     unit: str = "call"
-    status: str = "ok"          # ok | FAILED | unavailable | error
+    status: str = "ok"          # ok | FAILED | skipped | unavailable | error
     reason: str = ""
     times: list = field(default_factory=list)
     number: int = 1
@@ -232,6 +237,7 @@ class Workload:
     calibrate = True
     short = False
     scaled = False
+    weight = 1.0   # rough share of the run's time, for the progress bar only
 
     def setup(self, cfg: Config) -> None:
         """Build the data (once per workload)."""

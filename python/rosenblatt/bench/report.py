@@ -121,6 +121,8 @@ def _figure(r):
 
 
 def _check_text(r):
+    if r.status == "skipped":
+        return f"skipped: {r.reason}"
     if r.status == "ok":
         c = r.check
         if "max_rel_err" in c:
@@ -164,7 +166,7 @@ def terminal_block(w_title, w_id, rows):
         lines.append(f"  {'impl':<19} {'thr':>3} {'median/' + unit:>12} {'GFLOP/s':>8} "
                      f"{'%peak':>6} {'ratio':>7}  check")
     for r in _collapse(_sorted(rows)):
-        if r.status in ("unavailable", "error"):
+        if r.status in ("unavailable", "error") or (r.status == "skipped" and not r.median_s):
             lines.append(f"  {r.impl:<19} {'-':>3} {r.status}: {r.reason}")
             continue
         if r.status == "FAILED":
@@ -268,14 +270,16 @@ def to_markdown(machine, peak, cfg, results, targets, elapsed, command):
             for r in rows:
                 name = f"{_md_escape(r.title)} (ratio vs {r.baseline})" if first else ""
                 first = False
-                if r.status in ("unavailable", "error", "FAILED"):
+                if r.status in ("unavailable", "error", "FAILED") or \
+                        (r.status == "skipped" and not r.median_s):
                     L.append(f"| {name} | {r.impl} | {r.threads or '-'} | {r.status} | | | | "
                              f"{_md_escape(r.reason)} |")
                     continue
                 ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
                 fig = _figure(r)
                 pct = _pct(r.frac_peak) if g not in ("memory", "import") else ""
-                chk = _check_text(r) if g not in ("memory", "import") else "ok"
+                chk = _check_text(r) if g not in ("memory", "import") or \
+                    r.status != "ok" else "ok"
                 L.append(f"| {name} | {r.impl} | {r.threads} | {fmt_time(r.median_s)} | "
                          f"{_md_escape(fig)} | {pct} | {ratio} | {_md_escape(chk)} |")
     L.append("")

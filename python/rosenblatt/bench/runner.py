@@ -31,8 +31,8 @@ class Progress:
 
     Parameters
     ----------
-    total : int
-        Number of workloads.
+    total : float
+        Total weight of the workloads (``Workload.weight``, a rough share of the time).
     stream : file, optional
         Default ``sys.stderr``.
     enabled : bool, optional
@@ -41,24 +41,24 @@ class Progress:
 
     def __init__(self, total, stream=None, enabled=None, width=28):
         self.total = max(1, total)
-        self.done = 0          # workloads finished
-        self.part = 0.0        # fraction of the current workload
+        self.done = 0.0        # weight of the workloads finished
+        self.part = 0.0        # weight done of the current workload
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.width = width
         self.t0 = time.perf_counter()
         self.label = ""
 
-    def within(self, part, label=None):
-        """Progress inside the current workload (``part`` in [0, 1])."""
-        self.part = min(1.0, max(0.0, part))
+    def within(self, part, label=None, weight=1.0):
+        """Progress inside the current workload (``part`` in [0, 1] of ``weight``)."""
+        self.part = min(1.0, max(0.0, part)) * weight
         if label is not None:
             self.label = label
         self.draw()
 
-    def next(self):
-        """The current workload is finished."""
-        self.done = min(self.total, self.done + 1)
+    def next(self, weight=1.0):
+        """The current workload (of ``weight`` units) is finished."""
+        self.done = min(self.total, self.done + weight)
         self.part = 0.0
         self.draw()
 
@@ -152,13 +152,24 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
         nonlocal done
         done += 1
         if progress:
-            progress.within(done / steps, label)
+            progress.within(done / steps, label, w.weight)
+
+    budget = cfg.budget if cfg.budget is not None else cfg.s("budget")
+    too_slow = {}   # impl -> seconds of one unit at its first thread count
 
     for c in contenders:
         r = new_result(c)
         results.append(r)
+        if c.impl in too_slow:
+            # more threads will not rescue a unit that takes minutes; do not pay it twice
+            r.status = "skipped"
+            r.reason = (f"not run: one {w.unit} took {too_slow[c.impl]:.3g} s at fewer "
+                        f"threads (budget {budget:g} s per contender, --budget)")
+            tick(f"{w.id} {c.impl} t{c.threads}")
+            continue
         if progress:
-            progress.within(done / steps, f"{w.id} {c.impl} t{c.threads} (warm-up)")
+            progress.within(done / steps, f"{w.id} {c.impl} t{c.threads} (warm-up)",
+                            w.weight)
         try:
             with tc.limit(c.threads):
                 t0 = time.perf_counter()
@@ -171,7 +182,16 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
                 r.number = _calibrate(runner, first, cfg.s("min_time")) if w.calibrate else 1
             if runner.note:
                 r.extra["note"] = runner.note
-            live.append((c, runner, r))
+            if first * reps > budget:
+                # show the one run we have, unchecked, rather than stall the suite
+                too_slow[c.impl] = first
+                r.status = "skipped"
+                r.times = [first]
+                r.reason = (f"too slow to repeat: one {w.unit} took {first:.3g} s, {reps} "
+                            f"repetitions exceed the budget of {budget:g} s (--budget); "
+                            "single unchecked run shown")
+            else:
+                live.append((c, runner, r))
         except Exception as exc:  # noqa: BLE001 - a crash becomes an error row
             r.status = "unavailable" if isinstance(exc, Unavailable) else "error"
             r.reason = _why(exc)
@@ -231,14 +251,14 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
 def _derive(results, peak):
     """Median, GFLOP/s, fraction of peak and the ratio against the baseline."""
     for r in results:
-        if r.status == "ok" and r.times:
+        if r.status in ("ok", "skipped") and r.times:
             r.median_s = statistics.median(r.times)
             if r.flops and r.median_s > 0:
                 r.gflops = r.flops / r.median_s / 1e9
                 p = peak_for(peak, r.dtype, r.threads) if r.dtype else None
                 if p:
                     r.frac_peak = r.gflops / p
-    ok = [r for r in results if r.status == "ok" and r.median_s]
+    ok = [r for r in results if r.status in ("ok", "skipped") and r.median_s]
     for r in ok:
         base = [b for b in ok if b.impl == r.baseline]
         same = [b for b in base if b.threads == r.threads]
@@ -273,13 +293,13 @@ def run_suite(workloads, cfg: Config, peak: dict, *, progress=True, on_result=No
     if isinstance(progress, Progress):
         bar = progress
     else:
-        bar = Progress(len(workloads), enabled=None if progress else False)
+        bar = Progress(sum(w.weight for w in workloads), enabled=None if progress else False)
     out = []
     for w in workloads:
         if getattr(w, "needs_torch", False):
             tc.refresh()
         res = run_workload(w, cfg, tc, peak, bar)
-        bar.next()
+        bar.next(w.weight)
         out.extend(res)
         if on_result:
             bar.clear()

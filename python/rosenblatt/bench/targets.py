@@ -21,7 +21,9 @@ def _rows(results, wid):
 
 
 def _ok(rows, impl=None, threads=None):
-    return [r for r in rows if r.status == "ok" and r.median_s
+    # "skipped" rows carry one unchecked run of a contender too slow to repeat: they can
+    # only make a target look worse, and leaving them out would hide a miss
+    return [r for r in rows if r.status in ("ok", "skipped") and r.median_s
             and (impl is None or r.impl == impl) and (threads is None or r.threads == threads)]
 
 
@@ -33,7 +35,7 @@ def _primary(rows, only=None):
     """The backend a target judges, and its rows (ok or FAILED)."""
     for be in ([only] if only else ORDER):
         impl = f"rosenblatt[{be}]"
-        mine = [r for r in rows if r.impl == impl and r.status in ("ok", "FAILED")]
+        mine = [r for r in rows if r.impl == impl and r.status in ("ok", "FAILED", "skipped")]
         if mine:
             return impl, mine
     why = sorted({r.reason for r in rows if r.rosenblatt and r.reason})

@@ -313,6 +313,7 @@ class TrainWorkload(Workload):
         self.flops = float(spec.flops_per_row(d)) * n_rows
         self.short = short
         self.needs_torch = True
+        self.weight = 3.0 if short else 25.0
 
     def setup(self, cfg):
         if self.data == "fashion":
@@ -409,6 +410,7 @@ class PerceptronWorkload(Workload):
         self.title = (f"Perceptron epoch {_short(dtype)} {n_rows}x100, {n_classes} classes"
                       + (" (scaled down)" if self.scaled else ""))
         self.flops = 2.0 * n_rows * 100 * (1 if n_classes == 2 else n_classes)
+        self.weight = 4.0
 
     def setup(self, cfg):
         rng = np.random.default_rng(1)
@@ -478,6 +480,7 @@ class PredictWorkload(Workload):
         self.flops = 2.0 * rows * (784 * 300 + 300 * 100 + 100 * 10)
         self.short = rows < 100
         self.needs_torch = True
+        self.weight = 2.0
 
     def setup(self, cfg):
         from sklearn.neural_network import MLPClassifier
@@ -660,6 +663,7 @@ class ImportWorkload(Workload):
     baseline = "sklearn"
     unit = "import"
     calibrate = False
+    weight = 6.0
     id = "import/rosenblatt"
     title = "import time (fresh interpreter)"
     MODULES: ClassVar[dict] = {"rosenblatt": "rosenblatt", "sklearn": "sklearn.neural_network",
@@ -751,6 +755,7 @@ class MemoryWorkload(Workload):
     baseline = "sklearn"
     unit = "fit"
     calibrate = False
+    weight = 8.0
 
     def __init__(self, rows, dtype="float32", full_rows=20000):
         self.rows, self.dtype = rows, dtype
