@@ -42,6 +42,10 @@ def _primary(rows, only=None):
     return None, why
 
 
+def _dn(dtype):
+    return {"float32": "f32", "float64": "f64"}.get(dtype, dtype)
+
+
 def _fmt_s(s):
     if s is None:
         return "-"
@@ -100,7 +104,7 @@ def _kernel_ratio(results, t, kind, act, shapes, dtypes, threads, minimum, *, st
             ratio = base[0].median_s / rb[0].median_s
             vals[wid] = ratio
             ok_all &= ratio > minimum if strict else ratio >= minimum
-            parts.append(f"{dt[-2:]} {n}x{k}x{m}: {ratio:.2f}x")
+            parts.append(f"{_dn(dt)} {n}x{k}x{m}: {ratio:.2f}x")
     if not any_row:
         return None
     return t.done(ok_all, f"{impl_used} t{threads} vs numpy t{threads}: " + ", ".join(parts),
@@ -169,7 +173,7 @@ def evaluate_targets(results, cfg, threads_all):
                     impl_used = impl
                     vals[wid] = rb[0].frac_peak
                     ok_all &= rb[0].frac_peak >= 0.85
-                    parts.append(f"{kind} {dt[-2:]}: {100 * rb[0].frac_peak:.0f}%")
+                    parts.append(f"{kind} {_dn(dt)}: {100 * rb[0].frac_peak:.0f}%")
     add(fail or (t.done(ok_all, f"{impl_used} t1: " + ", ".join(parts), vals)
                  if parts else None), t)
 
@@ -203,7 +207,7 @@ def evaluate_targets(results, cfg, threads_all):
                 sp = one[0].median_s / alln[0].median_s
                 vals[wid] = sp
                 ok_all &= sp >= 1.6
-                parts.append(f"{impl} forward {dt[-2:]}: {sp:.2f}x")
+                parts.append(f"{impl} forward {_dn(dt)}: {sp:.2f}x")
     add(t.done(ok_all, ", ".join(parts), vals) if parts else None, t,
         "needs a large forward row at 1 and all threads" if threads_all > 1
         else "this machine has one core")
