@@ -30,7 +30,7 @@ from itertools import pairwise
 
 import numpy as np
 
-__all__ = ["Report", "main", "run"]
+__all__ = ["Checkpoint", "EarlyStopping", "History", "Report", "main", "run"]
 
 
 # --------------------------------------------------------------------------------------
@@ -66,6 +66,7 @@ class Report:
             print(text, flush=True)
 
     def heading(self, text: str, level: int = 2) -> None:
+        """A heading; level 2 is a section (listed in the HTML contents)."""
         self.blocks.append(("h", level, text))
 
     def text(self, text: str) -> None:
@@ -77,6 +78,7 @@ class Report:
         self.blocks.append(("p", f"The same as a short script: `examples/{name}`."))
 
     def bullets(self, items) -> None:
+        """A bulleted list, one string per item."""
         self.blocks.append(("ul", [" ".join(i.split()) for i in items]))
 
     def code(self, text: str) -> None:
@@ -87,6 +89,7 @@ class Report:
             print("    " + text.replace("\n", "\n    "), flush=True)
 
     def table(self, headers, rows) -> None:
+        """A table (numbers formatted to 4 significant digits); echoed to the console."""
         rows = [[_fmt(v) for v in r] for r in rows]
         self.blocks.append(("table", [str(h) for h in headers], rows))
         if self.verbose:
@@ -110,6 +113,7 @@ class Report:
 
     # -- rendering --------------------------------------------------------------------
     def to_markdown(self) -> str:
+        """The report as Markdown; figures are linked by file name."""
         out = []
         for b in self.blocks:
             kind = b[0]
@@ -131,6 +135,7 @@ class Report:
         return "\n\n".join(out) + "\n"
 
     def to_html(self) -> str:
+        """The report as one self-contained HTML page (figures embedded as data URIs)."""
         parts = []
         toc = []
         for b in self.blocks:
@@ -178,6 +183,7 @@ class Report:
                 + "\n</body></html>\n")
 
     def write(self) -> None:
+        """Write ``report.md`` and ``report.html`` into the output directory."""
         with open(os.path.join(self.out, "report.md"), "w", encoding="utf-8") as f:
             f.write(self.to_markdown())
         with open(os.path.join(self.out, "report.html"), "w", encoding="utf-8") as f:
@@ -304,6 +310,7 @@ def _rb():
 # --------------------------------------------------------------------------------------
 
 def section_mcculloch_pitts(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 1: McCulloch-Pitts neurons as threshold units, truth tables."""
     from . import datasets, plot
 
     rb = _rb()
@@ -379,6 +386,7 @@ def _perceptron_rule_trace(X, y, eta=1.0, max_epochs=20):
 
 
 def section_tlu(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 2: the TLU's steps, the perceptron rule step by step, a layer of TLUs."""
     from . import datasets, plot
 
     rb = _rb()
@@ -578,6 +586,7 @@ def _two_panel(left, right, widths=(1, 1), figsize=(12.5, 5)):
 # --------------------------------------------------------------------------------------
 
 def section_iris(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 3: the chapter's iris perceptron, compared with scikit-learn."""
     from sklearn.linear_model import Perceptron as SkPerceptron
     from sklearn.linear_model import SGDClassifier
 
@@ -651,6 +660,7 @@ XOR_INTERCEPTS = [np.array([-1.5, -0.5]), np.array([-0.5])]
 
 
 def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 4: XOR, the perceptron's failure, hand-wired and trained networks."""
     from . import datasets, plot
 
     rb = _rb()
@@ -805,6 +815,7 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
 # --------------------------------------------------------------------------------------
 
 def section_activations(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 5: activation functions, derivatives, collapse of linear layers."""
     from . import datasets, plot
 
     rb = _rb()
@@ -881,6 +892,7 @@ def section_activations(rep: Report, cfg: Settings, facts: dict) -> None:
 # --------------------------------------------------------------------------------------
 
 def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 6: regression MLPs, losses with outliers, positive outputs."""
     from . import datasets, plot
 
     rb = _rb()
@@ -1016,6 +1028,7 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
 # --------------------------------------------------------------------------------------
 
 def section_classification(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 7: binary, multilabel and multiclass classification MLPs."""
     from . import datasets, plot
 
     rb = _rb()
@@ -1229,7 +1242,17 @@ class EarlyStopping:
 
 
 class History:
-    """A callback that records the epoch logs, plus the training accuracy."""
+    """A callback that records the epoch logs, plus the training score.
+
+    The chapter's ``history = model.fit(...)``: after ``fit``, ``logs`` is a list with
+    one dict per epoch.
+
+    Parameters
+    ----------
+    X_train, y_train : array-like, optional
+        When given, each epoch's ``estimator.score`` on them is added as ``train_score``
+        (scikit-learn's MLPs only record the training loss).
+    """
 
     def __init__(self, X_train=None, y_train=None):
         self.X_train, self.y_train = X_train, y_train
@@ -1243,6 +1266,7 @@ class History:
 
 
 def section_training(rep: Report, cfg: Settings, facts: dict) -> None:
+    """Section 8: validation curves, early stopping, checkpoints, saving, search."""
     from scipy.stats import loguniform
     from sklearn.model_selection import RandomizedSearchCV
 
