@@ -163,18 +163,60 @@ def _sgd_epoch(Xd, data, indices, indptr, dense, y, sw, order, vmask, w, q, st, 
     return sumloss, objective
 
 
+def _rosenblatt_epoch_weighted(X, Y, order, W, b, eta, sign):
+    """Rosenblatt's rule with a step size per row (sample and class weights).
+
+    Same operations as the kernels' perceptron_epoch, with ``eta[r]`` for row r.
+    """
+    n_out = Y.shape[1]
+    mistakes = 0
+    z = np.zeros(n_out, dtype=W.dtype)
+    g = np.zeros(n_out, dtype=W.dtype)
+    for i in range(order.shape[0]):
+        r = order[i]
+        for c in range(n_out):
+            z[c] = 0.0
+        for j in range(X.shape[1]):
+            for c in range(n_out):
+                z[c] += X[r, j] * W[j, c]
+        wrong = False
+        for c in range(n_out):
+            zc = z[c] + b[c]
+            if sign:
+                yhat = 1.0 if zc > 0 else (-1.0 if zc < 0 else 0.0)
+            else:
+                yhat = 1.0 if zc >= 0 else 0.0
+            e = Y[r, c] - yhat
+            g[c] = eta[r] * e
+            if e != 0.0:
+                wrong = True
+        if wrong:
+            mistakes += 1
+            for j in range(X.shape[1]):
+                for c in range(n_out):
+                    W[j, c] += X[r, j] * g[c]
+            for c in range(n_out):
+                b[c] += g[c]
+    return mistakes
+
+
 _jitted = {}
 
 
-def _epoch_function(backend):
-    """The generic epoch: Numba-compiled unless the backend is the NumPy reference."""
+def _jit(name, fn, backend):
+    """``fn`` Numba-compiled (cached) unless the backend is the NumPy reference."""
     if backend == "numpy" or importlib.util.find_spec("numba") is None:
-        return _sgd_epoch
-    if "f" not in _jitted:
+        return fn
+    if name not in _jitted:
         import numba
 
-        _jitted["f"] = numba.njit(cache=True, nogil=True)(_sgd_epoch)
-    return _jitted["f"]
+        _jitted[name] = numba.njit(cache=True, nogil=True)(fn)
+    return _jitted[name]
+
+
+def _epoch_function(backend):
+    """The generic scikit-learn epoch (penalties, sparse rows)."""
+    return _jit("sgd", _sgd_epoch, backend)
 
 
 def _nonfinite_error(epoch):
@@ -242,8 +284,9 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         targets (one output for binary problems), ``W += eta0 (y - yhat) x^T``; training
         stops after an epoch without mistakes or when the mistake rate has not improved by
         ``tol`` for ``n_iter_no_change`` epochs. Prediction: argmax of the scores, binary
-        ``score >= 0 -> classes_[1]``. It takes no penalty, sample or class weights, or
-        early stopping; rows are shuffled with a NumPy permutation per epoch.
+        ``score >= 0 -> classes_[1]``. Sample and class weights scale the step of a row
+        (a Numba or Python loop instead of the kernel); no penalty or early stopping. Rows
+        are shuffled with a NumPy permutation per epoch.
     step : {'heaviside', 'sign'}, default='heaviside'
         Output unit of ``rule='rosenblatt'`` (targets 0/1 or -1/+1). For the default rule
         it is ignored.
@@ -445,7 +488,6 @@ class Perceptron(ClassifierMixin, BaseEstimator):
             raise ValueError("early_stopping should be False with partial_fit")
         if self.rule == "rosenblatt":
             bad = [name for name, off in (("penalty", self.penalty is None),
-                                          ("class_weight", self.class_weight is None),
                                           ("early_stopping", not self.early_stopping))
                    if not off]
             if bad:
@@ -487,7 +529,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         self.backend_ = kernels.resolve_backend(self.backend)
         self._interrupted = False
         if self.rule == "rosenblatt":
-            self._fit_rosenblatt(X, y, max_iter)
+            self._fit_rosenblatt(X, y, sample_weight, max_iter)
         else:
             self._fit_sklearn(X, y, sample_weight, max_iter)
         self._rule_fitted = self.rule
@@ -729,7 +771,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     # ---- Rosenblatt's rule
 
-    def _fit_rosenblatt(self, X, y, max_iter):
+    def _fit_rosenblatt(self, X, y, sample_weight, max_iter):
         if sp.issparse(X):
             X = X.toarray()
         X = np.ascontiguousarray(X)
@@ -747,6 +789,14 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         b = np.array(np.asarray(self.intercept_, dtype=dtype).reshape(-1), order="C")
         rs = check_random_state(self.random_state)
         n = X.shape[0]
+        # sample and class weights scale the step of a row (all its outputs)
+        cls = np.searchsorted(self.classes_, y)
+        eta_row = float(self.eta0) * np.asarray(sample_weight, dtype=np.float64) \
+            * self._expanded_class_weight[cls]
+        weighted = not np.all(eta_row == float(self.eta0))
+        if weighted:
+            epoch_w = _jit("rosenblatt", _rosenblatt_epoch_weighted, self.backend_)
+            eta_row = eta_row.astype(dtype)
         tol = -np.inf if self.tol is None else float(self.tol)
         best = np.inf
         no_imp = 0
@@ -755,9 +805,12 @@ class Perceptron(ClassifierMixin, BaseEstimator):
             for _ in range(max_iter):
                 order = rs.permutation(n).astype(np.int64) if self.shuffle else \
                     np.arange(n, dtype=np.int64)
-                mistakes = kernels.perceptron_epoch(X, Y, W, b, order=order, eta=self.eta0,
-                                                    step=self.step, backend=self.backend_,
-                                                    n_threads=self._threads())
+                if weighted:
+                    mistakes = int(epoch_w(X, Y, order, W, b, eta_row, self.step == "sign"))
+                else:
+                    mistakes = kernels.perceptron_epoch(X, Y, W, b, order=order, eta=self.eta0,
+                                                        step=self.step, backend=self.backend_,
+                                                        n_threads=self._threads())
                 epochs += 1
                 if not (np.isfinite(W).all() and np.isfinite(b).all()):
                     raise _nonfinite_error(epochs)

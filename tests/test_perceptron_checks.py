@@ -1,0 +1,48 @@
+"""scikit-learn's estimator checks for rosenblatt.Perceptron.
+
+The expected failures are exactly the ones scikit-learn declares for its own Perceptron
+(sample_weight is not equivalent to repeating rows for an online algorithm). The checks run
+with scikit-learn's test setting for its Perceptron (``max_iter=5``); the
+ConvergenceWarning that setting produces is expected and silenced here explicitly (pytest
+turns warnings into errors).
+"""
+
+import warnings
+
+import pytest
+from rosenblatt.kernels import available_backends
+from rosenblatt.linear_model import Perceptron
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+# scikit-learn 1.9 declares these for sklearn.linear_model.Perceptron
+# (sklearn/utils/_test_common/instance_generator.py, PER_ESTIMATOR_XFAIL_CHECKS)
+EXPECTED_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "sample_weight is not equivalent to removing/repeating samples.",
+    "check_sample_weight_equivalence_on_sparse_data":
+        "sample_weight is not equivalent to removing/repeating samples.",
+}
+
+BACKEND = available_backends()[0]
+
+
+@parametrize_with_checks(
+    [Perceptron(max_iter=5, backend=BACKEND),
+     Perceptron(max_iter=5, rule="rosenblatt", backend=BACKEND)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED,
+)
+def test_sklearn_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+def test_expected_failures_match_sklearn():
+    """Our expected failures are scikit-learn's own for its Perceptron, nothing more."""
+    try:
+        from sklearn.linear_model import Perceptron as SkPerceptron
+        from sklearn.utils._test_common.instance_generator import PER_ESTIMATOR_XFAIL_CHECKS
+    except ImportError:  # pragma: no cover - another scikit-learn layout
+        pytest.skip("scikit-learn's private check tables moved")
+    assert set(EXPECTED_FAILED) == set(PER_ESTIMATOR_XFAIL_CHECKS[SkPerceptron])
