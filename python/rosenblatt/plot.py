@@ -183,9 +183,11 @@ def plot_activations(names=("heaviside", "logistic", "tanh", "relu"), *, z=None,
         ls = styles[i % len(styles)]
         f = _break_jumps(activation(name, z))
         d = _break_jumps(activation_derivative(name, z))
-        ax_f.plot(z, f, ls, lw=2, label=label)
-        line, = ax_d.plot(z, d, ls, lw=2, label=label)
+        line, = ax_f.plot(z, f, ls, lw=2, label=label)
+        ax_d.plot(z, d, ls, lw=2, label=label, color=line.get_color())
         if name in ("heaviside", "sign"):
+            # the value at the jump matters (heaviside(0) = 1, sgn(0) = 0): a filled dot
+            ax_f.plot([0], [float(activation(name, 0.0))], "o", color=line.get_color(), ms=7)
             # the derivative does not exist at the jump
             ax_d.plot([0], [0], "o", mfc="white", color=line.get_color(), ms=7)
     for a, t in ((ax_f, "Activation functions f(z)"), (ax_d, "Derivatives f'(z)")):

@@ -402,8 +402,9 @@ def section_tlu(rep: Report, cfg: Settings, facts: dict) -> None:
     fig = plot.plot_activations(("heaviside", "sign"), z=np.linspace(-3, 3, 601),
                                 title="The TLU's step functions")
     rep.figure(fig, "tlu_steps", "Heaviside and sign step functions and their derivatives",
-               """Both steps jump at `z = 0` (heaviside to 1, sign through 0 to +1) and are
-               flat everywhere else, so their derivative (right) is zero wherever it exists:
+               """Both steps jump at `z = 0`; the filled dots are their values there
+               (`heaviside(0) = 1`, `sgn(0) = 0`: with heaviside a unit fires when its
+               weighted sum is exactly at the threshold). Both are flat everywhere else, so their derivative (right) is zero wherever it exists:
                a small change of a weight never changes the output a little. That is why
                the perceptron needs its own learning rule, and why backpropagation
                (section 5) replaces the step with a smooth function.""")
