@@ -41,13 +41,17 @@ FULL = Budget()
 QUICK = Budget(seeds=2, seeds_f=1, epochs=15, epochs_f=10)
 
 SPIRAL = {"dataset": "spiral", "layers": [8, 8, 8, 8]}
+SPIRAL_NAMES = {"o50": "original, batch 50", "bn10": "batch norm, batch 10",
+                "bn50": "batch norm, batch 50"}
 SPIRAL_SETUPS = {
     "original (U(-0.5,0.5), bias 0.1, SGD 0.03)": {},
     "He init": {"init": "he"},
     "Glorot init": {"init": "glorot"},
     "Adam (lr 0.01)": {"optimizer": "adam", "learning_rate": 0.01},
     "AdaGrad (lr 0.1)": {"optimizer": "adagrad", "learning_rate": 0.1},
-    "batch normalisation": {"batch_norm": True},
+    SPIRAL_NAMES["o50"]: {"batch_size": 50},
+    SPIRAL_NAMES["bn10"]: {"batch_norm": True},
+    SPIRAL_NAMES["bn50"]: {"batch_norm": True, "batch_size": 50},
 }
 
 
@@ -387,6 +391,22 @@ def step_cde(out: Path, b: Budget) -> tuple[dict, str]:
     return {"summary": summ}, "\n".join(text)
 
 
+def _phase_gradients(test, g, plateau):
+    """Median gradient norm per layer on the plateau (test loss >= plateau) and after."""
+    test = np.array([np.nan if v is None else v for v in test], dtype=float)
+    on = test >= plateau
+    left = np.flatnonzero(~on)
+    first = int(left[0]) if left.size else len(test)
+    during = g[1:first] if first > 1 else g[:0]
+    after = g[first:]
+
+    def med(a):
+        return [float(v) for v in np.median(a, axis=0)] if len(a) else None
+
+    return {"left_at": first if left.size else None, "during": med(during),
+            "after": med(after)}
+
+
 def step_f(out: Path, b: Budget) -> tuple[dict, str]:
     seeds = range(b.seeds_f)
     runs, summ, plateau = {}, {}, {}
@@ -400,24 +420,28 @@ def step_f(out: Path, b: Budget) -> tuple[dict, str]:
         plateau[name] = {"epochs_to_leave": _stats(left),
                          "never_left": sum(x is None for x in left)}
     # gradient norms per layer, seed 0, a fixed number of epochs for each setup
-    n_gn = min(b.epochs_f, 300)
-    gn, ratios = {}, {}
-    fig = _figure(10, 6)
+    n_gn = min(b.epochs_f, 600)
+    gn, ratios, phases = {}, {}, {}
+    rows = math.ceil(len(SPIRAL_SETUPS) / 3)
+    fig = _figure(11, 3.2 * rows)
     for k, (name, extra) in enumerate(SPIRAL_SETUPS.items()):
         s = en.Session(SPIRAL | extra | {"seed": 0, "init_seed": 0})
         s.step(n_gn)
         g = np.array(s.history["grad_norms"], dtype=float)      # (epochs + 1, layers)
         gn[name] = g.tolist()
-        # per weight (the layers have 16, 64 and 8 weights): RMS = norm / sqrt(size)
+        # per weight (the layers hold 16, 64, 64, 64 and 8 weights): RMS = norm / sqrt(size)
         size = np.array([la.W.size for la in s.layers], dtype=float)
         rms = g / np.sqrt(size)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = rms[1:, 0] / rms[1:, -1]
         ratios[name] = float(np.nanmedian(ratio)) if ratio.size else None
-        ax = fig.add_subplot(2, 3, k + 1)
+        phases[name] = _phase_gradients(s.history["test"], g, b.plateau)
+        ax = fig.add_subplot(rows, 3, k + 1)
         for li in range(g.shape[1]):
             label = "output" if li == g.shape[1] - 1 else f"layer {li + 1}"
             ax.semilogy(np.maximum(g[:, li], 1e-12), label=label, lw=1)
+        if phases[name]["left_at"] is not None:
+            ax.axvline(phases[name]["left_at"], color="k", ls=":", lw=0.8)
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
         if k == 0:
@@ -426,7 +450,7 @@ def step_f(out: Path, b: Budget) -> tuple[dict, str]:
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(out / "f_gradient_norms.png")
-    fig = _figure(8, 3.5)
+    fig = _figure(9, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     for name in SPIRAL_SETUPS:
         t = np.array([np.nan if v is None else v for v in runs[name][0].test])
@@ -447,36 +471,72 @@ def step_f(out: Path, b: Budget) -> tuple[dict, str]:
         pl = plateau[name]["epochs_to_leave"]["median"]
         table[2 + i] += f" {_fmt(pl, 1)} | {_fmt(ratios[name], 3)} |"
     text = ["## (f) Spiral, four hidden layers of 8", "",
-            (f"Spiral data, x1 and x2, hidden layers [8, 8, 8, 8], tanh, batch 10, "
-            f"{b.seeds_f} seeds, budget {b.epochs_f} epochs, converged = test loss <= "
-            f"{b.threshold_f}. Gradient norms: L2 norm of dL/dW per layer over the whole "
-            f"training set after each epoch (seed 0, {n_gn} epochs)."), "", *table, "",
+            (f"Spiral data, x1 and x2, hidden layers [8, 8, 8, 8], tanh, batch 10 unless "
+             f"named, {b.seeds_f} seeds, budget {b.epochs_f} epochs, converged = test loss "
+             f"<= {b.threshold_f}. Gradient norms: L2 norm of dL/dW per layer over the whole "
+             f"training set after each epoch (seed 0, {n_gn} epochs; dotted line: the "
+             "plateau is left)."), "", *table, "",
             "![test loss](f_test_loss.png)", "", "![gradient norms](f_gradient_norms.png)",
             ""]
     po = plateau[orig]["epochs_to_leave"]["median"]
     ro = ratios[orig]
+    so = summ[orig]
     text.append(
         f"The original setup sits on a plateau (test loss near 0.5, the loss of a constant "
         f"output) for a median of {_fmt(po, 1)} epochs"
         + (f" ({plateau[orig]['never_left']} seeds never left it)"
            if plateau[orig]["never_left"] else "")
-        + f"; it converges on {summ[orig]['converged']} of {summ[orig]['seeds']} seeds.")
+        + f"; it converges on {so['converged']} of {so['seeds']} seeds (median "
+        f"{_fmt(so['epochs']['median'], 1)} epochs).")
+    ph = phases[orig]
+    if ph["during"] is not None and ph["after"] is not None:
+        small = all(d < a for d, a in zip(ph["during"], ph["after"]))
+        text.append(
+            "Seed 0, gradient norm per layer (layer 1 ... output), median on the plateau: "
+            + ", ".join(f"{v:.2g}" for v in ph["during"]) + "; after leaving it: "
+            + ", ".join(f"{v:.2g}" for v in ph["after"]) + ". "
+            + ("Every layer's gradient is smaller on the plateau than after it: the "
+               "plateau is a flat region of the loss, and training crawls across it."
+               if small else "The gradients are not uniformly smaller on the plateau."))
     if ro is not None:
         text.append(
-            f"Its lowest layer's gradient per weight (RMS) is {ro:.3f} times the output "
-            "layer's (median over epochs)" + (": the gradient vanishes on its way down and the lower layers "
-                              "learn slowest." if ro < 0.5 else "."))
+            f"Per weight, layer 1's gradient (RMS) is {ro:.3f} times the output layer's "
+            "(median over epochs)"
+            + (": the gradient shrinks on its way down, so the lower layers learn slowest."
+               if ro < 0.5 else
+               ": with 4 layers and inputs up to 5 in size, the gradient does not vanish "
+               "on its way down here; the plateau, not a vanishing gradient, slows training."))
     for name in list(SPIRAL_SETUPS)[1:]:
-        s, p = summ[name], plateau[name]["epochs_to_leave"]["median"]
-        better = (s["converged"] > summ[orig]["converged"] or
-                  (p is not None and (po is None or p < po)))
+        s_, p = summ[name], plateau[name]["epochs_to_leave"]["median"]
+        m, mo = s_["epochs"]["median"], so["epochs"]["median"]
+        parts = [(f"converges on {s_['converged']} of {s_['seeds']} seeds "
+                 f"({'more than' if s_['converged'] > so['converged'] else 'fewer than' if s_['converged'] < so['converged'] else 'as many as'} the original's {so['converged']})")]
+        if m is not None and mo is not None:
+            parts.append(f"median {_fmt(m, 1)} epochs to converge "
+                         f"({'faster' if m < mo else 'slower'} than {_fmt(mo, 1)})")
+        if p is not None and po is not None:
+            parts.append(f"leaves the plateau after {_fmt(p, 1)} epochs "
+                         f"({'sooner' if p < po else 'later'} than {_fmt(po, 1)})")
+        elif p is None:
+            parts.append("never leaves the plateau on half of the seeds or more")
+        text.append(f"{name}: " + "; ".join(parts) + ".")
+    ranked = sorted((summ[n]["epochs"]["median"], n) for n in SPIRAL_SETUPS
+                    if summ[n]["converged"] * 2 >= summ[n]["seeds"] and
+                    summ[n]["epochs"]["median"] is not None)
+    if ranked:
+        text.append(f"Fastest among the setups that converge on at least half of the seeds: "
+                    f"{ranked[0][1]} (median {_fmt(ranked[0][0], 1)} epochs).")
+    bn10, bn50, o50 = (SPIRAL_NAMES["bn10"], SPIRAL_NAMES["bn50"], SPIRAL_NAMES["o50"])
+    if all(n in summ for n in (bn10, bn50, o50)):
         text.append(
-            f"{name}: converges on {s['converged']} of {s['seeds']} seeds (median "
-            f"{_fmt(s['epochs']['median'], 1)} epochs), leaves the plateau after a median of "
-            f"{_fmt(p, 1)} epochs, layer-1/output gradient ratio {_fmt(ratios[name], 3)}: "
-            + ("better than the original." if better else "no better than the original."))
+            f"Batch normalisation needs larger batches: with the original's batch of 10 it "
+            f"converges on {summ[bn10]['converged']} of {summ[bn10]['seeds']} seeds (batch "
+            f"statistics of 10 points of a spiral are too noisy), with batches of 50 on "
+            f"{summ[bn50]['converged']}, against {summ[o50]['converged']} for the same batch "
+            f"of 50 without it (medians {_fmt(summ[bn50]['epochs']['median'], 1)} and "
+            f"{_fmt(summ[o50]['epochs']['median'], 1)} epochs).")
     text.append("")
-    return {"summary": summ, "plateau": plateau, "grad_ratio": ratios,
+    return {"summary": summ, "plateau": plateau, "grad_ratio": ratios, "phases": phases,
             "grad_norms_seed0": gn}, "\n".join(text)
 
 
