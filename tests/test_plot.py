@@ -202,3 +202,15 @@ def test_digit_probabilities_and_regression_fits(tmp_path):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(legend) == ["2x", "data", "outliers", "true relation"]
     _png_ok(fig, tmp_path, "fits")
+
+
+def test_import_is_lazy():
+    # importing the module must not import matplotlib (it is an optional extra)
+    import subprocess
+    import sys
+
+    code = ("import sys, rosenblatt.plot, rosenblatt.datasets; "
+            "print('matplotlib' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, check=True)
+    assert r.stdout.strip() == "False"

@@ -143,3 +143,23 @@ def test_command_line_dispatch():
                        capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0
     assert "--quick" in r.stdout and "--out" in r.stdout
+
+
+def test_a_failing_section_is_reported_and_the_rest_runs(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def bad(rep, cfg, facts):
+        raise RuntimeError("boom")
+
+    def good(rep, cfg, facts):
+        rep.heading("still here")
+        ran.append(True)
+
+    monkeypatch.setattr(tour, "SECTIONS", [("bad", bad), ("good", good)])
+    assert tour.main(["--out", str(tmp_path), "--quick", "--quiet"]) == 1
+    assert ran == [True]
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "This section failed" in report and "RuntimeError: boom" in report
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    assert facts["errors"] == {"bad": "RuntimeError: boom"}
+    assert "1 section(s) failed: bad" in capsys.readouterr().err

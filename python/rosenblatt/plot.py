@@ -139,8 +139,11 @@ def _figure(**kw):
     renders with Agg), leaves no global state behind to leak memory across a long run,
     and still displays in a notebook when returned.
     """
-    from matplotlib.figure import Figure
-
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError("rosenblatt.plot needs matplotlib: pip install 'rosenblatt[plot]'"
+                          ) from exc
     return Figure(**kw)
 
 

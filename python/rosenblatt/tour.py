@@ -1549,7 +1549,7 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         Exit status: 0 on success, 1 if any section failed (the others still ran and the
-        report says which failed and why).
+        report says which failed and why), 2 without matplotlib.
     """
     parser = argparse.ArgumentParser(
         prog="python -m rosenblatt tour",
@@ -1563,6 +1563,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="backend of every estimator (default: the fastest available)")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        import matplotlib  # noqa: F401 - only to fail early with a clear message
+    except ImportError:
+        print("the tour draws figures and needs matplotlib: pip install 'rosenblatt[plot]'",
+              file=sys.stderr)
+        return 2
     facts = run(args.out, quick=args.quick, backend=args.backend, verbose=not args.quiet)
     if facts["errors"]:
         print(f"tour: {len(facts['errors'])} section(s) failed: "
