@@ -30,6 +30,7 @@ DIFFERENTIABLE = sorted(set(C.ACTIVATION_NAMES) - set(C.STEPS) - {C.SOFTMAX})
 SHAPES = [
     (1, 1, 1), (1, 5, 17), (3, 2, 8), (10, 2, 8), (7, 9, 15), (8, 16, 16), (9, 17, 33),
     (15, 31, 7), (29, 40, 100), (33, 300, 10), (64, 257, 49), (200, 130, 100), (5, 700, 3),
+    (3001, 7, 5),  # many A blocks of few columns
 ]
 
 

@@ -391,7 +391,9 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     // Loop order: a block of A (up to MC rows x KC, a quarter of L2) is packed once per k
     // block; then each B panel (KC x NR, about 16 KiB) stays in L1 while it meets every
     // row panel of that A block, which streams from L2.
-    const idx mc_max = tmax<idx>(kMR, (idx(256) * 1024 / (kcb * idx(sizeof(T)))) / kMR * kMR);
+    constexpr int kMaxPanels = 256;  // row panels per A block (bounds the bookkeeping below)
+    const idx mc_max = tmin<idx>(kMaxPanels * kMR,
+                                 tmax<idx>(kMR, (idx(256) * 1024 / (kcb * idx(sizeof(T)))) / kMR * kMR));
     auto task = [&](long t) {
       const idx rg = t / cgroups, cg = t % cgroups;
       const idx rp0 = rpanels * rg / rgroups, rp1 = rpanels * (rg + 1) / rgroups;
@@ -399,7 +401,6 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       if (rp0 >= rp1 || cp0 >= cp1) return;
       const idx i0 = rp0 * kMR, i_end = tmin<idx>(m, rp1 * kMR);
       T* pa = static_cast<T*>(thread_scratch(1, sizeof(T) * (mc_max + kMR) * kcb + 64));
-      constexpr int kMaxPanels = 1024;
       idx pi[kMaxPanels], poff[kMaxPanels];
       int pmr[kMaxPanels], prows[kMaxPanels];
       for (idx pc = 0; pc < k; pc += kcb) {
@@ -408,7 +409,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
           const idx ic_end = tmin(i_end, ic + mc_max);
           int np = 0;
           idx off = 0;
-          for (idx i = ic; i < ic_end && np < kMaxPanels;) {
+          for (idx i = ic; i < ic_end;) {
             const int mr = panel_rows(ic_end - i);
             const int rows = int(tmin<idx>(mr, ic_end - i));
             pack_a<T>(g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa, rows, kc, mr, pa + off);
