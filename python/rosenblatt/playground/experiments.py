@@ -514,11 +514,13 @@ def step_f(out: Path, b: Budget) -> tuple[dict, str]:
         if m is not None and mo is not None:
             parts.append(f"median {_fmt(m, 1)} epochs to converge "
                          f"({'faster' if m < mo else 'slower'} than {_fmt(mo, 1)})")
+        never = plateau[name]["never_left"]
+        stay = f", {never} seeds never leave it" if never else ""
         if p is not None and po is not None:
-            parts.append(f"leaves the plateau after {_fmt(p, 1)} epochs "
-                         f"({'sooner' if p < po else 'later'} than {_fmt(po, 1)})")
+            parts.append(f"leaves the plateau after a median of {_fmt(p, 1)} epochs "
+                         f"({'sooner' if p < po else 'later'} than {_fmt(po, 1)}{stay})")
         elif p is None:
-            parts.append("never leaves the plateau on half of the seeds or more")
+            parts.append("no seed leaves the plateau within the budget")
         text.append(f"{name}: " + "; ".join(parts) + ".")
     ranked = sorted((summ[n]["epochs"]["median"], n) for n in SPIRAL_SETUPS
                     if summ[n]["converged"] * 2 >= summ[n]["seeds"] and
@@ -528,13 +530,15 @@ def step_f(out: Path, b: Budget) -> tuple[dict, str]:
                     f"{ranked[0][1]} (median {_fmt(ranked[0][0], 1)} epochs).")
     bn10, bn50, o50 = (SPIRAL_NAMES["bn10"], SPIRAL_NAMES["bn50"], SPIRAL_NAMES["o50"])
     if all(n in summ for n in (bn10, bn50, o50)):
+        c10, c50, co = (summ[n]["converged"] for n in (bn10, bn50, o50))
+        lead = ("Batch normalisation needs larger batches: " if c50 > c10 else
+                "Batch size does not decide batch normalisation's outcome here: ")
         text.append(
-            f"Batch normalisation needs larger batches: with the original's batch of 10 it "
-            f"converges on {summ[bn10]['converged']} of {summ[bn10]['seeds']} seeds (batch "
-            f"statistics of 10 points of a spiral are too noisy), with batches of 50 on "
-            f"{summ[bn50]['converged']}, against {summ[o50]['converged']} for the same batch "
-            f"of 50 without it (medians {_fmt(summ[bn50]['epochs']['median'], 1)} and "
-            f"{_fmt(summ[o50]['epochs']['median'], 1)} epochs).")
+            f"{lead}with the original's batch of 10 it converges on {c10} of "
+            f"{summ[bn10]['seeds']} seeds, with batches of 50 on {c50}, against {co} for the "
+            f"same batch of 50 without it (medians "
+            f"{_fmt(summ[bn50]['epochs']['median'], 1)} and "
+            f"{_fmt(summ[o50]['epochs']['median'], 1)} epochs to converge).")
     text.append("")
     return {"summary": summ, "plateau": plateau, "grad_ratio": ratios, "phases": phases,
             "grad_norms_seed0": gn}, "\n".join(text)
