@@ -410,3 +410,35 @@ def test_inputs_never_modified(backend, dtype):
     for a, b0 in zip(inputs, before, strict=True):
         np.testing.assert_array_equal(a, b0)
     np.testing.assert_array_equal(order, np.arange(n))
+
+
+# --------------------------------------------------------------------------------------
+# concurrency: kernels release the GIL and share no mutable state
+
+
+@pytest.mark.parametrize("backend", K.available_backends())
+def test_concurrent_calls_match_serial(backend):
+    """Several Python threads training and predicting at once get the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    ls = [6, 16, 3]
+    X = rng.standard_normal((64, 6))
+    Y = np.eye(3)[rng.integers(0, 3, 64)]
+    starts = [rng.standard_normal(K.param_offsets(ls)[1]) * 0.3 for _ in range(4)]
+    order = rng.permutation(64).astype(np.int64)
+
+    def job(p0):
+        p = p0.copy()
+        tr = K.Trainer(X, Y, p, ls, ["tanh", "softmax"], "log_loss", "adam", {"lr": 0.01}, 8,
+                       backend=backend, n_threads=1)
+        losses = [tr.run_epoch(order) for _ in range(5)]
+        return p, losses, K.mlp_forward(X, p, ls, ["tanh", "softmax"], backend=backend)
+
+    serial = [job(p0) for p0 in starts]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(job, starts))
+    for (p1, l1, o1), (p2, l2, o2) in zip(serial, threaded, strict=True):
+        np.testing.assert_array_equal(p1, p2)
+        assert l1 == l2
+        np.testing.assert_array_equal(o1, o2)
