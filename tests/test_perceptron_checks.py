@@ -10,7 +10,7 @@ turns warnings into errors).
 import warnings
 
 import pytest
-from rosenblatt.kernels import available_backends
+from rosenblatt.kernels import resolve_backend
 from rosenblatt.linear_model import Perceptron
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -24,7 +24,8 @@ EXPECTED_FAILED = {
         "sample_weight is not equivalent to removing/repeating samples.",
 }
 
-BACKEND = available_backends()[0]
+# the default backend (ROSENBLATT_BACKEND when set)
+BACKEND = resolve_backend(None)
 
 
 @parametrize_with_checks(

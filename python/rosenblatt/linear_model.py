@@ -528,10 +528,12 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                              "class" % n_classes)
         self.backend_ = kernels.resolve_backend(self.backend)
         self._interrupted = False
-        if self.rule == "rosenblatt":
-            self._fit_rosenblatt(X, y, sample_weight, max_iter)
-        else:
-            self._fit_sklearn(X, y, sample_weight, max_iter)
+        # overflow is detected after each epoch and raised as a ValueError
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.rule == "rosenblatt":
+                self._fit_rosenblatt(X, y, sample_weight, max_iter)
+            else:
+                self._fit_sklearn(X, y, sample_weight, max_iter)
         self._rule_fitted = self.rule
         return self
 
