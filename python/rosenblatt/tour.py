@@ -1492,8 +1492,10 @@ def run(out: str = "rosenblatt_tour", *, quick: bool = False, backend: str = "au
         Keras* (chapter 10 of Geron's *Hands-On Machine Learning*): run the whole chapter and
         analyse every result and every graph. Produced offline by `python -m rosenblatt
         tour`; each figure is followed by what it shows and why.""")
-    rep.say(f"rosenblatt tour -> {os.path.abspath(out)}"
-            f"{' (quick mode)' if quick else ''}")
+    from . import __version__, kernels
+
+    rep.say(f"rosenblatt {__version__} tour -> {os.path.abspath(out)}"
+            f"{' (quick mode)' if quick else ''}, backend {kernels.resolve_backend(backend)}")
     errors = {}
     timings = []
     cpu_start = time.process_time()
