@@ -419,6 +419,33 @@ def test_perceptron_epoch_sklearn(backend, dtype, n, d, seed, weighted, fit_inte
     assert_close(got[0], want[0], np.float64, d)
 
 
+@fast(20)
+@given(d=st.sampled_from((1, 2, 15, 16, 17, 100, 257)), seed=seeds,
+       fit_intercept=st.booleans())
+def test_perceptron_epoch_sklearn_near_ties(backend, dtype, d, seed, fit_intercept):
+    """Rows almost orthogonal to w put p inside the rounding bound of a reordered sum:
+    the decisions (hence w and b) must still be scikit-learn's, bit for bit."""
+    rng = np.random.default_rng(seed)
+    n = 40
+    w0 = rng.standard_normal(d).astype(dtype)
+    X = rng.standard_normal((n, d))
+    X[::2] -= np.outer(X[::2] @ w0, w0) / (w0 @ w0)
+    X = X.astype(dtype)
+    y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+
+    def call(be):
+        w, b = w0.copy(), np.zeros(1)
+        s, m = K.perceptron_epoch_sklearn(X, y, w, b, eta0=0.01, fit_intercept=fit_intercept,
+                                          backend=be)
+        return s, m, w, b
+
+    want, got = call("numpy"), call(backend)
+    assert got[1] == want[1]
+    assert_close(got[0], want[0], np.float64, d)  # the loss sums p as the reference does
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_array_equal(got[3], want[3])
+
+
 @fast(15)
 @given(K_=st.sampled_from((1, 2, 3, 5)), n=st.sampled_from((1, 10, 37)),
        d=st.sampled_from((1, 3, 17)), seed=seeds, shuffle=st.booleans(),
