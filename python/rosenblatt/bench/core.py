@@ -239,6 +239,10 @@ class Workload:
     scaled = False
     weight = 1.0   # rough share of the run's time, for the progress bar only
 
+    def repetitions(self, cfg: Config) -> int:
+        """Interleaved repetitions for this workload (more for short units)."""
+        return cfg.reps_short if self.short else cfg.reps
+
     def setup(self, cfg: Config) -> None:
         """Build the data (once per workload)."""
 

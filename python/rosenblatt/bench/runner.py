@@ -121,7 +121,7 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
     list of Result
         One per contender, in the workload's order.
     """
-    reps = n_reps or (cfg.reps_short if w.short else cfg.reps)
+    reps = n_reps or w.repetitions(cfg)
 
     def new_result(c, **kw):
         r = Result(workload=w.id, group=w.group, title=w.title, impl=c.impl,

@@ -669,6 +669,9 @@ class ImportWorkload(Workload):
     MODULES: ClassVar[dict] = {"rosenblatt": "rosenblatt", "sklearn": "sklearn.neural_network",
                "torch": "torch"}
 
+    def repetitions(self, cfg):
+        return cfg.repeat or cfg.s("import_runs")
+
     def contenders(self, cfg):
         out = [Contender("rosenblatt", 1, lambda: self._runner("rosenblatt"),
                          rosenblatt=True)]
@@ -764,6 +767,11 @@ class MemoryWorkload(Workload):
         self.title = (f"peak memory of fit {_short(dtype)} {rows}x784, 300-100-10, 1 epoch"
                       + (" (scaled down)" if self.scaled else ""))
 
+    def repetitions(self, cfg):
+        # peak memory of a deterministic fit does not need a median of many; the warm-up
+        # child plus one measured child keep it cheap (each is a fresh interpreter)
+        return 1
+
     def contenders(self, cfg):
         t = max(cfg.threads)
         out = []
@@ -797,6 +805,9 @@ class MemoryWorkload(Workload):
             f"X, y = fashion_like({self.rows}, {self.dtype!r})",
             "warnings.simplefilter('ignore')",
             "est = E(hidden_layer_sizes=(300, 100), max_iter=1, random_state=0, **extra)",
+            # a first small fit compiles what needs compiling (numba), so the measured
+            # fit is about training, not about the JIT's memory
+            "est.fit(X[:64], y[:64])",
             "from rosenblatt.bench.workloads import RssSampler",
             "rss = RssSampler()",
             "tracemalloc.start()",
