@@ -27,6 +27,10 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # own FMA probe is missing: peak ~= measured numpy GEMM / this fraction.
 NUMPY_GEMM_EFFICIENCY = 0.90
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "XLA_FLAGS",
+               "ROSENBLATT_BACKEND", "ROSENBLATT_ISA")
+
 
 def all_threads() -> int:
     """Number of cores this process may run on (affinity-aware)."""
@@ -105,7 +109,9 @@ def core_isa() -> dict:
         return {"isa": None, "available_isas": [], "reason": why}
     isa = _core_call(core, ("isa", "current_isa"))
     avail = _core_call(core, ("available_isas", "isas"))
-    return {"isa": isa, "available_isas": list(avail) if avail else [], "reason": ""}
+    return {"isa": isa, "available_isas": list(avail) if avail else [], "reason": "",
+            "default_threads": _core_call(core, ("get_num_threads",)),
+            "hardware_threads": _core_call(core, ("hardware_threads",))}
 
 
 def machine_info(n_threads: int | None = None) -> dict:
@@ -142,6 +148,8 @@ def machine_info(n_threads: int | None = None) -> dict:
         "blas": blas_info(),
         "openblas_env_unset": unset or None,
         "openblas_env": {v: os.environ.get(v) for v in OPENBLAS_VARS if v in os.environ},
+        # variables that change thread counts or the chosen code path, as set for this run
+        "env": {v: os.environ[v] for v in THREAD_VARS if v in os.environ},
         "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
     return info

@@ -56,10 +56,14 @@ def header_lines(machine, peak, cfg, elapsed=None):
         f"threads={b.get('num_threads')}" for b in machine["blas"]) or "none loaded"
     isa = machine.get("core_isa") or f"n/a (core not built: {machine.get('core_reason')})"
     avail = machine.get("core_available_isas") or []
+    env = machine.get("env") or {}
     lines = [
         (f"CPU: {machine['cpu']} | flags: {' '.join(machine['cpu_flags']) or '-'} | "
          f"cores: {machine['cores']}"),
-        f"core ISA: {isa}" + (f" (available: {', '.join(avail)})" if avail else ""),
+        f"core ISA: {isa}" + (f" (available: {', '.join(avail)})" if avail else "")
+        + (f"; core default threads {machine.get('core_default_threads')} of "
+           f"{machine.get('core_hardware_threads')}"
+           if machine.get("core_default_threads") is not None else ""),
         (f"backends available: {', '.join(machine['backends'])} | rosenblatt "
          f"{machine['rosenblatt']} | Python {machine['python']}"),
         f"versions: {vers}",
@@ -67,6 +71,8 @@ def header_lines(machine, peak, cfg, elapsed=None):
         (f"threads per contender: {', '.join(map(str, cfg.threads))} (set explicitly for "
          "every peer: threadpoolctl, torch.set_num_threads, n_threads/n_jobs)"),
     ]
+    if env:
+        lines.append("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
     if machine.get("openblas_env_unset"):
         lines.append(f"OpenBLAS environment unset for this run: {machine['openblas_env_unset']}")
     elif machine.get("openblas_env"):
