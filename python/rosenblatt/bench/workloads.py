@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from .core import Config, Contender, Runner, Unavailable, Workload
+from .machine import all_threads
 from .peers import (
     MLPSpec,
     glorot_init,
@@ -346,7 +347,8 @@ class TrainWorkload(Workload):
             for t in cfg.threads:
                 out.append(Contender("torch", t, lambda t=t: self._wrap(torch_mlp, t)))
         if _peer(cfg, "jax") and have("jax"):
-            t = max(cfg.threads)
+            # XLA's pool uses every core whatever we ask: label the row with the truth
+            t = all_threads()
             out.append(Contender("jax", t, lambda t=t: self._wrap(jax_mlp, t)))
         for be in _backends(cfg):
             for t in cfg.threads:
@@ -512,7 +514,7 @@ class PredictWorkload(Workload):
             for t in cfg.threads:
                 out.append(Contender("torch", t, lambda t=t: self._torch(t)))
         if _peer(cfg, "jax") and have("jax"):
-            out.append(Contender("jax", max(cfg.threads), self._jax))
+            out.append(Contender("jax", all_threads(), self._jax))
         for be in _backends(cfg):
             for t in cfg.threads:
                 out.append(Contender(_rb(be), t, lambda be=be, t=t: self._rosenblatt(be, t),
