@@ -457,8 +457,11 @@ def perceptron_epoch_sklearn(X, y, order, w, b, eta0, sample_weight, class_weigh
     weight of +1). For each row k in ``order``: p = w.x + b with the products w_j x_j
     formed in X's dtype and added one by one to a float64 accumulator (then rounded to
     X's dtype, as scikit-learn's dot returns it) plus b in float64; a mistake when
-    y p <= 0 (a tie is a mistake); then u = eta0 y cw sw, w += x u (u rounded to X's
-    dtype, product and add not fused), and b += u (float64) if fit_intercept.
+    y p <= 0 (a tie is a mistake); then u = (eta0 y) (cw sw) with cw and sw held in X's
+    dtype and their product rounded to it (scikit-learn's class_weight * sample_weight),
+    and w_j = dtype(double(w_j) + double(x_j) double(dtype(u))): WeightVector.add forms
+    the product and the sum in double and rounds once (not fused; for float32 this
+    differs from a float32 product x * u); b += u (float64) if fit_intercept.
     Returns (sum of max(0, -y p) over the epoch, number of mistakes).
     """
     dt = X.dtype.type
@@ -477,9 +480,10 @@ def perceptron_epoch_sklearn(X, y, order, w, b, eta0, sample_weight, class_weigh
             mistakes += 1
             sw = 1.0 if sample_weight is None else float(sample_weight[k])
             cw = float(class_weight[1] if yk > 0 else class_weight[0])
-            u = eta0 * yk * cw * sw
+            u = (eta0 * yk) * float(dt(dt(cw) * dt(sw)))
             if u != 0.0:
-                w[...] = (w + x * dt(u)).astype(w.dtype)
+                c = float(dt(u))
+                w[...] = (w.astype(np.float64) + x.astype(np.float64) * c).astype(w.dtype)
                 if fit_intercept:
                     b[0] += u
     return sumloss, mistakes
