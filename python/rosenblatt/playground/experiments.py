@@ -551,6 +551,16 @@ def run(out: str | Path = "playground-report", *, quick: bool = False,
 
     ``figures=False`` skips matplotlib (the report still names the figures).
     """
+    note = ""
+    if figures:
+        try:
+            import matplotlib  # noqa: F401, PLC0415
+        except ImportError:
+            figures = False
+            note = (" Figures were not drawn: matplotlib is not installed "
+                    "(pip install 'rosenblatt[plot]').")
+            print("warning: matplotlib is not installed; writing the report without figures",
+                  flush=True)
     FIGURES["on"] = figures
     b = budget or (QUICK if quick else FULL)
     if seeds is not None:
@@ -580,7 +590,7 @@ def run(out: str | Path = "playground-report", *, quick: bool = False,
         f"epochs for f. Every data set: 500 points, half for training, noise 0; a run's "
         "seed sets both its data and its initial weights. Squared loss 0.5 (o - t)^2 on a "
         "tanh output, as in the original; the numbers behind every figure are in "
-        "`results.json`."), ""]
+        "`results.json`." + note), ""]
     FIGURES["on"] = True
     report = out / "report.md"
     report.write_text("\n".join(header + parts))
