@@ -554,7 +554,7 @@ def run(out: str | Path = "playground-report", *, quick: bool = False,
     note = ""
     if figures:
         try:
-            import matplotlib  # noqa: F401, PLC0415
+            import matplotlib  # noqa: F401
         except ImportError:
             figures = False
             note = (" Figures were not drawn: matplotlib is not installed "
