@@ -251,6 +251,20 @@ def _bias_act(Z, b, A, act, keep_z):
                 if keep_z:
                     Z[i, j] = z
                 A[i, j] = z if (z >= zero or math.isnan(z)) else zero
+    elif act == TANH:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j] + b[j]
+                if keep_z:
+                    Z[i, j] = z
+                A[i, j] = math.tanh(z)
+    elif act == LOGISTIC:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j] + b[j]
+                if keep_z:
+                    Z[i, j] = z
+                A[i, j] = _logistic(z, dt)
     else:
         for i in range(n):
             for j in range(m):
