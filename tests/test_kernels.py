@@ -529,3 +529,23 @@ def test_perceptron_fit_matches_sklearn(be, n_classes, shuffle, seed, n, d):
 def test_rtol_grows_with_reduction_length():
     assert rtol_for(np.float64) == 1e-10
     assert rtol_for(np.float32, 1600) == pytest.approx(1e-3)
+
+
+def test_default_backend_agrees(default_backend, dtype):
+    """Calls without ``backend=`` go to the default (ROSENBLATT_BACKEND when set)."""
+    rng = np.random.default_rng(3)
+    ls = [5, 7, 3]
+    X = normal(rng, (33, 5), dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 33)]
+    p0 = init_params(rng, ls, dtype)
+    order = rng.permutation(33).astype(np.int64)
+
+    def call(be):
+        p = p0.copy()
+        tr = K.Trainer(X, Y, p, ls, ["gelu", "softmax"], "log_loss", "adamw", {"lr": 0.01}, 8,
+                       backend=be)
+        assert tr.backend == (default_backend if be is None else be)
+        losses = [tr.run_epoch(order) for _ in range(2)]
+        return p, losses, K.mlp_forward(X, p, ls, ["gelu", "softmax"], backend=be)
+
+    assert_backends_agree(call, dtype, 64, backends=[None])
