@@ -188,8 +188,8 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
                 r.status = "skipped"
                 r.times = [first]
                 r.reason = (f"too slow to repeat: one {w.unit} took {first:.3g} s, {reps} "
-                            f"repetitions exceed the budget of {budget:g} s (--budget); "
-                            "single unchecked run shown")
+                            f"repetition{'s' if reps > 1 else ''} exceed the budget of "
+                            f"{budget:g} s (--budget); single unchecked run shown")
             else:
                 live.append((c, runner, r))
         except Exception as exc:  # noqa: BLE001 - a crash becomes an error row

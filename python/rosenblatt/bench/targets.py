@@ -210,7 +210,7 @@ def evaluate_targets(results, cfg, threads_all):
                 parts.append(f"{impl} forward {_dn(dt)}: {sp:.2f}x")
     add(t.done(ok_all, ", ".join(parts), vals) if parts else None, t,
         "needs a large forward row at 1 and all threads" if threads_all > 1
-        else "this machine has one core")
+        else "this run used one thread count only")
 
     # ---- training
     def train_targets(name, limit_s, goal_s, vs_sklearn, vs_torch, vs_jax):
