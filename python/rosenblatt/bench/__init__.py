@@ -6,7 +6,7 @@ Run ``python -m rosenblatt.bench`` (or the ``rosenblatt-bench`` console script);
 
 Programmatic use::
 
-    from rosenblatt.bench import Config, build_workloads, run_suite, measure_peak
+    from rosenblatt.bench import Config, build_workloads, measure_peak, run_suite, select
     cfg = Config(size="quick", threads=(1, 2), patterns=["kernel/forward"])
     results = run_suite(select(build_workloads(cfg), cfg), cfg, measure_peak(2, quick=True))
 
