@@ -496,33 +496,38 @@ def sklearn_seeds(random_state, n_classes):
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("be", ["numpy", *("cpp", "numba")])
 @fast(4)
-@given(seed=st.integers(0, 1000), n=st.sampled_from((30, 97)), d=st.sampled_from((2, 9)))
-def test_perceptron_fit_matches_sklearn(be, n_classes, shuffle, seed, n, d):
+@given(seed=st.integers(0, 1000), n=st.sampled_from((30, 97)), d=st.sampled_from((2, 9)),
+       dtype_=st.sampled_from([np.float64, np.float32]), balanced=st.booleans())
+def test_perceptron_fit_matches_sklearn(be, n_classes, shuffle, seed, n, d, dtype_, balanced):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Perceptron
 
     if be not in K.available_backends():
         pytest.skip(f"backend {be} not available")
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
+    X = rng.standard_normal((n, d)).astype(dtype_)
     y = rng.integers(0, n_classes, n)
     y[:n_classes] = np.arange(n_classes)
     rs = int(seed)
-    clf = Perceptron(shuffle=shuffle, random_state=rs, max_iter=30, tol=1e-3)
+    clf = Perceptron(shuffle=shuffle, random_state=rs, max_iter=30, tol=1e-3,
+                     class_weight="balanced" if balanced else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
     classes = np.unique(y)
-    if n_classes == 2:
+    cwv = clf._expanded_class_weight
+    if n_classes == 2:  # one problem: weights of classes_[0] (-1) and classes_[1] (+1)
         Y = np.where(y == classes[1], 1.0, -1.0)[None, :]
-    else:
+        cw = np.array([[cwv[0], cwv[1]]])
+    else:  # one-vs-rest: the rest weigh 1
         Y = np.where(y[None, :] == classes[:, None], 1.0, -1.0)
-    W = np.zeros((Y.shape[0], d))
+        cw = np.stack([np.ones(n_classes), cwv], axis=1)
+    W = np.zeros((Y.shape[0], d), dtype_)
     B = np.zeros(Y.shape[0])
-    it = K.perceptron_fit_sklearn(X, Y, W, B, sklearn_seeds(rs, n_classes), shuffle=shuffle,
-                                  max_iter=30, tol=1e-3, backend=be)
+    it = K.perceptron_fit_sklearn(X, Y, W, B, sklearn_seeds(rs, n_classes), class_weight=cw,
+                                  shuffle=shuffle, max_iter=30, tol=1e-3, backend=be)
     np.testing.assert_array_equal(W, clf.coef_)
-    np.testing.assert_array_equal(B, clf.intercept_)
+    np.testing.assert_array_equal(B.astype(clf.intercept_.dtype), clf.intercept_)
     assert int(it.max()) == clf.n_iter_
 
 

@@ -929,11 +929,13 @@ def _perceptron_epoch_sklearn(X, y, order, w, b, eta0, sw, has_sw, class_weight,
             mistakes += 1
             s = sw[k] if has_sw else 1.0
             cw = class_weight[1] if yk > 0 else class_weight[0]
-            u = eta0 * yk * cw * s
+            # scikit-learn holds class and sample weight in X's dtype, and its
+            # WeightVector.add forms x_j * u and the sum in double, rounding once
+            u = (eta0 * yk) * np.float64(dt.type(dt.type(cw) * dt.type(s)))
             if u != 0.0:
-                uu = dt.type(u)
+                c = np.float64(dt.type(u))
                 for j in range(d):
-                    w[j] = w[j] + X[k, j] * uu
+                    w[j] = dt.type(np.float64(w[j]) + np.float64(X[k, j]) * c)
                 if fit_intercept:
                     b[0] += u
     return sumloss, mistakes
