@@ -26,8 +26,10 @@ from rosenblatt.bench.core import Result
 from rosenblatt.bench.report import to_markdown, write_plot
 from rosenblatt.bench.workloads import KernelWorkload, TrainWorkload
 
+# --keep-openblas-env: where OPENBLAS_CORETYPE is set, main() would otherwise re-run in a
+# child process, out of reach of capsys and monkeypatch
 FAST = ["--size", "tiny", "--backends", "numpy", "--peers", "numpy,sklearn",
-        "--threads", "1", "--repeat", "1", "--no-progress"]
+        "--threads", "1", "--repeat", "1", "--no-progress", "--keep-openblas-env"]
 PEAK = {"source": "test", "note": "", "float32": {"1": 100.0, "2": 200.0},
         "float64": {"1": 50.0, "2": 100.0}}
 
