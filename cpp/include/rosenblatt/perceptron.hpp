@@ -394,7 +394,8 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* order, idx m, i
     const T* y = Y + r * k;
     for (idx c0 = 0; c0 < k; c0 += G * L) {
       const int nv = int(tmin<idx>(G, (k - c0 + L - 1) / L));
-      const int last = int(k - c0 - idx(nv - 1) * L);  // lanes used by the last vector
+      // lanes used by the group's last vector (a full one unless the outputs end here)
+      const int last = int(tmin<idx>(L, k - c0 - idx(nv - 1) * L));
       V acc[G] = {};
       for (idx j = 0; j < d; ++j) {
         const V xv = vset<T>(x[j]);
