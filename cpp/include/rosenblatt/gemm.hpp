@@ -76,7 +76,7 @@ inline void finish_row(const Epilogue<T>& e, const T* src, T* crow, idx cols) {
 //   mode & 1: acc += C (an earlier k block);  mode & 2: last block, add bias and addend.
 // rows/cols limit the stores at the edges of C.
 template <class T, int MR, int NV>
-__attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa,
+__attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa, idx lda,
                                             const T* __restrict pb, idx ldb, T* c, idx ldc,
                                             int rows,
                                             idx cols, int mode, const T* bias, const T* add,
@@ -106,7 +106,7 @@ __attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa,
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = vfma(ar, bv[v], acc[r][v]);
     }
-    pa += MR;
+    pa += lda;
     pb += ldb;
   }
   int cnt[NV];
@@ -115,7 +115,9 @@ __attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa,
   for (int v = 0; v < NV; ++v) {
     idx left = cols - idx(v) * L;
     cnt[v] = left <= 0 ? 0 : (left >= L ? L : int(left));
-    bvec[v] = (bias && cnt[v]) ? vload_n(bias + v * L, cnt[v]) : vec<T>{};
+    bvec[v] = !(bias && cnt[v]) ? vec<T>{}
+              : cnt[v] == L       ? vload(bias + v * L)
+                                  : vload_n(bias + v * L, cnt[v]);
   }
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) {
@@ -197,11 +199,12 @@ inline int panel_rows(idx rows_left) {
 }
 
 template <class T, int NV>
-inline void run_micro_nv(int mr, idx kc, const T* pa, const T* pb, idx ldb, T* c, idx ldc,
+inline void run_micro_nv(int mr, idx kc, const T* pa, idx lda, const T* pb, idx ldb, T* c,
+                         idx ldc,
                          int rows, idx cols, int mode, const T* bias, const T* add, idx ldd,
                          T beta) {
 #define RB_MICRO(R) \
-  micro_kernel<T, R, NV>(kc, pa, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
+  micro_kernel<T, R, NV>(kc, pa, lda, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
   if (mr == kMR) {
     RB_MICRO(kMR);
   } else if (kMR > 8 && mr == 8) {
@@ -217,13 +220,15 @@ inline void run_micro_nv(int mr, idx kc, const T* pa, const T* pb, idx ldb, T* c
 }
 
 template <class T>
-inline void run_micro(int mr, int nv, idx kc, const T* pa, const T* pb, idx ldb, T* c,
-                      idx ldc, int rows, idx cols, int mode, const T* bias, const T* add,
+inline void run_micro(int mr, int nv, idx kc, const T* pa, idx lda, const T* pb, idx ldb,
+                      T* c, idx ldc, int rows, idx cols, int mode, const T* bias, const T* add,
                       idx ldd, T beta) {
   if (nv == 2)
-    run_micro_nv<T, 2>(mr, kc, pa, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
+    run_micro_nv<T, 2>(mr, kc, pa, lda, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
+                       beta);
   else
-    run_micro_nv<T, 1>(mr, kc, pa, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta);
+    run_micro_nv<T, 1>(mr, kc, pa, lda, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
+                       beta);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -364,7 +369,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       }
     }
     // One micro-kernel call: tile rows [i, i+rows) x panel jp, k block [pc, pc+kc).
-    auto tile = [&](const T* pa, int mr, idx i, int rows, idx jp, idx pc, idx kc) {
+    auto tile = [&](const T* pa, idx lda, int mr, idx i, int rows, idx jp, idx pc, idx kc) {
       const bool last = pc + kc >= k;
       const int mode = (pc > 0 ? 1 : 0) | (last ? 2 : 0);
       const idx j = jc0 + jp * NR;
@@ -380,7 +385,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       const bool in_place = b_direct && cols % L == 0;
       const T* pb = in_place ? g.b + pc * g.rsb + j : pb_all + pc * npad + kc * jp * NR;
       const idx ldb = in_place ? g.rsb : idx(nv) * L;
-      run_micro<T>(mr, nv, kc, pa, pb, ldb, dst, ldst, rows, cols, mode,
+      run_micro<T>(mr, nv, kc, pa, lda, pb, ldb, dst, ldst, rows, cols, mode,
                    e.bias ? e.bias + j : nullptr, e.addend ? e.addend + i * e.ldd + j : nullptr,
                    e.ldd, e.beta);
       if (last && (e.z || e.act != codes::IDENTITY)) {
@@ -401,7 +406,9 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       if (rp0 >= rp1 || cp0 >= cp1) return;
       const idx i0 = rp0 * kMR, i_end = tmin<idx>(m, rp1 * kMR);
       T* pa = static_cast<T*>(thread_scratch(1, sizeof(T) * (mc_max + kMR) * kcb + 64));
-      idx pi[kMaxPanels], poff[kMaxPanels];
+      idx pi[kMaxPanels];
+      const T* pptr[kMaxPanels];
+      idx plda[kMaxPanels];
       int pmr[kMaxPanels], prows[kMaxPanels];
       for (idx pc = 0; pc < k; pc += kcb) {
         const idx kc = tmin<idx>(kcb, k - pc);
@@ -412,17 +419,25 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
           for (idx i = ic; i < ic_end;) {
             const int mr = panel_rows(ic_end - i);
             const int rows = int(tmin<idx>(mr, ic_end - i));
-            pack_a<T>(g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa, rows, kc, mr, pa + off);
             pi[np] = i;
-            poff[np] = off;
             pmr[np] = mr;
             prows[np] = rows;
+            if (g.rsa == 1 && rows == mr) {
+              // A^T stored row-major (X^T of dW = X^T dZ): the MR values of one k step are
+              // already contiguous, so the panel is read in place with stride csa.
+              pptr[np] = g.a + i + pc * g.csa;
+              plda[np] = g.csa;
+            } else {
+              pack_a<T>(g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa, rows, kc, mr, pa + off);
+              pptr[np] = pa + off;
+              plda[np] = mr;
+              off += idx(mr) * kc;
+            }
             ++np;
-            off += idx(mr) * kc;
             i += rows;
           }
           for (idx jp = cp0; jp < cp1; ++jp)
-            for (int q = 0; q < np; ++q) tile(pa + poff[q], pmr[q], pi[q], prows[q], jp, pc, kc);
+            for (int q = 0; q < np; ++q) tile(pptr[q], plda[q], pmr[q], pi[q], prows[q], jp, pc, kc);
         }
       }
     };

@@ -98,6 +98,26 @@ inline void vstore_n(float* p, vec<float> v, int cnt) {
 inline void vstore_n(double* p, vec<double> v, int cnt) {
   _mm512_mask_storeu_pd(p, (__mmask8)((1u << cnt) - 1u), (__m512d)v);
 }
+#elif defined(__AVX2__)
+// AVX masked moves: no byte-wise memcpy call at the ragged edge of every row.
+inline __m256i lane_mask32(int cnt) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline __m256i lane_mask64(int cnt) {
+  return _mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+inline vec<float> vload_n(const float* p, int cnt) {
+  return (vec<float>)_mm256_maskload_ps(p, lane_mask32(cnt));
+}
+inline vec<double> vload_n(const double* p, int cnt) {
+  return (vec<double>)_mm256_maskload_pd(p, lane_mask64(cnt));
+}
+inline void vstore_n(float* p, vec<float> v, int cnt) {
+  _mm256_maskstore_ps(p, lane_mask32(cnt), (__m256)v);
+}
+inline void vstore_n(double* p, vec<double> v, int cnt) {
+  _mm256_maskstore_pd(p, lane_mask64(cnt), (__m256d)v);
+}
 #else
 template <class T>
 inline vec<T> vload_n(const T* p, int cnt) {
