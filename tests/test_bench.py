@@ -291,4 +291,30 @@ def test_a_contender_over_budget_shows_one_unchecked_run():
     assert slow.median_s >= 0.05 and len(slow.times) == 1
     # the same implementation at more threads is not paid for again
     assert by[("rosenblatt[slow]", 2)].status == "skipped" and "slow2" not in w.calls
-    assert w.calls == {"fast": 4, "slow1": 1}
+    # a slow warm-up is followed by one probe (the warm-up may have been compilation)
+    assert w.calls == {"fast": 4, "slow1": 2}
+
+
+class _Compiles(_Slow):
+    """First call slow (a JIT compiling), later calls fast: must not be skipped."""
+
+    def contenders(self, cfg):
+        import time
+
+        def prepare():
+            def run():
+                n = self.calls["jit"] = self.calls.get("jit", 0) + 1
+                time.sleep(0.2 if n == 1 else 0.0)
+            return Runner(run)
+        return [Contender("numpy", 1, lambda: Runner(lambda: None)),
+                Contender("rosenblatt[jit]", 1, prepare)]
+
+
+def test_compilation_in_the_warm_up_does_not_count_against_the_budget():
+    w = _Compiles()
+    res = run_suite([w], _cfg(repeat=3, budget=0.1), PEAK, progress=False)
+    jit = {r.impl: r for r in res}["rosenblatt[jit]"]
+    assert jit.status == "ok" and len(jit.times) == 3
+    # warm-up, probe (= first repetition), two more repetitions: the same unit count as
+    # every other contender
+    assert w.calls["jit"] == 4
