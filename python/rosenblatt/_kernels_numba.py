@@ -102,22 +102,41 @@ H_ALPHA = C.H_ALPHA
 H_L1 = C.H_L1
 H_HUBER_DELTA = C.H_HUBER_DELTA
 
-_controller = None
-_controller_lock = threading.Lock()
+_blas_libs = None
+_blas_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _blas_limit(n):
+    global _blas_libs
+    if _blas_libs is None:
+        with _blas_lock:
+            if _blas_libs is None:
+                import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
+                from threadpoolctl import ThreadpoolController
+
+                _blas_libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    old = [lib.get_num_threads() for lib in _blas_libs]
+    for lib, o in zip(_blas_libs, old, strict=True):
+        if o != n:
+            lib.set_num_threads(n)
+    try:
+        yield
+    finally:
+        for lib, o in zip(_blas_libs, old, strict=True):
+            if o != n:
+                lib.set_num_threads(o)
 
 
 def _blas_threads(n_threads, work):
-    """Context limiting BLAS to ``n_threads`` (0: one) for a call of ``work`` multiply-adds."""
-    global _controller
+    """Context limiting BLAS to ``n_threads`` (0: one) for a call of ``work`` multiply-adds.
+
+    The OpenBLAS setters are called directly (a few microseconds), not through
+    ``threadpool_limits`` (~80 us), since the dispatcher enters a Numba epoch in chunks.
+    """
     if work < _BLAS_MIN:
         return contextlib.nullcontext()
-    with _controller_lock:
-        if _controller is None:
-            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
-    return _controller.limit(limits=int(n_threads) or 1, user_api="blas")
+    return _blas_limit(int(n_threads) or 1)
 
 
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
