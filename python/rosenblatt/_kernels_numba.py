@@ -23,9 +23,18 @@ Design notes
   (the library default) means ONE thread here: OpenBLAS's spinning workers made a
   fashion-sized epoch 10x slower on a loaded 2-core machine, while one thread stays within
   reach of the C++ backend; pass ``n_threads=2`` to use both cores of a quiet machine.
-  Everything else runs on the calling thread with the GIL released.
+  Everything else runs on the calling thread with the GIL released (``nogil``), so
+  several Python threads can train or predict at once. ``perceptron_fit_sklearn`` splits
+  its independent classes over ``n_threads`` Python threads (0: all cores) when the work
+  is large enough.
 * ``train_epoch`` gathers each batch into the caller's ``workspace`` (carved as
-  :func:`train_workspace_size` documents) and runs the whole epoch in one compiled call.
+  :func:`train_workspace_size` documents) and runs its rows in one compiled call without
+  allocating per batch. Compiled code cannot see Ctrl-C, so the dispatcher hands it an
+  epoch in chunks of whole batches (``Trainer._numba_chunk``).
+* The scikit-learn perceptron screens each row with a vectorised dot product and falls
+  back to scikit-learn's sequential float64 sum inside the rounding bound and on every
+  mistake, so its decisions, weights and online loss equal the reference's exactly.
+* Read-only input arrays are a separate numba type: they compile their own variant once.
 """
 
 import contextlib
