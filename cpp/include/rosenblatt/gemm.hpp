@@ -157,6 +157,21 @@ void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
       for (; r < rows; ++r) d[r] = src[r];
       for (; r < mr; ++r) d[r] = T(0);
     }
+  } else if (csa == 1) {
+    // Row-major A: vector loads along k, lanes scattered into the k-major panel.
+    constexpr int L = lanes<T>;
+    for (int r = 0; r < rows; ++r) {
+      const T* src = a + r * rsa;
+      idx p = 0;
+      for (; p + L <= kc; p += L) {
+        vec<T> v = vload(src + p);
+#pragma GCC unroll 16
+        for (int l = 0; l < L; ++l) dst[(p + l) * mr + r] = v[l];
+      }
+      for (; p < kc; ++p) dst[p * mr + r] = src[p];
+    }
+    for (int r = rows; r < mr; ++r)
+      for (idx p = 0; p < kc; ++p) dst[p * mr + r] = T(0);
   } else {
     for (int r = 0; r < rows; ++r) {
       const T* src = a + r * rsa;
@@ -170,12 +185,19 @@ void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
 // dst[p * w + j] = B(p, j), zero columns past `cols` (w = panel width).
 template <class T>
 void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
+  constexpr int L = lanes<T>;
   if (csb == 1) {
+    // Rows of 1-2 vectors: vector moves, not a memcpy call per row.
     for (idx p = 0; p < kc; ++p) {
       const T* src = b + p * rsb;
       T* d = dst + p * w;
-      std::memcpy(d, src, sizeof(T) * cols);
-      for (idx j = cols; j < w; ++j) d[j] = T(0);
+      idx j = 0;
+      for (; j + L <= cols; j += L) vstore(d + j, vload(src + j));
+      if (j < cols) {
+        vstore(d + j, vload_n(src + j, int(cols - j)));
+        j += L;
+      }
+      for (; j < w; j += L) vstore(d + j, vec<T>{});
     }
   } else {
     for (idx j = 0; j < cols; ++j) {
