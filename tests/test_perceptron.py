@@ -20,7 +20,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Perceptron as SkPerceptron
 
 BACKENDS = K.available_backends()
-DEFAULT = K.resolve_backend(None)
 
 
 def _data(n=60, d=4, classes=2, seed=0):
@@ -52,16 +51,6 @@ def assert_same_model(sk, ours):
     np.testing.assert_array_equal(ours.classes_, sk.classes_)
 
 
-def _numba_float32_gap(dtype, params, weighted):
-    """The Numba perceptron_epoch_sklearn still rounds the float32 update x * c in float32;
-    scikit-learn forms it in double (w = float(double(w) + double(x) * c)), as the NumPy
-    reference and the C++ kernel do. Equal whenever c = +-1, so only weighted or
-    eta0 != 1 float32 fits see it."""
-    nonunit = weighted or params.get("eta0", 1.0) != 1.0 or params.get("class_weight")
-    kernel_path = params.get("penalty") is None
-    return dtype == np.float32 and nonunit and kernel_path and DEFAULT == "numba"
-
-
 # ---------------------------------------------------------------- parity with scikit-learn
 
 CASES = {
@@ -91,8 +80,6 @@ def test_parity_with_sklearn(case, classes, dtype, weighted):
     X, y = _data(classes=classes, seed=classes)
     X = X.astype(dtype)
     sw = np.random.RandomState(9).uniform(0.2, 2.0, X.shape[0]) if weighted else None
-    if _numba_float32_gap(dtype, params, weighted):
-        pytest.xfail("numba kernel rounds the float32 update in float32")
     sk, ours = _fit_both(X, y, {"sample_weight": sw}, **params)
     assert_same_model(sk, ours)
     np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
