@@ -319,7 +319,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     ``UserWarning`` and leaves a usable model with the weights reached so far.
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
         "penalty": [StrOptions({"l2", "l1", "elasticnet"}), None],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both")],
@@ -507,7 +507,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, accept_sparse="csr",
                              dtype=[np.float64, np.float32], order="C",
                              accept_large_sparse=False, reset=first_call)
-        n_samples, n_features = X.shape
+        n_features = X.shape[1]
         _check_partial_fit_first_call(self, classes)
         n_classes = self.classes_.shape[0]
         self._expanded_class_weight = compute_class_weight(self.class_weight,
@@ -517,15 +517,15 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         if getattr(self, "coef_", None) is None or coef_init is not None:
             self._allocate(n_classes, n_features, X.dtype, coef_init, intercept_init)
         elif n_features != self.coef_.shape[-1]:
-            raise ValueError("Number of features %d does not match previous data %d."
-                             % (n_features, self.coef_.shape[-1]))
+            raise ValueError(f"Number of features {n_features} does not match previous "
+                             f"data {self.coef_.shape[-1]}.")
         if sp.issparse(self.coef_):
             self.coef_ = self.coef_.toarray()
         if not hasattr(self, "t_"):
             self.t_ = 1.0
         if n_classes < 2:
-            raise ValueError("The number of classes has to be greater than one; got %d "
-                             "class" % n_classes)
+            raise ValueError("The number of classes has to be greater than one; got "
+                             f"{n_classes} class")
         self.backend_ = kernels.resolve_backend(self.backend)
         self._interrupted = False
         # overflow is detected after each epoch and raised as a ValueError
@@ -605,11 +605,11 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                              "using a different random state.")
         if idx_train.shape[0] == 0 or idx_val.shape[0] == 0:
             raise ValueError(
-                "Splitting %d samples into a train set and a validation set with "
-                "validation_fraction=%r led to an empty set (%d and %d samples). Please "
-                "either change validation_fraction, increase number of samples, or disable "
-                "early_stopping." % (n, self.validation_fraction, idx_train.shape[0],
-                                     idx_val.shape[0]))
+                f"Splitting {n} samples into a train set and a validation set with "
+                f"validation_fraction={self.validation_fraction!r} led to an empty set "
+                f"({idx_train.shape[0]} and {idx_val.shape[0]} samples). Please either "
+                "change validation_fraction, increase number of samples, or disable "
+                "early_stopping.")
         mask[idx_val] = True
         return mask
 
@@ -751,8 +751,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                     no_imp += 1
                 else:
                     no_imp = 0
-                if score > best_score:
-                    best_score = score
+                best_score = max(best_score, score)
             else:
                 obj = objective / train_count
                 if self.verbose:
@@ -761,8 +760,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                     no_imp += 1
                 else:
                     no_imp = 0
-                if obj < best:
-                    best = obj
+                best = min(best, obj)
             if no_imp >= self.n_iter_no_change:
                 break
         if generic and st[1] != 1.0:
