@@ -76,7 +76,8 @@ inline void finish_row(const Epilogue<T>& e, const T* src, T* crow, idx cols) {
 //   mode & 1: acc += C (an earlier k block);  mode & 2: last block, add bias and addend.
 // rows/cols limit the stores at the edges of C.
 template <class T, int MR, int NV>
-__attribute__((noinline)) void micro_kernel(idx kc, const T* __restrict pa, idx lda,
+inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restrict pa,
+                                                        idx lda,
                                             const T* __restrict pb, idx ldb, T* c, idx ldc,
                                             int rows,
                                             idx cols, int mode, const T* bias, const T* add,
@@ -220,13 +221,27 @@ inline int panel_rows(idx rows_left) {
   return 1;
 }
 
+// Several row panels of MR rows (consecutive in C) against one B panel in one call: the
+// per-call cost (14 arguments, prologue, epilogue set-up) is paid once per B panel.
+template <class T, int MR, int NV>
+__attribute__((noinline)) void micro_panels(int np, const T* const* pa, const idx* lda, idx kc,
+                                            const T* pb, idx ldb, T* c, idx ldc, int rows_last,
+                                            idx cols, int mode, const T* bias, const T* add,
+                                            idx ldd, T beta) {
+  for (int q = 0; q < np; ++q) {
+    micro_kernel<T, MR, NV>(kc, pa[q], lda[q], pb, ldb, c + idx(q) * MR * ldc, ldc,
+                            q == np - 1 ? rows_last : MR, cols, mode, bias,
+                            add ? add + idx(q) * MR * ldd : nullptr, ldd, beta);
+  }
+}
+
 template <class T, int NV>
-inline void run_micro_nv(int mr, idx kc, const T* pa, idx lda, const T* pb, idx ldb, T* c,
-                         idx ldc,
+inline void run_micro_nv(int mr, int np, const T* const* pa, const idx* lda, idx kc,
+                         const T* pb, idx ldb, T* c, idx ldc,
                          int rows, idx cols, int mode, const T* bias, const T* add, idx ldd,
                          T beta) {
 #define RB_MICRO(R) \
-  micro_kernel<T, R, NV>(kc, pa, lda, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
+  micro_panels<T, R, NV>(np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
   if (mr == kMR) {
     RB_MICRO(kMR);
   } else if (kMR > 8 && mr == 8) {
@@ -242,14 +257,14 @@ inline void run_micro_nv(int mr, idx kc, const T* pa, idx lda, const T* pb, idx 
 }
 
 template <class T>
-inline void run_micro(int mr, int nv, idx kc, const T* pa, idx lda, const T* pb, idx ldb,
-                      T* c, idx ldc, int rows, idx cols, int mode, const T* bias, const T* add,
-                      idx ldd, T beta) {
+inline void run_micro(int mr, int np, int nv, const T* const* pa, const idx* lda, idx kc,
+                      const T* pb, idx ldb, T* c, idx ldc, int rows, idx cols, int mode,
+                      const T* bias, const T* add, idx ldd, T beta) {
   if (nv == 2)
-    run_micro_nv<T, 2>(mr, kc, pa, lda, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
+    run_micro_nv<T, 2>(mr, np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
                        beta);
   else
-    run_micro_nv<T, 1>(mr, kc, pa, lda, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
+    run_micro_nv<T, 1>(mr, np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
                        beta);
 }
 
@@ -391,27 +406,31 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       }
     }
     // One micro-kernel call: tile rows [i, i+rows) x panel jp, k block [pc, pc+kc).
-    auto tile = [&](const T* pa, idx lda, int mr, idx i, int rows, idx jp, idx pc, idx kc) {
+    // Row panels q0..q0+np (all of height mr, the last one `rows` high, consecutive in C)
+    // against B panel jp, k block [pc, pc+kc).
+    auto tiles = [&](const T* const* pa, const idx* lda, int mr, int np, idx i, int rows,
+                     idx jp, idx pc, idx kc) {
       const bool last = pc + kc >= k;
       const int mode = (pc > 0 ? 1 : 0) | (last ? 2 : 0);
       const idx j = jc0 + jp * NR;
       const idx cols = tmin<idx>(NR, n - j);
       const int nv = int((cols + L - 1) / L);
+      const idx nrows = idx(np - 1) * mr + rows;
       T* dst = (last ? out1 + i * ld1 : g.c + i * g.ldc) + j;
       const idx ldst = last ? ld1 : g.ldc;
       // Earlier blocks accumulate in C; when the last one writes Z, it starts from C.
       if (last && pc > 0 && dst != g.c + i * g.ldc + j) {
-        for (int r = 0; r < rows; ++r)
+        for (idx r = 0; r < nrows; ++r)
           std::memcpy(dst + r * ldst, g.c + (i + r) * g.ldc + j, sizeof(T) * cols);
       }
       const bool in_place = b_direct && cols % L == 0;
       const T* pb = in_place ? g.b + pc * g.rsb + j : pb_all + pc * npad + kc * jp * NR;
       const idx ldb = in_place ? g.rsb : idx(nv) * L;
-      run_micro<T>(mr, nv, kc, pa, lda, pb, ldb, dst, ldst, rows, cols, mode,
+      run_micro<T>(mr, np, nv, pa, lda, kc, pb, ldb, dst, ldst, rows, cols, mode,
                    e.bias ? e.bias + j : nullptr, e.addend ? e.addend + i * e.ldd + j : nullptr,
                    e.ldd, e.beta);
       if (last && (e.z || e.act != codes::IDENTITY)) {
-        for (int r = 0; r < rows; ++r)
+        for (idx r = 0; r < nrows; ++r)
           finish_row<T>(e, dst + r * ldst, g.c + (i + r) * g.ldc + j, cols);
       }
     };
@@ -458,8 +477,15 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
             ++np;
             i += rows;
           }
-          for (idx jp = cp0; jp < cp1; ++jp)
-            for (int q = 0; q < np; ++q) tile(pptr[q], plda[q], pmr[q], pi[q], prows[q], jp, pc, kc);
+          // Panels of full height first (one call per B panel), then a short last one.
+          int nfull = 0;
+          while (nfull < np && pmr[nfull] == kMR && prows[nfull] == kMR) ++nfull;
+          for (idx jp = cp0; jp < cp1; ++jp) {
+            if (nfull > 0)
+              tiles(pptr, plda, kMR, nfull, pi[0], kMR, jp, pc, kc);
+            for (int q = nfull; q < np; ++q)
+              tiles(pptr + q, plda + q, pmr[q], 1, pi[q], prows[q], jp, pc, kc);
+          }
         }
       }
     };
