@@ -387,6 +387,34 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     const int nt_pack = (!b_direct && double(k) * double(ncols) > 65536.0) ? nt : 1;
     if (b_direct) {
       pack_panel(npanels - 1);
+    } else if (g.csb == 1) {
+      // Row-major B: walk its rows in order (long sequential reads the prefetcher follows)
+      // and deal each row out to the panels.
+      constexpr idx kRowsPerTask = 64;
+      const idx ntask = (k + kRowsPerTask - 1) / kRowsPerTask;
+      parallel_for(ntask, tmin<int>(nt_pack, int(ntask)), [&](long t) {
+        const idx p1 = tmin<idx>(k, (t + 1) * kRowsPerTask);
+        for (idx p = t * kRowsPerTask; p < p1; ++p) {
+          const idx pc = p / kcb * kcb;
+          const idx kc = tmin<idx>(kcb, k - pc);
+          const T* src = g.b + p * g.rsb + jc0;
+          T* blk = pb_all + pc * npad + (p - pc) * NR;
+          idx j0 = 0;
+          for (; j0 + NR <= ncols; j0 += NR) {
+            T* d = blk + kc * j0;
+#pragma GCC unroll 4
+            for (int v = 0; v < kNV; ++v) vstore(d + v * L, vload(src + j0 + v * L));
+          }
+          if (j0 < ncols) {  // last panel: narrower (w = cols rounded up to L), zero-padded
+            const idx cols = ncols - j0;
+            const idx w = (cols + L - 1) / L * L;
+            T* d = pb_all + pc * npad + kc * j0 + (p - pc) * w;
+            idx j = 0;
+            for (; j + L <= cols; j += L) vstore(d + j, vload(src + j0 + j));
+            if (j < cols) vstore(d + j, vload_n(src + j0 + j, int(cols - j)));
+          }
+        }
+      });
     } else {
       parallel_for(npanels, tmin<int>(nt_pack, int(npanels)), pack_panel);
     }
