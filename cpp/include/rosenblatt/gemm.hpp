@@ -200,6 +200,20 @@ void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
       }
       for (; j < w; j += L) vstore(d + j, vec<T>{});
     }
+  } else if (rsb == 1) {
+    // B^T row-major (W^T of dX = dZ W^T): vector loads along k, lanes scattered.
+    for (idx j = 0; j < cols; ++j) {
+      const T* src = b + j * csb;
+      idx p = 0;
+      for (; p + L <= kc; p += L) {
+        vec<T> v = vload(src + p);
+#pragma GCC unroll 16
+        for (int l = 0; l < L; ++l) dst[(p + l) * w + j] = v[l];
+      }
+      for (; p < kc; ++p) dst[p * w + j] = src[p];
+    }
+    for (idx j = cols; j < w; ++j)
+      for (idx p = 0; p < kc; ++p) dst[p * w + j] = T(0);
   } else {
     for (idx j = 0; j < cols; ++j) {
       const T* src = b + j * csb;
