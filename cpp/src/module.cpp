@@ -54,7 +54,9 @@ const rb::IsaKernels* choose_isa() {
       "; this CPU can run: " + have + " (compiled: " + built + ")");
 }
 
-int threads_arg(std::optional<int> n) { return rb::resolve_threads(n ? *n : 0); }
+int threads_arg(std::optional<int> n) {
+  return rb::resolve_threads(n ? *n : 0);
+}
 
 template <class T>
 constexpr const char* dtype_name() {
@@ -105,7 +107,8 @@ template <class V>
 void expect_shape(const V& v, const char* name, index_t r, index_t c = -1) {
   bool ok = v.shape[0] == r && (v.ndim == 1 || v.shape[1] == c);
   if (!ok) {
-    std::string want = "(" + std::to_string(r) + (v.ndim == 2 ? ", " + std::to_string(c) : ",") + ")";
+    std::string want =
+        "(" + std::to_string(r) + (v.ndim == 2 ? ", " + std::to_string(c) : ",") + ")";
     std::string got = "(" + std::to_string(v.shape[0]) +
                       (v.ndim == 2 ? ", " + std::to_string(v.shape[1]) : ",") + ")";
     throw py::value_error(std::string(name) + " must have shape " + want + ", got " + got);
@@ -125,8 +128,10 @@ bool is_f64(py::handle h, const char* name) {
 
 template <class T>
 const rb::KernelSet<T>& ks() {
-  if constexpr (sizeof(T) == 4) return g_isa->f32;
-  else return g_isa->f64;
+  if constexpr (sizeof(T) == 4)
+    return g_isa->f32;
+  else
+    return g_isa->f64;
 }
 
 void check_act(int act, const char* what) {
@@ -173,8 +178,8 @@ void activation_backward_t(py::handle Z, py::handle A, py::handle dA, int act, p
 }
 
 template <class T>
-void dense_forward_t(py::handle X, py::handle W, py::handle b, int act, py::handle A,
-                     py::handle Z, int nt) {
+void dense_forward_t(py::handle X, py::handle W, py::handle b, int act, py::handle A, py::handle Z,
+                     int nt) {
   check_act(act, "dense_forward");
   auto x = view<T>(X, "X", 2, false);
   auto w = view<T>(W, "W", 2, false);
@@ -213,8 +218,8 @@ void dense_backward_t(py::handle X, py::handle W, py::handle A, py::handle Z, py
   if (dx.ptr) expect_shape(dx, "dX", n, k);
   if (k == 0 && m == 0) return;
   py::gil_scoped_release nogil;
-  ks<T>().dense_backward(x.ptr, w.ptr, a.ptr, z.ptr, da.ptr, dw.ptr, dbv.ptr, dx.ptr, n, k, m,
-                         act, l2, nt);
+  ks<T>().dense_backward(x.ptr, w.ptr, a.ptr, z.ptr, da.ptr, dw.ptr, dbv.ptr, dx.ptr, n, k, m, act,
+                         l2, nt);
 }
 
 template <class T>
@@ -230,8 +235,7 @@ double loss_gradient_t(py::handle P, py::handle Y, py::handle sw, int loss, doub
   auto s = view<T>(sw, "sample_weight", 1, false, true);
   if (s.ptr) expect_shape(s, "sample_weight", p.shape[0]);
   py::gil_scoped_release nogil;
-  return ks<T>().loss_gradient(p.ptr, y.ptr, s.ptr, g.ptr, p.shape[0], p.shape[1], loss,
-                               delta, nt);
+  return ks<T>().loss_gradient(p.ptr, y.ptr, s.ptr, g.ptr, p.shape[0], p.shape[1], loss, delta, nt);
 }
 
 template <class T>
@@ -310,8 +314,7 @@ void optimizer_step_t(py::handle params, py::handle grads, py::handle state, int
 }
 
 // Layer widths and activation codes of a network; returns the flat parameter count.
-index_t check_layers(const View<std::int64_t>& ls, const View<std::int32_t>& acts,
-                     bool training) {
+index_t check_layers(const View<std::int64_t>& ls, const View<std::int32_t>& acts, bool training) {
   if (ls.shape[0] < 2) throw py::value_error("layer_sizes must list at least 2 widths");
   const index_t L = ls.shape[0] - 1;
   if (L > 64) throw py::value_error("at most 64 layers are supported");
@@ -326,16 +329,17 @@ index_t check_layers(const View<std::int64_t>& ls, const View<std::int32_t>& act
     if (i < L - 1 && (a == rb::codes::SOFTMAX || a == rb::codes::EXP))
       throw py::value_error("hidden layers need elementwise activations (not softmax/exp)");
     if (training && rb::codes::is_step(a))
-      throw py::value_error("step activations (heaviside, sign) are forward-only: they "
-                            "cannot be trained by backpropagation");
+      throw py::value_error(
+          "step activations (heaviside, sign) are forward-only: they "
+          "cannot be trained by backpropagation");
     total += index_t(ls.ptr[i]) * index_t(ls.ptr[i + 1]) + index_t(ls.ptr[i + 1]);
   }
   return total;
 }
 
 template <class T>
-void mlp_forward_t(py::handle X, py::handle params, py::handle layer_sizes,
-                   py::handle activations, py::handle out, py::handle work, int nt) {
+void mlp_forward_t(py::handle X, py::handle params, py::handle layer_sizes, py::handle activations,
+                   py::handle out, py::handle work, int nt) {
   auto x = view<T>(X, "X", 2, false);
   auto ls = view<std::int64_t>(layer_sizes, "layer_sizes", 1, false);
   auto ac = view<std::int32_t>(activations, "activations", 1, false);
@@ -365,9 +369,9 @@ bool check_signals(void*) {
 template <class T>
 double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order,
                      std::int64_t batch_size, py::handle layer_sizes, py::handle activations,
-                     int loss, py::handle params, py::handle grads, py::handle state,
-                     int optimizer, py::handle hyper, py::handle step, py::handle workspace,
-                     py::handle grad_norms, int nt) {
+                     int loss, py::handle params, py::handle grads, py::handle state, int optimizer,
+                     py::handle hyper, py::handle step, py::handle workspace, py::handle grad_norms,
+                     int nt) {
   if (loss < 0 || loss >= rb::codes::N_LOSSES)
     throw py::value_error("unknown loss code " + std::to_string(loss));
   check_optimizer(optimizer);
@@ -448,8 +452,7 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
 }
 
 // Binds a kernel whose dtype is fixed by its first array argument.
-#define RB_DISPATCH(first, name, call) \
-  (is_f64(first, name) ? call<double> : call<float>)
+#define RB_DISPATCH(first, name, call) (is_f64(first, name) ? call<double> : call<float>)
 
 // ---- perceptron ----
 // Interrupt check shared by the one-vs-rest tasks: the thread that released the GIL polls
@@ -503,18 +506,24 @@ rb::PerceptronArgs<T> perceptron_args(py::handle X, py::handle Y, int ydim, py::
   const index_t n = x.shape[0], d = x.shape[1];
   auto y = view<double>(Y, "Y", ydim, false);
   const index_t K = ydim == 1 ? 1 : y.shape[0];
-  if (ydim == 1) expect_shape(y, "y", n);
-  else expect_shape(y, "Y", K, n);
+  if (ydim == 1)
+    expect_shape(y, "y", n);
+  else
+    expect_shape(y, "Y", K, n);
   auto w = view<T>(W, "W", ydim, true);
-  if (ydim == 1) expect_shape(w, "w", d);
-  else expect_shape(w, "W", K, d);
+  if (ydim == 1)
+    expect_shape(w, "w", d);
+  else
+    expect_shape(w, "W", K, d);
   auto bb = view<double>(B, "B", 1, true);
   expect_shape(bb, "B", ydim == 1 ? 1 : K);
   auto s = view<double>(sw, "sample_weight", 1, false, true);
   if (s.ptr) expect_shape(s, "sample_weight", n);
   auto c = view<double>(cw, "class_weight", ydim, false);
-  if (ydim == 1) expect_shape(c, "class_weight", 2);
-  else expect_shape(c, "class_weight", K, 2);
+  if (ydim == 1)
+    expect_shape(c, "class_weight", 2);
+  else
+    expect_shape(c, "class_weight", K, 2);
   rb::PerceptronArgs<T> a{};
   a.X = x.ptr;
   a.n = n;
@@ -549,9 +558,8 @@ py::tuple perceptron_epoch_sklearn_t(py::handle X, py::handle y, py::handle orde
 template <class T>
 void perceptron_fit_sklearn_t(py::handle X, py::handle Y, py::handle W, py::handle B,
                               py::handle seeds, double eta0, py::handle sw, py::handle cw,
-                              bool fit_intercept, bool shuffle, std::int64_t max_iter,
-                              double tol, std::int64_t n_iter_no_change, py::handle n_iter,
-                              int nt) {
+                              bool fit_intercept, bool shuffle, std::int64_t max_iter, double tol,
+                              std::int64_t n_iter_no_change, py::handle n_iter, int nt) {
   auto a = perceptron_args<T>(X, Y, 2, W, B, sw, cw, eta0, fit_intercept);
   auto sd = view<std::int64_t>(seeds, "seeds", 1, false);
   expect_shape(sd, "seeds", a.K);
@@ -591,50 +599,50 @@ PYBIND11_MODULE(_core, mod) {
   mod.def(
       "activation_forward",
       [](py::handle Z, int act, py::handle A, OptInt nt) {
-        (is_f64(Z, "Z") ? activation_forward_t<double> : activation_forward_t<float>)(
-            Z, act, A, threads_arg(nt));
+        (is_f64(Z, "Z") ? activation_forward_t<double>
+                        : activation_forward_t<float>)(Z, act, A, threads_arg(nt));
       },
       py::arg("Z"), py::arg("activation"), py::arg("A"), py::arg("n_threads") = 0);
   mod.def(
       "activation_backward",
       [](py::handle Z, py::handle A, py::handle dA, int act, py::handle dZ, OptInt nt) {
-        (is_f64(A, "A") ? activation_backward_t<double> : activation_backward_t<float>)(
-            Z, A, dA, act, dZ, threads_arg(nt));
+        (is_f64(A, "A") ? activation_backward_t<double>
+                        : activation_backward_t<float>)(Z, A, dA, act, dZ, threads_arg(nt));
       },
-      py::arg("Z").none(true), py::arg("A"), py::arg("dA"), py::arg("activation"),
-      py::arg("dZ"), py::arg("n_threads") = 0);
+      py::arg("Z").none(true), py::arg("A"), py::arg("dA"), py::arg("activation"), py::arg("dZ"),
+      py::arg("n_threads") = 0);
   mod.def(
       "softmax",
       [](py::handle Z, py::handle A, OptInt nt) {
-        (is_f64(Z, "Z") ? activation_forward_t<double> : activation_forward_t<float>)(
-            Z, rb::codes::SOFTMAX, A, threads_arg(nt));
+        (is_f64(Z, "Z") ? activation_forward_t<double>
+                        : activation_forward_t<float>)(Z, rb::codes::SOFTMAX, A, threads_arg(nt));
       },
       py::arg("Z"), py::arg("A"), py::arg("n_threads") = 0);
   mod.def(
       "dense_forward",
-      [](py::handle X, py::handle W, py::handle b, int act, py::handle A, py::handle Z,
-         OptInt nt) {
+      [](py::handle X, py::handle W, py::handle b, int act, py::handle A, py::handle Z, OptInt nt) {
         (is_f64(X, "X") ? dense_forward_t<double> : dense_forward_t<float>)(X, W, b, act, A, Z,
-                                                                          threads_arg(nt));
+                                                                            threads_arg(nt));
       },
       py::arg("X"), py::arg("W"), py::arg("b"), py::arg("activation"), py::arg("A"),
       py::arg("Z").none(true) = none, py::arg("n_threads") = 0);
   mod.def(
       "dense_backward",
-      [](py::handle X, py::handle W, py::handle A, py::handle Z, py::handle dA, int act,
-         double l2, py::handle dW, py::handle db, py::handle dX, OptInt nt) {
-        (is_f64(X, "X") ? dense_backward_t<double> : dense_backward_t<float>)(
-            X, W, A, Z, dA, act, l2, dW, db, dX, threads_arg(nt));
+      [](py::handle X, py::handle W, py::handle A, py::handle Z, py::handle dA, int act, double l2,
+         py::handle dW, py::handle db, py::handle dX, OptInt nt) {
+        (is_f64(X, "X") ? dense_backward_t<double> : dense_backward_t<float>)(X, W, A, Z, dA, act,
+                                                                              l2, dW, db, dX,
+                                                                              threads_arg(nt));
       },
       py::arg("X"), py::arg("W"), py::arg("A"), py::arg("Z").none(true), py::arg("dA"),
-      py::arg("activation"), py::arg("l2"), py::arg("dW"), py::arg("db"),
-      py::arg("dX").none(true), py::arg("n_threads") = 0);
+      py::arg("activation"), py::arg("l2"), py::arg("dW"), py::arg("db"), py::arg("dX").none(true),
+      py::arg("n_threads") = 0);
   mod.def(
       "loss_gradient",
       [](py::handle P, py::handle Y, py::handle sw, int loss, double delta, py::handle G,
          OptInt nt) {
-        return (is_f64(P, "P") ? loss_gradient_t<double> : loss_gradient_t<float>)(
-            P, Y, sw, loss, delta, G, threads_arg(nt));
+        return (is_f64(P, "P") ? loss_gradient_t<double>
+                               : loss_gradient_t<float>)(P, Y, sw, loss, delta, G, threads_arg(nt));
       },
       py::arg("P"), py::arg("Y"), py::arg("sample_weight").none(true), py::arg("loss"),
       py::arg("huber_delta"), py::arg("G"), py::arg("n_threads") = 0);
@@ -642,53 +650,53 @@ PYBIND11_MODULE(_core, mod) {
       "sgd_step",
       [](py::handle p, py::handle g, py::handle v, double lr, double mom, bool nesterov,
          OptInt nt) {
-        (is_f64(p, "params") ? sgd_step_t<double> : sgd_step_t<float>)(p, g, v, lr, mom,
-                                                                        nesterov, threads_arg(nt));
+        (is_f64(p, "params") ? sgd_step_t<double> : sgd_step_t<float>)(p, g, v, lr, mom, nesterov,
+                                                                       threads_arg(nt));
       },
-      py::arg("params"), py::arg("grads"), py::arg("velocity"), py::arg("lr"),
-      py::arg("momentum"), py::arg("nesterov"), py::arg("n_threads") = 0);
+      py::arg("params"), py::arg("grads"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
+      py::arg("nesterov"), py::arg("n_threads") = 0);
   mod.def(
       "adagrad_step",
       [](py::handle p, py::handle g, py::handle s, double lr, double eps, OptInt nt) {
-        (is_f64(p, "params") ? adagrad_step_t<double> : adagrad_step_t<float>)(
-            p, g, s, lr, eps, threads_arg(nt));
+        (is_f64(p, "params") ? adagrad_step_t<double> : adagrad_step_t<float>)(p, g, s, lr, eps,
+                                                                               threads_arg(nt));
       },
       py::arg("params"), py::arg("grads"), py::arg("accum"), py::arg("lr"), py::arg("eps"),
       py::arg("n_threads") = 0);
   mod.def(
       "rmsprop_step",
-      [](py::handle p, py::handle g, py::handle s, double lr, double rho, double eps,
-         OptInt nt) {
-        (is_f64(p, "params") ? rmsprop_step_t<double> : rmsprop_step_t<float>)(
-            p, g, s, lr, rho, eps, threads_arg(nt));
+      [](py::handle p, py::handle g, py::handle s, double lr, double rho, double eps, OptInt nt) {
+        (is_f64(p, "params") ? rmsprop_step_t<double>
+                             : rmsprop_step_t<float>)(p, g, s, lr, rho, eps, threads_arg(nt));
       },
       py::arg("params"), py::arg("grads"), py::arg("sq"), py::arg("lr"), py::arg("rho"),
       py::arg("eps"), py::arg("n_threads") = 0);
   mod.def(
       "adam_step",
-      [](py::handle p, py::handle g, py::handle m, py::handle v, double lr, double b1,
-         double b2, double eps, double wd, std::int64_t t, OptInt nt) {
-        (is_f64(p, "params") ? adam_step_t<double> : adam_step_t<float>)(
-            p, g, m, v, lr, b1, b2, eps, wd, t, threads_arg(nt));
+      [](py::handle p, py::handle g, py::handle m, py::handle v, double lr, double b1, double b2,
+         double eps, double wd, std::int64_t t, OptInt nt) {
+        (is_f64(p, "params") ? adam_step_t<double> : adam_step_t<float>)(p, g, m, v, lr, b1, b2,
+                                                                         eps, wd, t,
+                                                                         threads_arg(nt));
       },
       py::arg("params"), py::arg("grads"), py::arg("m"), py::arg("v"), py::arg("lr"),
-      py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-      py::arg("t"), py::arg("n_threads") = 0);
+      py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("t"),
+      py::arg("n_threads") = 0);
   mod.def(
       "optimizer_step",
       [](py::handle p, py::handle g, py::handle st, int opt, py::handle h, py::handle step,
          OptInt nt) {
-        (is_f64(p, "params") ? optimizer_step_t<double> : optimizer_step_t<float>)(
-            p, g, st, opt, h, step, threads_arg(nt));
+        (is_f64(p, "params") ? optimizer_step_t<double>
+                             : optimizer_step_t<float>)(p, g, st, opt, h, step, threads_arg(nt));
       },
-      py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"),
-      py::arg("hyper"), py::arg("step"), py::arg("n_threads") = 0);
+      py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"), py::arg("hyper"),
+      py::arg("step"), py::arg("n_threads") = 0);
   mod.def(
       "mlp_forward",
       [](py::handle X, py::handle params, py::handle ls, py::handle acts, py::handle out,
          py::handle work, OptInt nt) {
         (is_f64(X, "X") ? mlp_forward_t<double> : mlp_forward_t<float>)(X, params, ls, acts, out,
-                                                                      work, threads_arg(nt));
+                                                                        work, threads_arg(nt));
       },
       py::arg("X"), py::arg("params"), py::arg("layer_sizes"), py::arg("activations"),
       py::arg("out"), py::arg("workspace"), py::arg("n_threads") = 0);
@@ -696,24 +704,24 @@ PYBIND11_MODULE(_core, mod) {
       "train_epoch",
       [](py::handle X, py::handle Y, py::handle sw, py::handle order, std::int64_t bs,
          py::handle ls, py::handle acts, int loss, py::handle params, py::handle grads,
-         py::handle state, int opt, py::handle hyper, py::handle step, py::handle ws,
-         py::handle gn, OptInt nt) {
-        return (is_f64(X, "X") ? train_epoch_t<double> : train_epoch_t<float>)(
-            X, Y, sw, order, bs, ls, acts, loss, params, grads, state, opt, hyper, step, ws, gn,
-            threads_arg(nt));
+         py::handle state, int opt, py::handle hyper, py::handle step, py::handle ws, py::handle gn,
+         OptInt nt) {
+        return (is_f64(X, "X") ? train_epoch_t<double>
+                               : train_epoch_t<float>)(X, Y, sw, order, bs, ls, acts, loss, params,
+                                                       grads, state, opt, hyper, step, ws, gn,
+                                                       threads_arg(nt));
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight").none(true), py::arg("order"),
       py::arg("batch_size"), py::arg("layer_sizes"), py::arg("activations"), py::arg("loss"),
-      py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"),
-      py::arg("hyper"), py::arg("step"), py::arg("workspace"),
-      py::arg("grad_norms").none(true), py::arg("n_threads") = 0);
+      py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"), py::arg("hyper"),
+      py::arg("step"), py::arg("workspace"), py::arg("grad_norms").none(true),
+      py::arg("n_threads") = 0);
   // ---- perceptron ----
   mod.def(
       "perceptron_epoch",
       [](py::handle X, py::handle Y, py::handle order, py::handle W, py::handle b, double eta,
-         int step, OptInt) {
-        return RB_DISPATCH(X, "X", perceptron_epoch_t)(X, Y, order, W, b, eta, step);
-      },
+         int step,
+         OptInt) { return RB_DISPATCH(X, "X", perceptron_epoch_t)(X, Y, order, W, b, eta, step); },
       py::arg("X"), py::arg("Y"), py::arg("order"), py::arg("W"), py::arg("b"), py::arg("eta"),
       py::arg("step"), py::arg("n_threads") = 0);
   mod.def(
@@ -740,9 +748,9 @@ PYBIND11_MODULE(_core, mod) {
       [](py::handle X, py::handle Y, py::handle W, py::handle B, py::handle seeds, double eta0,
          py::handle sw, py::handle cw, bool fit_intercept, bool shuffle, std::int64_t max_iter,
          double tol, std::int64_t n_iter_no_change, py::handle n_iter, OptInt nt) {
-        RB_DISPATCH(X, "X", perceptron_fit_sklearn_t)(X, Y, W, B, seeds, eta0, sw, cw,
-                                                      fit_intercept, shuffle, max_iter, tol,
-                                                      n_iter_no_change, n_iter, threads_arg(nt));
+        RB_DISPATCH(X, "X", perceptron_fit_sklearn_t)
+        (X, Y, W, B, seeds, eta0, sw, cw, fit_intercept, shuffle, max_iter, tol, n_iter_no_change,
+         n_iter, threads_arg(nt));
       },
       py::arg("X"), py::arg("Y"), py::arg("W"), py::arg("B"), py::arg("seeds"), py::arg("eta0"),
       py::arg("sample_weight").none(true), py::arg("class_weight"), py::arg("fit_intercept"),
@@ -751,7 +759,8 @@ PYBIND11_MODULE(_core, mod) {
   // ---- end perceptron ----
 
   // ---- dispatch, threads, codes ----
-  mod.def("isa", [] { return std::string(g_isa->name); }, "Name of the ISA in use.");
+  mod.def(
+      "isa", [] { return std::string(g_isa->name); }, "Name of the ISA in use.");
   mod.def(
       "available_isas",
       [] {
@@ -801,8 +810,10 @@ PYBIND11_MODULE(_core, mod) {
       [] {
         py::dict d;
         for (const auto& e : rb::codes::kCodeTable) {
-          if (e.is_float) d[e.name] = e.value;
-          else d[e.name] = static_cast<long long>(e.value);
+          if (e.is_float)
+            d[e.name] = e.value;
+          else
+            d[e.name] = static_cast<long long>(e.value);
         }
         return d;
       },

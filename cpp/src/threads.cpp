@@ -103,7 +103,8 @@ class Pool {
     for (;;) {
       auto t0 = std::chrono::steady_clock::now();
       int polls = 0;
-      while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+      while (generation_.load(std::memory_order_acquire) == seen &&
+             !stop_.load(std::memory_order_relaxed)) {
         cpu_relax();
         if (++polls == 256) {
           polls = 0;
@@ -190,7 +191,9 @@ int get_num_threads() {
   return n > 0 ? n : hardware_threads();
 }
 
-void set_num_threads(int n) { g_default_threads.store(n > 0 ? n : 0); }
+void set_num_threads(int n) {
+  g_default_threads.store(n > 0 ? n : 0);
+}
 
 int resolve_threads(int requested) {
   int n = requested > 0 ? requested : get_num_threads();

@@ -62,9 +62,15 @@ enum Hyper : int {
   N_HYPER = 10,
 };
 
-constexpr bool needs_z(int act) { return act == SOFTPLUS || act == GELU; }
-constexpr bool is_step(int act) { return act == HEAVISIDE || act == SIGN; }
-constexpr int optimizer_slots(int opt) { return (opt == ADAM || opt == ADAMW) ? 2 : 1; }
+constexpr bool needs_z(int act) {
+  return act == SOFTPLUS || act == GELU;
+}
+constexpr bool is_step(int act) {
+  return act == HEAVISIDE || act == SIGN;
+}
+constexpr int optimizer_slots(int opt) {
+  return (opt == ADAM || opt == ADAMW) ? 2 : 1;
+}
 
 struct CodeEntry {
   const char* name;

@@ -32,8 +32,8 @@ void activation_forward(const T* Z, T* A, idx rows, idx cols, int act, int nt) {
 }
 
 template <class T>
-void activation_backward(const T* Z, const T* A, const T* dA, T* dZ, idx rows, idx cols,
-                         int act, int nt) {
+void activation_backward(const T* Z, const T* A, const T* dA, T* dZ, idx rows, idx cols, int act,
+                         int nt) {
   for_row_chunks(rows, cols, nt, [&](idx r0, idx r1) {
     const idx o = r0 * cols;
     dact_span<T>(act, Z ? Z + o : nullptr, A + o, dA + o, dZ + o, (r1 - r0) * cols);
@@ -41,8 +41,8 @@ void activation_backward(const T* Z, const T* A, const T* dA, T* dZ, idx rows, i
 }
 
 template <class T>
-void dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m,
-                   int act, int nt) {
+void dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m, int act,
+                   int nt) {
   GemmArgs<T> g{n, m, k, X, k, 1, W, m, 1, A, m, {}};
   g.epi.bias = b;
   g.epi.z = Z;
@@ -71,9 +71,8 @@ void column_sums(const T* dZ, T* db, idx n, idx m) {
 
 // dz_buf: n*m scratch for dZ (null: thread scratch).
 template <class T>
-void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW,
-                         T* db, T* dX, idx n, idx k, idx m, int act, double l2, int nt,
-                         T* dz_buf) {
+void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW, T* db,
+                         T* dX, idx n, idx k, idx m, int act, double l2, int nt, T* dz_buf) {
   const T* dZ = dA;
   if (act != codes::IDENTITY) {
     T* buf = dz_buf ? dz_buf

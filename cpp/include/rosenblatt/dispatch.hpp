@@ -76,16 +76,15 @@ struct KernelSet {
                               index_t cols, int act, int nt);
   void (*dense_forward)(const T* X, const T* W, const T* b, T* A, T* Z, index_t n, index_t k,
                         index_t m, int act, int nt);
-  void (*dense_backward)(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW,
-                         T* db, T* dX, index_t n, index_t k, index_t m, int act, double l2,
-                         int nt);
-  double (*loss_gradient)(const T* P, const T* Y, const T* sw, T* G, index_t n, index_t k,
-                          int loss, double huber_delta, int nt);
-  void (*sgd_step)(T* p, const T* g, T* vel, index_t len, double lr, double momentum,
-                   bool nesterov, int nt);
+  void (*dense_backward)(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW, T* db,
+                         T* dX, index_t n, index_t k, index_t m, int act, double l2, int nt);
+  double (*loss_gradient)(const T* P, const T* Y, const T* sw, T* G, index_t n, index_t k, int loss,
+                          double huber_delta, int nt);
+  void (*sgd_step)(T* p, const T* g, T* vel, index_t len, double lr, double momentum, bool nesterov,
+                   int nt);
   void (*adagrad_step)(T* p, const T* g, T* acc, index_t len, double lr, double eps, int nt);
-  void (*rmsprop_step)(T* p, const T* g, T* sq, index_t len, double lr, double rho,
-                       double eps, int nt);
+  void (*rmsprop_step)(T* p, const T* g, T* sq, index_t len, double lr, double rho, double eps,
+                       int nt);
   void (*adam_step)(T* p, const T* g, T* m, T* v, index_t len, double lr, double beta1,
                     double beta2, double eps, double weight_decay, std::int64_t t, int nt);
   void (*optimizer_step)(T* p, const T* g, T* state, index_t len, int optimizer,
@@ -100,8 +99,7 @@ struct KernelSet {
   void (*xorshift_shuffle)(std::int64_t* order, index_t n, std::uint32_t seed);
   double (*perceptron_epoch_sklearn)(const PerceptronArgs<T>& a, const std::int64_t* order,
                                      index_t m, index_t* mistakes);
-  void (*perceptron_fit_sklearn)(const PerceptronArgs<T>& a, bool* interrupted,
-                                 bool* nonfinite);
+  void (*perceptron_fit_sklearn)(const PerceptronArgs<T>& a, bool* interrupted, bool* nonfinite);
   // ---- end perceptron ----
 };
 

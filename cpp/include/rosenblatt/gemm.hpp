@@ -76,12 +76,11 @@ inline void finish_row(const Epilogue<T>& e, const T* src, T* crow, idx cols) {
 //   mode & 1: acc += C (an earlier k block);  mode & 2: last block, add bias and addend.
 // rows/cols limit the stores at the edges of C.
 template <class T, int MR, int NV>
-inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restrict pa,
-                                                        idx lda,
-                                            const T* __restrict pb, idx ldb, T* c, idx ldc,
-                                            int rows,
-                                            idx cols, int mode, const T* bias, const T* add,
-                                            idx ldd, T beta) {
+inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restrict pa, idx lda,
+                                                        const T* __restrict pb, idx ldb, T* c,
+                                                        idx ldc, int rows, idx cols, int mode,
+                                                        const T* bias, const T* add, idx ldd,
+                                                        T beta) {
   constexpr int L = lanes<T>;
   // C of an earlier k block is usually out of L2 by now: fetch it while the FMAs run.
   if (mode & 1) {
@@ -117,8 +116,8 @@ inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restr
     idx left = cols - idx(v) * L;
     cnt[v] = left <= 0 ? 0 : (left >= L ? L : int(left));
     bvec[v] = !(bias && cnt[v]) ? vec<T>{}
-              : cnt[v] == L       ? vload(bias + v * L)
-                                  : vload_n(bias + v * L, cnt[v]);
+              : cnt[v] == L     ? vload(bias + v * L)
+                                : vload_n(bias + v * L, cnt[v]);
   }
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) {
@@ -250,10 +249,9 @@ __attribute__((noinline)) void micro_panels(int np, const T* const* pa, const id
 }
 
 template <class T, int NV>
-inline void run_micro_nv(int mr, int np, const T* const* pa, const idx* lda, idx kc,
-                         const T* pb, idx ldb, T* c, idx ldc,
-                         int rows, idx cols, int mode, const T* bias, const T* add, idx ldd,
-                         T beta) {
+inline void run_micro_nv(int mr, int np, const T* const* pa, const idx* lda, idx kc, const T* pb,
+                         idx ldb, T* c, idx ldc, int rows, idx cols, int mode, const T* bias,
+                         const T* add, idx ldd, T beta) {
 #define RB_MICRO(R) \
   micro_panels<T, R, NV>(np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
   if (mr == kMR) {
@@ -305,8 +303,10 @@ inline void direct_axpy_block(const GemmArgs<T>& g, idx i, idx j0, T* out) {
     }
   }
   for (int v = 0; v < NVD; ++v) {
-    if (cnt[v] == L) vstore(out + j0 + v * L, acc[v]);
-    else vstore_n(out + j0 + v * L, acc[v], cnt[v]);
+    if (cnt[v] == L)
+      vstore(out + j0 + v * L, acc[v]);
+    else
+      vstore_n(out + j0 + v * L, acc[v], cnt[v]);
   }
 }
 
@@ -375,7 +375,8 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
   const idx ld1 = e.z ? e.ldz : g.ldc;
 
   // Column chunk of packed B kept in scratch at once (bounded for very wide B).
-  const idx max_cols = tmax<idx>(NR, (idx(16) << 20) / (idx(sizeof(T)) * tmax<idx>(k, 1)) / NR * NR);
+  const idx max_cols =
+      tmax<idx>(NR, (idx(16) << 20) / (idx(sizeof(T)) * tmax<idx>(k, 1)) / NR * NR);
   for (idx jc0 = 0; jc0 < n; jc0 += max_cols) {
     const idx ncols = tmin(max_cols, n - jc0);
     const idx npanels = (ncols + NR - 1) / NR;
@@ -450,8 +451,8 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     // One micro-kernel call: tile rows [i, i+rows) x panel jp, k block [pc, pc+kc).
     // Row panels q0..q0+np (all of height mr, the last one `rows` high, consecutive in C)
     // against B panel jp, k block [pc, pc+kc).
-    auto tiles = [&](const T* const* pa, const idx* lda, int mr, int np, idx i, int rows,
-                     idx jp, idx pc, idx kc) {
+    auto tiles = [&](const T* const* pa, const idx* lda, int mr, int np, idx i, int rows, idx jp,
+                     idx pc, idx kc) {
       const bool last = pc + kc >= k;
       const int mode = (pc > 0 ? 1 : 0) | (last ? 2 : 0);
       const idx j = jc0 + jp * NR;
@@ -480,8 +481,8 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     // block; then each B panel (KC x NR, about 16 KiB) stays in L1 while it meets every
     // row panel of that A block, which streams from L2.
     constexpr int kMaxPanels = 256;  // row panels per A block (bounds the bookkeeping below)
-    const idx mc_max = tmin<idx>(kMaxPanels * kMR,
-                                 tmax<idx>(kMR, (idx(256) * 1024 / (kcb * idx(sizeof(T)))) / kMR * kMR));
+    const idx mc_max = tmin<idx>(
+        kMaxPanels * kMR, tmax<idx>(kMR, (idx(256) * 1024 / (kcb * idx(sizeof(T)))) / kMR * kMR));
     auto task = [&](long t) {
       const idx rg = t / cgroups, cg = t % cgroups;
       const idx rp0 = rpanels * rg / rgroups, rp1 = rpanels * (rg + 1) / rgroups;
@@ -523,8 +524,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
           int nfull = 0;
           while (nfull < np && pmr[nfull] == kMR && prows[nfull] == kMR) ++nfull;
           for (idx jp = cp0; jp < cp1; ++jp) {
-            if (nfull > 0)
-              tiles(pptr, plda, kMR, nfull, pi[0], kMR, jp, pc, kc);
+            if (nfull > 0) tiles(pptr, plda, kMR, nfull, pi[0], kMR, jp, pc, kc);
             for (int q = nfull; q < np; ++q)
               tiles(pptr + q, plda + q, pmr[q], 1, pi[q], prows[q], jp, pc, kc);
           }

@@ -39,8 +39,10 @@ inline vec<T> ld(const T* p, int c) {
 }
 template <class T>
 inline void st(T* p, vec<T> v, int c) {
-  if (c == lanes<T>) vstore(p, v);
-  else vstore_n(p, v, c);
+  if (c == lanes<T>)
+    vstore(p, v);
+  else
+    vstore_n(p, v, c);
 }
 
 template <class T>
@@ -92,8 +94,8 @@ void adam_step(T* p, const T* g, T* m, T* v, idx len, double lr, double beta1, d
                double eps, double weight_decay, std::int64_t t, int nt) {
   const T b1 = T(beta1), b1c = T(1.0 - beta1), b2 = T(beta2), b2c = T(1.0 - beta2);
   const T ep = T(eps), decay = T(lr * weight_decay);
-  const double lr_t = lr * std::sqrt(1.0 - std::pow(beta2, double(t))) /
-                      (1.0 - std::pow(beta1, double(t)));
+  const double lr_t =
+      lr * std::sqrt(1.0 - std::pow(beta2, double(t))) / (1.0 - std::pow(beta1, double(t)));
   const T lt = T(lr_t);
   const bool wd = weight_decay != 0.0;
   for_chunks(len, nt, [&](idx i0, idx i1) {
@@ -118,8 +120,8 @@ void optimizer_step(T* p, const T* g, T* state, idx len, int opt, const double* 
   switch (opt) {
     case codes::SGD:
     case codes::NESTEROV:
-      sgd_step<T>(p, g, state, len, h[codes::H_LR], h[codes::H_MOMENTUM],
-                  opt == codes::NESTEROV, nt);
+      sgd_step<T>(p, g, state, len, h[codes::H_LR], h[codes::H_MOMENTUM], opt == codes::NESTEROV,
+                  nt);
       break;
     case codes::ADAGRAD:
       adagrad_step<T>(p, g, state, len, h[codes::H_LR], h[codes::H_EPS], nt);

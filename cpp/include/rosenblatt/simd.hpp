@@ -55,14 +55,20 @@ constexpr int lanes = VecTraits<T>::lanes;
 template <class T>
 inline vec<T> vset(T s) {
 #if defined(__AVX512F__)
-  if constexpr (sizeof(T) == 4) return (vec<T>)_mm512_set1_ps(s);
-  else return (vec<T>)_mm512_set1_pd(s);
+  if constexpr (sizeof(T) == 4)
+    return (vec<T>)_mm512_set1_ps(s);
+  else
+    return (vec<T>)_mm512_set1_pd(s);
 #elif defined(__AVX__)
-  if constexpr (sizeof(T) == 4) return (vec<T>)_mm256_set1_ps(s);
-  else return (vec<T>)_mm256_set1_pd(s);
+  if constexpr (sizeof(T) == 4)
+    return (vec<T>)_mm256_set1_ps(s);
+  else
+    return (vec<T>)_mm256_set1_pd(s);
 #elif defined(__SSE2__)
-  if constexpr (sizeof(T) == 4) return (vec<T>)_mm_set1_ps(s);
-  else return (vec<T>)_mm_set1_pd(s);
+  if constexpr (sizeof(T) == 4)
+    return (vec<T>)_mm_set1_ps(s);
+  else
+    return (vec<T>)_mm_set1_pd(s);
 #elif defined(__clang__)
   vec<T> r;
   for (int i = 0; i < lanes<T>; ++i) r[i] = s;
@@ -157,16 +163,22 @@ inline V vfma(V a, V b, V c) {
 template <class T>
 inline vec<T> vsqrt(vec<T> x) {
 #if defined(__AVX512F__)
-  if constexpr (sizeof(T) == 4) return (vec<T>)_mm512_sqrt_ps((__m512)x);
-  else return (vec<T>)_mm512_sqrt_pd((__m512d)x);
+  if constexpr (sizeof(T) == 4)
+    return (vec<T>)_mm512_sqrt_ps((__m512)x);
+  else
+    return (vec<T>)_mm512_sqrt_pd((__m512d)x);
 #elif defined(__AVX2__)
-  if constexpr (sizeof(T) == 4) return (vec<T>)_mm256_sqrt_ps((__m256)x);
-  else return (vec<T>)_mm256_sqrt_pd((__m256d)x);
+  if constexpr (sizeof(T) == 4)
+    return (vec<T>)_mm256_sqrt_ps((__m256)x);
+  else
+    return (vec<T>)_mm256_sqrt_pd((__m256d)x);
 #else
   vec<T> r;
   for (int i = 0; i < lanes<T>; ++i) {
-    if constexpr (sizeof(T) == 4) r[i] = __builtin_sqrtf(x[i]);
-    else r[i] = __builtin_sqrt(x[i]);
+    if constexpr (sizeof(T) == 4)
+      r[i] = __builtin_sqrtf(x[i]);
+    else
+      r[i] = __builtin_sqrt(x[i]);
   }
   return r;
 #endif

@@ -99,12 +99,12 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     for (int i = 0; i < L; ++i) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
       const int act = a.activations[i];
-      dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k,
-                       m, act, nt);
+      dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k, m,
+                       act, nt);
       in = As[i];
     }
-    double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1],
-                                    nb, ko, a.loss, delta, nt);
+    double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1], nb,
+                                    ko, a.loss, delta, nt);
     if (alpha != 0.0 || l1 != 0.0) {
       double sq = 0.0, ab = 0.0;
       for (int i = 0; i < L; ++i) {
@@ -125,8 +125,8 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       const int act = (i == L - 1) ? out_back : int(a.activations[i]);
       const T* xin = i == 0 ? Xb : As[i - 1];
       T* dX = i > 0 ? dAs[i - 1] : nullptr;
-      dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
-                             act, alpha / S, nt, dZs[i]);
+      dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
+                             alpha / S, nt, dZs[i]);
       const idx len = k * m;
       if (l1 != 0.0) {
         const T c = T(l1 / S);

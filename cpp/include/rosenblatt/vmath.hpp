@@ -20,8 +20,8 @@ struct MathConst<float> {
   static constexpr std::int32_t magic_bits = 0x4B400000;
   static constexpr int mant_bits = 23;
   static constexpr std::int32_t bias = 127;
-  static constexpr float exp_hi = 89.0f;   // beyond: +inf
-  static constexpr float exp_lo = -104.0f; // beyond: 0
+  static constexpr float exp_hi = 89.0f;     // beyond: +inf
+  static constexpr float exp_lo = -104.0f;   // beyond: 0
   static constexpr float expm1_lo = -20.0f;  // beyond: -1 to within half an ulp
   static constexpr int exp_degree = 8;
   static constexpr int log_terms = 5;
