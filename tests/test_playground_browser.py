@@ -95,7 +95,9 @@ def test_page_in_chromium(browser, tmp_path):
              .get_attribute("class"), what="pause")
         loss1 = float(d.find_element(By.ID, "loss-test").text)
         assert loss1 < loss0, (loss0, loss1)
-        assert d.execute_script("return state.hist.test.length") == epoch() + 1
+        # one loss per epoch (and epoch 0) in the plotted history
+        wait(lambda: d.execute_script("return state.hist.test.length") == epoch() + 1,
+             what="the full loss history")
 
         # hover over a link shows its weight; a click edits it
         link = d.find_element(By.CSS_SELECTOR, "path.hit[data-layer='0'][data-source='1']"
