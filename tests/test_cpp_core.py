@@ -545,3 +545,37 @@ def test_empty_arrays_are_fine():
     _core.dense_backward(X, W, A, None, np.empty((0, 2)), C.RELU, 0.0, dW, db, None, 1)
     np.testing.assert_array_equal(dW, 0.0)
     np.testing.assert_array_equal(db, 0.0)
+
+
+def test_train_epoch_ctrl_c_stops_between_batches():
+    code = r"""
+import os, signal, threading
+import numpy as np
+from rosenblatt import _core, _codes as C, _kernels_ref as R
+rng = np.random.default_rng(0)
+sizes = np.array([20, 32, 3], np.int64)
+acts = np.array([C.TANH, C.SOFTMAX], np.int32)
+X = rng.standard_normal((500, 20))
+Y = np.eye(3)[rng.integers(0, 3, 500)]
+order = np.tile(np.arange(500, dtype=np.int64), 2000)  # 1e6 rows: far longer than the timer
+_, P = R.param_offsets(sizes)
+p = rng.standard_normal(P) * 0.1
+hyper = np.zeros(C.N_HYPER)
+hyper[[C.H_LR, C.H_BETA1, C.H_BETA2, C.H_EPS]] = [1e-3, 0.9, 0.999, 1e-8]
+state = np.zeros((2, P)); step = np.zeros(1, np.int64)
+ws = np.empty(R.train_workspace_size(sizes, 10))
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    _core.train_epoch(X, Y, None, order, 10, sizes, acts, C.LOG_LOSS, p, np.zeros(P), state,
+                      C.ADAM, hyper, step, ws, None, 1)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted", int(step[0]), bool(np.isfinite(p).all()))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                             p for p in sys.path if p)))
+    assert res.returncode == 0, res.stderr
+    words = res.stdout.split()
+    assert words[0] == "interrupted", res.stdout
+    assert 0 < int(words[1]) < 100000 and words[2] == "True"
