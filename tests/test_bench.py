@@ -79,6 +79,7 @@ def test_cli_runs_and_writes_json_markdown_png(tmp_path, capsys):
     assert "CPU:" in out and "peak GFLOP/s" in out and "PERFORMANCE.md targets" in out
     text = md.read_text()
     assert text.startswith("# Benchmark results") and "## Targets of PERFORMANCE.md" in text
+    assert "](r.png)" in text  # the plot sits next to the Markdown and is embedded
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 

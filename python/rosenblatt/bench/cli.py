@@ -198,14 +198,17 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, to_json(machine, peak, cfg, results, targets, elapsed))
         print(f"JSON: {args.json}", file=out)
+    if args.plot:
+        write_plot(args.plot, results, peak, max(threads))
+        print(f"plot: {args.plot}", file=out)
     if args.markdown is not None:
         path = args.markdown or default_markdown_path()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         cmd = "python -m rosenblatt.bench " + " ".join(shlex.quote(a) for a in argv)
+        rel = (os.path.relpath(os.path.abspath(args.plot), os.path.dirname(os.path.abspath(path)))
+               if args.plot else None)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(to_markdown(machine, peak, cfg, results, targets, elapsed, cmd.strip()))
+            f.write(to_markdown(machine, peak, cfg, results, targets, elapsed, cmd.strip(),
+                                plot=rel))
         print(f"Markdown: {path}", file=out)
-    if args.plot:
-        write_plot(args.plot, results, peak, max(threads))
-        print(f"plot: {args.plot}", file=out)
     return 1 if n_fatal else 0
