@@ -442,3 +442,35 @@ def test_concurrent_calls_match_serial(backend):
         np.testing.assert_array_equal(p1, p2)
         assert l1 == l2
         np.testing.assert_array_equal(o1, o2)
+
+
+# --------------------------------------------------------------------------------------
+# every backend module implements every kernel of the reference, with its signature
+
+
+def _ref_kernels():
+    import inspect
+
+    from rosenblatt import _kernels_ref as R
+
+    # the pure bookkeeping helpers (param_offsets, ...) are the reference's, shared by all
+    bookkeeping = {"param_offsets", "unpack_params", "train_workspace_size",
+                   "mlp_workspace_size"}
+    return {name: inspect.signature(f) for name, f in vars(R).items()
+            if inspect.isfunction(f) and not name.startswith("_") and f.__module__ == R.__name__
+            and name not in bookkeeping}
+
+
+@pytest.mark.parametrize("name", [b for b in K.available_backends() if b != "numpy"])
+def test_backend_has_every_kernel(name):
+    import inspect
+
+    mod = K.get_backend(name)
+    for kernel, sig in _ref_kernels().items():
+        f = getattr(mod, kernel, None)
+        assert callable(f), f"backend {name} lacks {kernel}"
+        try:
+            got = inspect.signature(f)
+        except (TypeError, ValueError):  # a compiled builtin without a signature
+            continue
+        assert list(got.parameters) == list(sig.parameters), f"{name}.{kernel}{got} != {sig}"
