@@ -501,9 +501,9 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
     seed before each epoch; obj = sumloss / n; the no-improvement count grows when
     obj > best - tol, else it resets; best = min(best, obj); the class stops when the
     count reaches n_iter_no_change. tol = -inf disables stopping (scikit-learn's
-    tol=None). Rows of zero sample weight never update (scikit-learn's early-stopping
-    validation rows can be passed that way). Classes are independent (threads may split
-    them). Returns nothing.
+    tol=None). Rows of zero sample weight never update the weights, but they still count in
+    the loss, the mistakes and n (so they are not scikit-learn's skipped early-stopping
+    validation rows). Classes are independent (threads may split them). Returns nothing.
     """
     n = X.shape[0]
     for c in range(Y.shape[0]):

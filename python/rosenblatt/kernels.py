@@ -137,8 +137,13 @@ def get_backend(backend=None):
     return _probe(name)
 
 
-def _numba_threads(n_threads):
-    return 0 if n_threads is None else int(n_threads)
+def _call(backend, kernel, *args):
+    """Run ``kernel`` of the resolved backend.
+
+    The arguments are evaluated - and so validated - before this runs, so a bad argument
+    raises before the backend (numba, the compiled core) is even imported.
+    """
+    return getattr(get_backend(backend), kernel)(*args)
 
 
 # --------------------------------------------------------------------------------------
@@ -272,7 +277,7 @@ def activation_forward(Z, activation, *, out=None, backend=None, n_threads=None)
     _arr("Z", Z, 2, dt)
     act = activation_code(activation)
     out = _out("out", out, Z.shape, dt)
-    get_backend(backend).activation_forward(Z, act, out, _threads(n_threads))
+    _call(backend, "activation_forward", Z, act, out, _threads(n_threads))
     return out
 
 
@@ -289,7 +294,7 @@ def activation_backward(Z, A, dA, activation, *, out=None, backend=None, n_threa
     _arr("dA", dA, 2, dt, A.shape)
     _arr("Z", Z, 2, dt, A.shape, optional=act not in C.NEEDS_Z)
     out = _out("out", out, A.shape, dt)
-    get_backend(backend).activation_backward(Z, A, dA, act, out, _threads(n_threads))
+    _call(backend, "activation_backward", Z, A, dA, act, out, _threads(n_threads))
     return out
 
 
@@ -346,7 +351,7 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
     act = activation_code(activation)
     A = _out("out", out, (n, m), dt)
     Z = np.empty((n, m), dtype=dt) if return_z else None
-    get_backend(backend).dense_forward(X, W, b, act, A, Z, _threads(n_threads))
+    _call(backend, "dense_forward", X, W, b, act, A, Z, _threads(n_threads))
     return (A, Z) if return_z else A
 
 
@@ -395,7 +400,7 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
     dW = np.empty((k, m), dtype=dt)
     db = np.empty((m,), dtype=dt)
     dX = np.empty((n, k), dtype=dt) if need_dX else None
-    get_backend(backend).dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX,
+    _call(backend, "dense_backward", X, W, A, Z, dA, act, l2, dW, db, dX,
                                         _threads(n_threads))
     return dW, db, dX
 
@@ -433,13 +438,13 @@ def loss_gradient(P, Y, loss, *, sample_weight=None, huber_delta=1.0, out=None,
     _arr("Y", Y, 2, dt, P.shape)
     code = loss_code(loss)
     sw = _arr("sample_weight", sample_weight, 1, dt, (P.shape[0],), optional=True)
-    if sw is not None and (sw < 0).any():
-        raise ValueError("sample_weight must be non-negative")
+    if sw is not None and ((sw < 0).any() or not sw.sum() > 0):
+        raise ValueError("sample_weight must be non-negative with a positive sum")
     if P.shape[0] == 0:
         raise ValueError("P must have at least one row; got 0")
     delta = _finite_scalar("huber_delta", huber_delta, low=0.0, low_open=True)
     G = _out("out", out, P.shape, dt)
-    value = get_backend(backend).loss_gradient(P, Y, sw, code, delta, G, _threads(n_threads))
+    value = _call(backend, "loss_gradient", P, Y, sw, code, delta, G, _threads(n_threads))
     return float(value), G
 
 
@@ -462,14 +467,14 @@ def sgd_step(params, grads, velocity, *, lr, momentum=0.0, nesterov=False, backe
     _opt_arrays(params, grads, ("velocity", velocity))
     lr = _finite_scalar("lr", lr, low=0.0)
     momentum = _finite_scalar("momentum", momentum, low=0.0)
-    get_backend(backend).sgd_step(params, grads, velocity, lr, momentum, bool(nesterov),
+    _call(backend, "sgd_step", params, grads, velocity, lr, momentum, bool(nesterov),
                                   _threads(n_threads))
 
 
 def adagrad_step(params, grads, accum, *, lr, eps=1e-8, backend=None, n_threads=None):
     """In place: ``s += g^2``; ``p -= lr g / (sqrt(s) + eps)``."""
     _opt_arrays(params, grads, ("accum", accum))
-    get_backend(backend).adagrad_step(params, grads, accum, _finite_scalar("lr", lr, low=0.0),
+    _call(backend, "adagrad_step", params, grads, accum, _finite_scalar("lr", lr, low=0.0),
                                       _finite_scalar("eps", eps, low=0.0, low_open=True),
                                       _threads(n_threads))
 
@@ -480,7 +485,7 @@ def rmsprop_step(params, grads, sq, *, lr, rho=0.9, eps=1e-8, backend=None, n_th
     rho = _finite_scalar("rho", rho, low=0.0)
     if rho >= 1.0:
         raise ValueError(f"rho must be in [0, 1); got {rho}")
-    get_backend(backend).rmsprop_step(params, grads, sq, _finite_scalar("lr", lr, low=0.0),
+    _call(backend, "rmsprop_step", params, grads, sq, _finite_scalar("lr", lr, low=0.0),
                                       rho, _finite_scalar("eps", eps, low=0.0, low_open=True),
                                       _threads(n_threads))
 
@@ -494,7 +499,7 @@ def adam_step(params, grads, m, v, *, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
     for name, beta in (("beta1", beta1), ("beta2", beta2)):
         if not 0.0 <= _finite_scalar(name, beta) < 1.0:
             raise ValueError(f"{name} must be in [0, 1); got {beta}")
-    get_backend(backend).adam_step(
+    _call(backend, "adam_step", 
         params, grads, m, v, _finite_scalar("lr", lr, low=0.0), float(beta1), float(beta2),
         _finite_scalar("eps", eps, low=0.0, low_open=True),
         _finite_scalar("weight_decay", weight_decay, low=0.0), int(t), _threads(n_threads))
@@ -550,11 +555,11 @@ def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
     _, total = param_offsets(ls)
     _arr("params", params, 1, dt, (total,))
     out = _out("out", out, (X.shape[0], int(ls[-1])), dt)
+    nt = _threads(n_threads)
     if X.shape[0] == 0:
         return out
-    be = get_backend(backend)
     work = np.empty(mlp_workspace_size(ls, X.shape[0]), dtype=dt)
-    be.mlp_forward(X, params, ls, codes, out, work, _threads(n_threads))
+    _call(backend, "mlp_forward", X, params, ls, codes, out, work, nt)
     return out
 
 
@@ -606,6 +611,9 @@ class Trainer:
         _, total = param_offsets(self.layer_sizes)
         _arr("params", params, 1, dt, (total,), writable=True)
         self.sample_weight = _arr("sample_weight", sample_weight, 1, dt, (n,), optional=True)
+        if self.sample_weight is not None and not (self.sample_weight >= 0).all():
+            # (a batch whose weights sum to 0 has no defined loss: the caller avoids it)
+            raise ValueError("sample_weight must be non-negative and finite")
         self.loss = loss_code(loss)
         self.optimizer = optimizer_code(optimizer)
         out_act = int(self.activations[-1])
@@ -733,13 +741,13 @@ def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backe
     k = Y.shape[1]
     _arr("W", W, 2, dt, (d, k), writable=True)
     _arr("b", b, 1, dt, (k,), writable=True)
-    code = activation_code(step, allowed=C.STEPS)
+    code = _code(C.ACTIVATIONS, "step", step, C.STEPS)
     allowed = (0.0, 1.0) if code == C.HEAVISIDE else (-1.0, 1.0)
     if Y.size and not np.isin(Y, allowed).all():
         raise ValueError(f"Y must hold only {allowed} for step={step!r}")
     order = _order(order, n)
     eta = _finite_scalar("eta", eta, low=0.0, low_open=True)
-    return int(get_backend(backend).perceptron_epoch(X, Y, order, W, b, eta, code,
+    return int(_call(backend, "perceptron_epoch", X, Y, order, W, b, eta, code,
                                                      _threads(n_threads)))
 
 
@@ -757,7 +765,7 @@ def xorshift_shuffle(order, seed, *, backend=None):
     _arr("order", order, 1, np.int64, writable=True)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}")
-    get_backend(backend).xorshift_shuffle(order, int(seed) & 0xFFFFFFFF, 0)
+    _call(backend, "xorshift_shuffle", order, int(seed) & 0xFFFFFFFF, 0)
 
 
 def _y_pm1(name, y, shape):
@@ -787,7 +795,7 @@ def perceptron_epoch_sklearn(X, y, w, b, *, order=None, eta0=1.0, sample_weight=
     if cw.shape != (2,):
         raise ValueError(f"class_weight must have shape (2,); got {cw.shape}")
     order = _order(order, n)
-    s, m = get_backend(backend).perceptron_epoch_sklearn(
+    s, m = _call(backend, "perceptron_epoch_sklearn", 
         X, y, order, w, b, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw, cw,
         bool(fit_intercept), 0)
     return float(s), int(m)
@@ -835,7 +843,7 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
         raise ValueError(f"max_iter must be a positive int; got {max_iter!r}")
     tol = -np.inf if tol is None else _finite_scalar("tol", tol)
     n_iter = np.zeros(K, dtype=np.int64)
-    get_backend(backend).perceptron_fit_sklearn(
+    _call(backend, "perceptron_fit_sklearn", 
         X, Y, W, B, seeds, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw,
         class_weight, bool(fit_intercept), bool(shuffle), int(max_iter), float(tol),
         int(n_iter_no_change), n_iter, _threads(n_threads))
