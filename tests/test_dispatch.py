@@ -474,3 +474,95 @@ def test_backend_has_every_kernel(name):
         except (TypeError, ValueError):  # a compiled builtin without a signature
             continue
         assert list(got.parameters) == list(sig.parameters), f"{name}.{kernel}{got} != {sig}"
+
+
+def _compiled_parameters(f):
+    """Parameter names of a pybind11 function, from its docstring's signature line."""
+    import re
+
+    doc = (f.__doc__ or "").strip().splitlines()
+    m = re.match(r"\w+\((.*)\)\s*->", doc[0]) if doc else None
+    if m is None:
+        return None
+    return [p.split(":")[0].strip() for p in m.group(1).split(",") if p.strip()]
+
+
+@pytest.mark.skipif("cpp" not in K.available_backends(), reason="the C++ core is not built")
+def test_compiled_core_signatures():
+    """The compiled builtins have no inspect.signature: read pybind11's docstrings."""
+    mod = K.get_backend("cpp")
+    checked = 0
+    for kernel, sig in _ref_kernels().items():
+        got = _compiled_parameters(getattr(mod, kernel))
+        if got is None:  # a Python fallback: test_backend_has_every_kernel checks it
+            continue
+        assert got == list(sig.parameters), f"cpp.{kernel}({', '.join(got)}) != {sig}"
+        checked += 1
+    assert checked >= 3
+
+
+# --------------------------------------------------------------------------------------
+# batch normalisation: bad input
+
+
+Zb, gb = f64(4, 3), f64(3)
+
+BAD_BN = [
+    ("bn-Z-list", lambda: K.batchnorm_forward([[1.0]], f64(1), f64(1)), TypeError, "Z"),
+    ("bn-Z-1d", lambda: K.batchnorm_forward(f64(3), gb, gb), ValueError, "Z"),
+    ("bn-Z-empty", lambda: K.batchnorm_forward(f64(0, 3), gb, gb), ValueError, "row"),
+    ("bn-Z-strided", lambda: K.batchnorm_forward(f64(4, 6)[:, ::2], gb, gb), ValueError,
+     "C-contiguous"),
+    ("bn-gamma-len", lambda: K.batchnorm_forward(Zb, f64(4), gb), ValueError, "gamma"),
+    ("bn-beta-dtype", lambda: K.batchnorm_forward(Zb, gb, gb.astype(np.float32)), TypeError,
+     "beta"),
+    ("bn-eps-zero", lambda: K.batchnorm_forward(Zb, gb, gb, 0.0), ValueError, "eps"),
+    ("bn-eps-nan", lambda: K.batchnorm_forward(Zb, gb, gb, np.nan), ValueError, "eps"),
+    ("bn-eps-str", lambda: K.batchnorm_forward(Zb, gb, gb, "small"), TypeError, "eps"),
+    ("bn-out-ro", lambda: K.batchnorm_forward(Zb, gb, gb, out=ro(Zb)), ValueError, "out"),
+    ("bn-out-shape", lambda: K.batchnorm_forward(Zb, gb, gb, out=f64(3, 4)), ValueError,
+     "out"),
+    ("bn-threads", lambda: K.batchnorm_forward(Zb, gb, gb, n_threads=-2), ValueError,
+     "n_threads"),
+    ("bnb-Xhat-shape", lambda: K.batchnorm_backward(Zb, f64(3, 3), gb, gb), ValueError,
+     "Xhat"),
+    ("bnb-invstd-len", lambda: K.batchnorm_backward(Zb, Zb, gb, f64(2)), ValueError,
+     "invstd"),
+    ("bnb-gamma-dtype", lambda: K.batchnorm_backward(Zb, Zb, gb.astype(np.float32), gb),
+     TypeError, "gamma"),
+    ("bnb-dY-empty", lambda: K.batchnorm_backward(f64(0, 3), f64(0, 3), gb, gb), ValueError,
+     "dY"),
+    ("bni-var-neg", lambda: K.batchnorm_inference(Zb, gb, gb, gb, -gb), ValueError,
+     "running_var"),
+    ("bni-mean-len", lambda: K.batchnorm_inference(Zb, gb, gb, f64(4), gb), ValueError,
+     "running_mean"),
+    ("bni-eps-neg", lambda: K.batchnorm_inference(Zb, gb, gb, gb, gb, eps=-1.0), ValueError,
+     "eps"),
+    ("fold-W-shape", lambda: K.batchnorm_fold(f64(2, 4), gb, gb, gb, gb, gb), ValueError,
+     "b"),
+    ("fold-var-neg", lambda: K.batchnorm_fold(f64(2, 3), gb, gb, gb, gb, -gb), ValueError,
+     "running_var"),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "words"), [c[1:] for c in BAD_BN],
+                         ids=[c[0] for c in BAD_BN])
+def test_bad_batchnorm_input(no_backend, call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    assert words in str(info.value), str(info.value)
+
+
+@pytest.mark.skipif("cpp" not in K.available_backends(), reason="the C++ core is not built")
+@pytest.mark.parametrize(("args", "exc", "words"), [
+    ((f64(0, 3), gb, gb, 1e-5, f64(0, 3), f64(0, 3), gb.copy(), gb.copy()), ValueError, "row"),
+    ((Zb, f64(2), gb, 1e-5, Zb.copy(), Zb.copy(), gb.copy(), gb.copy()), ValueError, "gamma"),
+    ((Zb, gb, gb, 1e-5, ro(Zb), Zb.copy(), gb.copy(), gb.copy()), ValueError, "Y"),
+    ((Zb, gb, gb, 0.0, Zb.copy(), Zb.copy(), gb.copy(), gb.copy()), ValueError, "eps"),
+    ((Zb, gb, gb, 1e-5, Zb.copy(), Zb.copy(), gb.copy(), np.ones(3, np.float32)), TypeError,
+     "invstd"),
+])
+def test_core_batchnorm_checks(args, exc, words):
+    """The compiled core's own safety net (direct callers bypass kernels.py)."""
+    with pytest.raises(exc, match=words):
+        K.get_backend("cpp").batchnorm_forward(*args)

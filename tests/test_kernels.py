@@ -554,3 +554,98 @@ def test_default_backend_agrees(default_backend, dtype):
         return p, losses, K.mlp_forward(X, p, ls, ["gelu", "softmax"], backend=be)
 
     assert_backends_agree(call, dtype, 64, backends=[None])
+
+
+# --------------------------------------------------------------------------------------
+# batch normalisation: column blocks cross every lane count (k), rows from 1 to 200 (n)
+
+BN_K = (1, 7, 8, 9, 15, 16, 17, 33)
+BN_N = (1, 2, 3, 31, 200)
+
+
+def bn_inputs(rng, n, k, dtype, shift=0.0):
+    Z = normal(rng, (n, k), dtype, 2.0) + dtype(shift)
+    gamma = normal(rng, k, dtype) + dtype(1.0)
+    beta = normal(rng, k, dtype)
+    return Z, gamma, beta
+
+
+@fast(20)
+@given(n=st.sampled_from(BN_N), k=st.sampled_from(BN_K), seed=seeds,
+       shift=st.sampled_from([0.0, 5.0]), eps=st.sampled_from([1e-5, 1e-3]))
+@example(n=1, k=1, seed=0, shift=0.0, eps=1e-5)
+@example(n=200, k=33, seed=1, shift=5.0, eps=1e-5)
+def test_batchnorm_forward(backend, dtype, n, k, seed, shift, eps):
+    Z, gamma, beta = bn_inputs(np.random.default_rng(seed), n, k, dtype, shift)
+    Y, Xhat, mean, invstd = assert_backends_agree(
+        lambda be: K.batchnorm_forward(Z, gamma, beta, eps, backend=be), dtype, n,
+        backends=[backend])
+    assert Y.dtype == Xhat.dtype == mean.dtype == invstd.dtype == dtype
+    assert_close(mean, Z.astype(np.float64).mean(axis=0), dtype, n)
+
+
+@fast(20)
+@given(n=st.sampled_from(BN_N), k=st.sampled_from(BN_K), seed=seeds)
+@example(n=1, k=1, seed=0)
+@example(n=200, k=17, seed=1)
+def test_batchnorm_backward(backend, dtype, n, k, seed):
+    rng = np.random.default_rng(seed)
+    Z, gamma, beta = bn_inputs(rng, n, k, dtype)
+    _, Xhat, _, invstd = K.batchnorm_forward(Z, gamma, beta, backend="numpy")
+    dY = normal(rng, (n, k), dtype)
+    dZ, dgamma, dbeta = assert_backends_agree(
+        lambda be: K.batchnorm_backward(dY, Xhat, gamma, invstd, backend=be), dtype, n,
+        backends=[backend])
+    assert dZ.dtype == dgamma.dtype == dbeta.dtype == dtype
+
+
+@fast(20)
+@given(n=st.sampled_from((0, *BN_N)), k=st.sampled_from(BN_K), seed=seeds)
+@example(n=1, k=1, seed=0)
+def test_batchnorm_inference(backend, dtype, n, k, seed):
+    rng = np.random.default_rng(seed)
+    Z, gamma, beta = bn_inputs(rng, n, k, dtype)
+    rm = normal(rng, k, dtype)
+    rv = (rng.random(k) * 3).astype(dtype)
+    rv[0] = 0.0  # eps alone keeps the scale finite
+    assert_backends_agree(
+        lambda be: K.batchnorm_inference(Z, gamma, beta, rm, rv, backend=be), dtype,
+        backends=[backend])
+
+
+def test_batchnorm_inference_with_batch_statistics_is_the_forward(backend, dtype):
+    rng = np.random.default_rng(5)
+    Z, gamma, beta = bn_inputs(rng, 31, 17, dtype)
+    Y, _, mean, invstd = K.batchnorm_forward(Z, gamma, beta, backend=backend)
+    var = (1.0 / invstd.astype(np.float64) ** 2 - 1e-5).astype(dtype)
+    assert_close(K.batchnorm_inference(Z, gamma, beta, mean, var, backend=backend), Y,
+                 dtype, 31)
+
+
+def test_batchnorm_fold(dtype):
+    rng = np.random.default_rng(6)
+    X = normal(rng, (9, 4), dtype)
+    W, b = normal(rng, (4, 17), dtype), normal(rng, 17, dtype)
+    gamma, beta, rm = normal(rng, 17, dtype), normal(rng, 17, dtype), normal(rng, 17, dtype)
+    rv = rng.random(17).astype(dtype)
+    W2, b2 = K.batchnorm_fold(W, b, gamma, beta, rm, rv)
+    assert W2.dtype == b2.dtype == dtype
+    want = K.batchnorm_inference(X @ W + b, gamma, beta, rm, rv, backend="numpy")
+    assert_close(X @ W2 + b2, want, dtype, 4)
+
+
+def test_batchnorm_deterministic_across_threads(backend):
+    """Column blocks are the tasks: results do not depend on the thread count."""
+    rng = np.random.default_rng(7)
+    Z, gamma, beta = bn_inputs(rng, 700, 130, np.float32)
+    dY = normal(rng, Z.shape, np.float32)
+    runs = []
+    for nt in (1, 2, 1):
+        Y, Xhat, mean, invstd = K.batchnorm_forward(Z, gamma, beta, backend=backend,
+                                                    n_threads=nt)
+        runs.append((Y, mean, invstd,
+                     *K.batchnorm_backward(dY, Xhat, gamma, invstd, backend=backend,
+                                           n_threads=nt)))
+    for other in runs[1:]:
+        for a, b_ in zip(runs[0], other, strict=True):
+            np.testing.assert_array_equal(a, b_)

@@ -250,3 +250,45 @@ def test_hand_worked_softmax_layer(backend):
     tr = _trainer(p, [1, 2], ["softmax"], "log_loss", X, Y, 1.0, backend)
     assert tr.run_epoch(np.array([0])) == pytest.approx(np.log(4.0), rel=1e-14)
     assert_close(tr.grads, [0.0, 0.0, -0.75, 0.75], np.float64)
+
+
+# --------------------------------------------------------------------------------------
+# batch normalisation
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 2), (2, 1), (5, 3), (9, 8)])
+def test_batchnorm_backward_finite_differences(n, k):
+    rng = np.random.default_rng(10 * n + k)
+    Z = rng.normal(1.0, 2.0, (n, k))
+    gamma, beta = rng.normal(size=k), rng.normal(size=k)
+    Cw = rng.normal(size=(n, k))  # the scalar loss is sum(Cw * Y), so dY = Cw
+    eps = 1e-3
+
+    def forward():
+        Y, Xhat = np.empty((n, k)), np.empty((n, k))
+        mean, invstd = np.empty(k), np.empty(k)
+        R.batchnorm_forward(Z, gamma, beta, eps, Y, Xhat, mean, invstd)
+        return Y, Xhat, mean, invstd
+
+    def loss():
+        return float((Cw * forward()[0]).sum())
+
+    Y, Xhat, mean, invstd = forward()
+    # the forward against its definition (biased variance)
+    np.testing.assert_allclose(mean, Z.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(Z.var(axis=0) + eps), rtol=1e-14)
+    np.testing.assert_allclose(Y, gamma * (Z - Z.mean(0)) * invstd + beta, atol=1e-13)
+    dZ, dgamma, dbeta = np.empty((n, k)), np.empty(k), np.empty(k)
+    R.batchnorm_backward(Cw, Xhat, gamma, invstd, dZ, dgamma, dbeta)
+    for got, var in ((dZ, Z), (dgamma, gamma), (dbeta, beta)):
+        np.testing.assert_allclose(got, numeric_grad(loss, var), rtol=1e-6, atol=1e-7)
+
+
+def test_batchnorm_inference_definition():
+    rng = np.random.default_rng(11)
+    Z = rng.normal(size=(4, 3))
+    gamma, beta, rm = rng.normal(size=3), rng.normal(size=3), rng.normal(size=3)
+    rv = rng.random(3)
+    Y = np.empty_like(Z)
+    R.batchnorm_inference(Z, gamma, beta, rm, rv, 1e-5, Y)
+    np.testing.assert_allclose(Y, (Z - rm) / np.sqrt(rv + 1e-5) * gamma + beta, rtol=1e-14)

@@ -587,6 +587,74 @@ void perceptron_fit_sklearn_t(py::handle X, py::handle Y, py::handle W, py::hand
 }
 // ---- end perceptron ----
 
+// ---- batchnorm ----
+template <class T>
+void batchnorm_forward_t(py::handle Z, py::handle gamma, py::handle beta, double eps, py::handle Y,
+                         py::handle Xhat, py::handle mean, py::handle invstd, int nt) {
+  if (!(eps > 0.0)) throw py::value_error("eps must be > 0");
+  auto z = view<T>(Z, "Z", 2, false);
+  const index_t n = z.shape[0], k = z.shape[1];
+  if (n < 1) throw py::value_error("Z must have at least one row");
+  auto g = view<T>(gamma, "gamma", 1, false);
+  expect_shape(g, "gamma", k);
+  auto b = view<T>(beta, "beta", 1, false);
+  expect_shape(b, "beta", k);
+  auto y = view<T>(Y, "Y", 2, true);
+  expect_shape(y, "Y", n, k);
+  auto xh = view<T>(Xhat, "Xhat", 2, true);
+  expect_shape(xh, "Xhat", n, k);
+  auto mu = view<T>(mean, "mean", 1, true);
+  expect_shape(mu, "mean", k);
+  auto inv = view<T>(invstd, "invstd", 1, true);
+  expect_shape(inv, "invstd", k);
+  py::gil_scoped_release nogil;
+  ks<T>().batchnorm_forward(z.ptr, g.ptr, b.ptr, eps, y.ptr, xh.ptr, mu.ptr, inv.ptr, n, k, nt);
+}
+
+template <class T>
+void batchnorm_backward_t(py::handle dY, py::handle Xhat, py::handle gamma, py::handle invstd,
+                          py::handle dZ, py::handle dgamma, py::handle dbeta, int nt) {
+  auto dy = view<T>(dY, "dY", 2, false);
+  const index_t n = dy.shape[0], k = dy.shape[1];
+  if (n < 1) throw py::value_error("dY must have at least one row");
+  auto xh = view<T>(Xhat, "Xhat", 2, false);
+  expect_shape(xh, "Xhat", n, k);
+  auto g = view<T>(gamma, "gamma", 1, false);
+  expect_shape(g, "gamma", k);
+  auto inv = view<T>(invstd, "invstd", 1, false);
+  expect_shape(inv, "invstd", k);
+  auto dz = view<T>(dZ, "dZ", 2, true);
+  expect_shape(dz, "dZ", n, k);
+  auto dg = view<T>(dgamma, "dgamma", 1, true);
+  expect_shape(dg, "dgamma", k);
+  auto db = view<T>(dbeta, "dbeta", 1, true);
+  expect_shape(db, "dbeta", k);
+  py::gil_scoped_release nogil;
+  ks<T>().batchnorm_backward(dy.ptr, xh.ptr, g.ptr, inv.ptr, dz.ptr, dg.ptr, db.ptr, n, k, nt);
+}
+
+template <class T>
+void batchnorm_inference_t(py::handle Z, py::handle gamma, py::handle beta, py::handle rmean,
+                           py::handle rvar, double eps, py::handle Y, int nt) {
+  if (!(eps > 0.0)) throw py::value_error("eps must be > 0");
+  auto z = view<T>(Z, "Z", 2, false);
+  const index_t n = z.shape[0], k = z.shape[1];
+  auto g = view<T>(gamma, "gamma", 1, false);
+  expect_shape(g, "gamma", k);
+  auto b = view<T>(beta, "beta", 1, false);
+  expect_shape(b, "beta", k);
+  auto rm = view<T>(rmean, "running_mean", 1, false);
+  expect_shape(rm, "running_mean", k);
+  auto rv = view<T>(rvar, "running_var", 1, false);
+  expect_shape(rv, "running_var", k);
+  auto y = view<T>(Y, "Y", 2, true);
+  expect_shape(y, "Y", n, k);
+  if (n == 0) return;
+  py::gil_scoped_release nogil;
+  ks<T>().batchnorm_inference(z.ptr, g.ptr, b.ptr, rm.ptr, rv.ptr, eps, y.ptr, n, k, nt);
+}
+// ---- end batchnorm ----
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
@@ -757,6 +825,35 @@ PYBIND11_MODULE(_core, mod) {
       py::arg("shuffle"), py::arg("max_iter"), py::arg("tol"), py::arg("n_iter_no_change"),
       py::arg("n_iter"), py::arg("n_threads") = 0);
   // ---- end perceptron ----
+  // ---- batchnorm ----
+  mod.def(
+      "batchnorm_forward",
+      [](py::handle Z, py::handle gamma, py::handle beta, double eps, py::handle Y, py::handle Xhat,
+         py::handle mean, py::handle invstd, OptInt nt) {
+        RB_DISPATCH(Z, "Z", batchnorm_forward_t)
+        (Z, gamma, beta, eps, Y, Xhat, mean, invstd, threads_arg(nt));
+      },
+      py::arg("Z"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("Y"),
+      py::arg("Xhat"), py::arg("mean"), py::arg("invstd"), py::arg("n_threads") = 0);
+  mod.def(
+      "batchnorm_backward",
+      [](py::handle dY, py::handle Xhat, py::handle gamma, py::handle invstd, py::handle dZ,
+         py::handle dgamma, py::handle dbeta, OptInt nt) {
+        RB_DISPATCH(dY, "dY", batchnorm_backward_t)
+        (dY, Xhat, gamma, invstd, dZ, dgamma, dbeta, threads_arg(nt));
+      },
+      py::arg("dY"), py::arg("Xhat"), py::arg("gamma"), py::arg("invstd"), py::arg("dZ"),
+      py::arg("dgamma"), py::arg("dbeta"), py::arg("n_threads") = 0);
+  mod.def(
+      "batchnorm_inference",
+      [](py::handle Z, py::handle gamma, py::handle beta, py::handle rmean, py::handle rvar,
+         double eps, py::handle Y, OptInt nt) {
+        RB_DISPATCH(Z, "Z", batchnorm_inference_t)
+        (Z, gamma, beta, rmean, rvar, eps, Y, threads_arg(nt));
+      },
+      py::arg("Z"), py::arg("gamma"), py::arg("beta"), py::arg("running_mean"),
+      py::arg("running_var"), py::arg("eps"), py::arg("Y"), py::arg("n_threads") = 0);
+  // ---- end batchnorm ----
 
   // ---- dispatch, threads, codes ----
   mod.def(

@@ -63,6 +63,19 @@ def train_epoch(
 ) -> float:
     """One epoch; raises KeyboardInterrupt (params consistent) on Ctrl-C between batches."""
 
+def batchnorm_forward(
+    Z: _F, gamma: _F, beta: _F, eps: float, Y: _F, Xhat: _F, mean: _F, invstd: _F,
+    n_threads: Optional[int] = 0,
+) -> None: ...
+def batchnorm_backward(
+    dY: _F, Xhat: _F, gamma: _F, invstd: _F, dZ: _F, dgamma: _F, dbeta: _F,
+    n_threads: Optional[int] = 0,
+) -> None: ...
+def batchnorm_inference(
+    Z: _F, gamma: _F, beta: _F, running_mean: _F, running_var: _F, eps: float, Y: _F,
+    n_threads: Optional[int] = 0,
+) -> None: ...
+
 def isa() -> str:
     """Name of the instruction set in use: "avx512", "avx2" or "baseline"."""
 

@@ -1036,3 +1036,78 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
                    for lo, hi in itertools.pairwise(bounds)]
         for f in futures:
             f.result()
+
+
+# --------------------------------------------------------------------------------------
+# batch normalisation: row-major sweeps that sum each column in row order (the order of the
+# compiled core's column-block vectors), accumulating in the outputs themselves
+
+
+@_jit
+def _batchnorm_forward(Z, gamma, beta, eps, Y, Xhat, mean, invstd):
+    n, k = Z.shape
+    dt = Z.dtype.type
+    nf = dt(n)
+    e = dt(eps)
+    for j in range(k):
+        mean[j] = dt(0)
+        invstd[j] = dt(0)
+    for i in range(n):
+        for j in range(k):
+            mean[j] += Z[i, j]
+    for j in range(k):
+        mean[j] = mean[j] / nf
+    for i in range(n):
+        for j in range(k):
+            d = Z[i, j] - mean[j]
+            invstd[j] += d * d
+    for j in range(k):
+        invstd[j] = dt(1) / np.sqrt(invstd[j] / nf + e)
+    for i in range(n):
+        for j in range(k):
+            xh = (Z[i, j] - mean[j]) * invstd[j]
+            Xhat[i, j] = xh
+            Y[i, j] = xh * gamma[j] + beta[j]
+
+
+@_jit
+def _batchnorm_backward(dY, Xhat, gamma, invstd, dZ, dgamma, dbeta):
+    n, k = dY.shape
+    dt = dY.dtype.type
+    nf = dt(n)
+    for j in range(k):
+        dbeta[j] = dt(0)
+        dgamma[j] = dt(0)
+    for i in range(n):
+        for j in range(k):
+            dbeta[j] += dY[i, j]
+            dgamma[j] += dY[i, j] * Xhat[i, j]
+    for i in range(n):
+        for j in range(k):
+            c = gamma[j] * invstd[j] / nf
+            dZ[i, j] = (dY[i, j] * nf - dbeta[j] - Xhat[i, j] * dgamma[j]) * c
+
+
+@_jit
+def _batchnorm_inference(Z, gamma, beta, running_mean, running_var, eps, Y):
+    n, k = Z.shape
+    e = Z.dtype.type(eps)
+    for i in range(n):
+        for j in range(k):
+            scale = gamma[j] / np.sqrt(running_var[j] + e)
+            Y[i, j] = (Z[i, j] - running_mean[j]) * scale + beta[j]
+
+
+def batchnorm_forward(Z, gamma, beta, eps, Y, Xhat, mean, invstd, n_threads=0):
+    """Training-mode batch normalisation (see the reference); writes Y, Xhat, mean, invstd."""
+    _batchnorm_forward(Z, gamma, beta, float(eps), Y, Xhat, mean, invstd)
+
+
+def batchnorm_backward(dY, Xhat, gamma, invstd, dZ, dgamma, dbeta, n_threads=0):
+    """Backward of batchnorm_forward; writes dZ, dgamma, dbeta."""
+    _batchnorm_backward(dY, Xhat, gamma, invstd, dZ, dgamma, dbeta)
+
+
+def batchnorm_inference(Z, gamma, beta, running_mean, running_var, eps, Y, n_threads=0):
+    """Y = (Z - running_mean) * gamma / sqrt(running_var + eps) + beta."""
+    _batchnorm_inference(Z, gamma, beta, running_mean, running_var, float(eps), Y)

@@ -527,3 +527,70 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
                 if no_imp >= n_iter_no_change:
                     break
         n_iter[c] = epochs
+
+
+# --------------------------------------------------------------------------------------
+# batch normalisation (over the rows of a batch; one statistic per column)
+
+
+def batchnorm_forward(Z, gamma, beta, eps, Y, Xhat, mean, invstd, n_threads=0):
+    """Training-mode batch normalisation of ``Z`` (n, k) with the batch's own statistics.
+
+    Per column j, over the n rows (n >= 1)::
+
+        mean   = sum_i Z[i] / n
+        var    = sum_i (Z[i] - mean)^2 / n          (biased, as in training)
+        invstd = 1 / sqrt(var + eps)
+        Xhat   = (Z - mean) * invstd
+        Y      = Xhat * gamma + beta
+
+    gamma, beta, mean, invstd: (k,); Y, Xhat: (n, k); ``eps`` > 0 a Python float.
+    Writes Y, Xhat (saved for the backward pass), mean and invstd (saved too, and the
+    caller's source for running statistics: var = 1 / invstd^2 - eps).
+    """
+    n = Z.shape[0]
+    np.sum(Z, axis=0, out=mean)
+    mean /= n
+    np.subtract(Z, mean, out=Xhat)
+    np.sum(Xhat * Xhat, axis=0, out=invstd)
+    invstd /= n
+    invstd += eps
+    np.sqrt(invstd, out=invstd)
+    np.divide(1, invstd, out=invstd)
+    Xhat *= invstd
+    np.multiply(Xhat, gamma, out=Y)
+    Y += beta
+
+
+def batchnorm_backward(dY, Xhat, gamma, invstd, dZ, dgamma, dbeta, n_threads=0):
+    """Backward of :func:`batchnorm_forward` from its saved ``Xhat`` and ``invstd``.
+
+    With ``dY = dL/dY`` (n, k), per column::
+
+        dbeta  = sum_i dY[i]
+        dgamma = sum_i dY[i] * Xhat[i]
+        dZ     = (n dY - dbeta - Xhat * dgamma) * (gamma * invstd / n)
+
+    (the mean and the variance depend on every row, hence the two sums in dZ).
+    Writes dZ (n, k), dgamma and dbeta (k,).
+    """
+    n = dY.shape[0]
+    np.sum(dY, axis=0, out=dbeta)
+    np.sum(dY * Xhat, axis=0, out=dgamma)
+    np.multiply(dY, n, out=dZ)
+    dZ -= dbeta
+    dZ -= Xhat * dgamma
+    dZ *= gamma * invstd / n
+
+
+def batchnorm_inference(Z, gamma, beta, running_mean, running_var, eps, Y, n_threads=0):
+    """Inference-mode batch normalisation: running statistics replace the batch's.
+
+    ``Y = (Z - running_mean) * (gamma / sqrt(running_var + eps)) + beta``, an affine map
+    per column (``kernels.batchnorm_fold`` merges it into the preceding dense layer).
+    Z, Y: (n, k); the other arrays (k,); running_var >= 0.
+    """
+    scale = gamma / np.sqrt(running_var + Z.dtype.type(eps))
+    np.subtract(Z, running_mean, out=Y)
+    Y *= scale
+    Y += beta

@@ -46,6 +46,10 @@ __all__ = [
     "perceptron_epoch_sklearn",
     "perceptron_fit_sklearn",
     "param_offsets",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_inference",
+    "batchnorm_fold",
 ]
 
 BACKENDS = ("cpp", "numba", "numpy")
@@ -848,3 +852,158 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
         class_weight, bool(fit_intercept), bool(shuffle), int(max_iter), float(tol),
         int(n_iter_no_change), n_iter, _threads(n_threads))
     return n_iter
+
+
+# --------------------------------------------------------------------------------------
+# batch normalisation
+
+
+def _bn_eps(eps):
+    return _finite_scalar("eps", eps, low=0.0, low_open=True)
+
+
+def batchnorm_forward(Z, gamma, beta, eps=1e-5, *, out=None, backend=None, n_threads=None):
+    """Training-mode batch normalisation of the rows of ``Z`` with the batch's statistics.
+
+    Per column: ``Xhat = (Z - mean) / sqrt(var + eps)`` with the biased batch variance,
+    then ``Y = gamma * Xhat + beta``.
+
+    Parameters
+    ----------
+    Z : ndarray (n, k), float32 or float64, C-contiguous, n >= 1
+        Pre-activations of a batch (rows are samples).
+    gamma, beta : ndarray (k,), same dtype
+        Scale and shift.
+    eps : float, default=1e-5
+        Added to the variance (> 0).
+    out : ndarray (n, k), optional
+        Preallocated ``Y``.
+    backend, n_threads
+        See :func:`activation_forward`.
+
+    Returns
+    -------
+    Y : ndarray (n, k)
+    Xhat : ndarray (n, k)
+        The normalised batch (saved for :func:`batchnorm_backward`).
+    mean : ndarray (k,)
+    invstd : ndarray (k,)
+        ``1 / sqrt(var + eps)`` (saved for the backward; ``var = invstd**-2 - eps``).
+    """
+    dt = _float_dtype("Z", Z)
+    _arr("Z", Z, 2, dt)
+    n, k = Z.shape
+    if n == 0:
+        raise ValueError("Z must have at least one row; got 0 (batch statistics of an "
+                         "empty batch are undefined)")
+    _arr("gamma", gamma, 1, dt, (k,))
+    _arr("beta", beta, 1, dt, (k,))
+    eps = _bn_eps(eps)
+    Y = _out("out", out, (n, k), dt)
+    Xhat = np.empty((n, k), dtype=dt)
+    mean = np.empty(k, dtype=dt)
+    invstd = np.empty(k, dtype=dt)
+    _call(backend, "batchnorm_forward", Z, gamma, beta, eps, Y, Xhat, mean, invstd,
+          _threads(n_threads))
+    return Y, Xhat, mean, invstd
+
+
+def batchnorm_backward(dY, Xhat, gamma, invstd, *, backend=None, n_threads=None):
+    """Backward of :func:`batchnorm_forward` from its saved ``Xhat`` and ``invstd``.
+
+    Parameters
+    ----------
+    dY : ndarray (n, k), float32 or float64, n >= 1
+        Gradient of the loss w.r.t. ``Y``.
+    Xhat : ndarray (n, k), same dtype
+    gamma, invstd : ndarray (k,), same dtype
+
+    Returns
+    -------
+    dZ : ndarray (n, k)
+        ``(n dY - dbeta - Xhat dgamma) * gamma * invstd / n``.
+    dgamma : ndarray (k,)
+        ``sum_rows dY * Xhat``.
+    dbeta : ndarray (k,)
+        ``sum_rows dY``.
+    """
+    dt = _float_dtype("dY", dY)
+    _arr("dY", dY, 2, dt)
+    n, k = dY.shape
+    if n == 0:
+        raise ValueError("dY must have at least one row; got 0")
+    _arr("Xhat", Xhat, 2, dt, (n, k))
+    _arr("gamma", gamma, 1, dt, (k,))
+    _arr("invstd", invstd, 1, dt, (k,))
+    dZ = np.empty((n, k), dtype=dt)
+    dgamma = np.empty(k, dtype=dt)
+    dbeta = np.empty(k, dtype=dt)
+    _call(backend, "batchnorm_backward", dY, Xhat, gamma, invstd, dZ, dgamma, dbeta,
+          _threads(n_threads))
+    return dZ, dgamma, dbeta
+
+
+def _running(name, a, dt, k):
+    _arr(name, a, 1, dt, (k,))
+    if name == "running_var" and not (a >= 0).all():
+        raise ValueError("running_var must be non-negative (a variance)")
+    return a
+
+
+def batchnorm_inference(Z, gamma, beta, running_mean, running_var, eps=1e-5, *, out=None,
+                        backend=None, n_threads=None):
+    """Inference-mode batch normalisation with running statistics.
+
+    ``Y = (Z - running_mean) * gamma / sqrt(running_var + eps) + beta`` per column.
+
+    Parameters
+    ----------
+    Z : ndarray (n, k), float32 or float64
+    gamma, beta, running_mean, running_var : ndarray (k,), same dtype
+        ``running_var`` must be non-negative.
+    eps : float, default=1e-5
+    out : ndarray (n, k), optional
+
+    Returns
+    -------
+    ndarray (n, k)
+    """
+    dt = _float_dtype("Z", Z)
+    _arr("Z", Z, 2, dt)
+    n, k = Z.shape
+    _arr("gamma", gamma, 1, dt, (k,))
+    _arr("beta", beta, 1, dt, (k,))
+    _running("running_mean", running_mean, dt, k)
+    _running("running_var", running_var, dt, k)
+    eps = _bn_eps(eps)
+    Y = _out("out", out, (n, k), dt)
+    if n == 0:
+        return Y
+    _call(backend, "batchnorm_inference", Z, gamma, beta, running_mean, running_var, eps, Y,
+          _threads(n_threads))
+    return Y
+
+
+def batchnorm_fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
+    """Merge inference-mode batch normalisation into the preceding dense layer.
+
+    Returns ``(W', b')`` with ``X W' + b' == batchnorm_inference(X W + b, ...)``:
+    ``W' = W * s`` and ``b' = (b - running_mean) * s + beta`` with
+    ``s = gamma / sqrt(running_var + eps)`` (new arrays of W's dtype).
+
+    Parameters
+    ----------
+    W : ndarray (d, k), float32 or float64
+    b, gamma, beta, running_mean, running_var : ndarray (k,), same dtype
+    eps : float, default=1e-5
+    """
+    dt = _float_dtype("W", W)
+    _arr("W", W, 2, dt)
+    k = W.shape[1]
+    _arr("b", b, 1, dt, (k,))
+    _arr("gamma", gamma, 1, dt, (k,))
+    _arr("beta", beta, 1, dt, (k,))
+    _running("running_mean", running_mean, dt, k)
+    _running("running_var", running_var, dt, k)
+    scale = gamma / np.sqrt(running_var + dt.type(_bn_eps(eps)))
+    return W * scale, (b - running_mean) * scale + beta

@@ -101,6 +101,14 @@ struct KernelSet {
                                      index_t m, index_t* mistakes);
   void (*perceptron_fit_sklearn)(const PerceptronArgs<T>& a, bool* interrupted, bool* nonfinite);
   // ---- end perceptron ----
+  // ---- batchnorm ----
+  void (*batchnorm_forward)(const T* Z, const T* gamma, const T* beta, double eps, T* Y, T* Xhat,
+                            T* mean, T* invstd, index_t n, index_t k, int nt);
+  void (*batchnorm_backward)(const T* dY, const T* Xhat, const T* gamma, const T* invstd, T* dZ,
+                             T* dgamma, T* dbeta, index_t n, index_t k, int nt);
+  void (*batchnorm_inference)(const T* Z, const T* gamma, const T* beta, const T* running_mean,
+                              const T* running_var, double eps, T* Y, index_t n, index_t k, int nt);
+  // ---- end batchnorm ----
 };
 
 struct IsaKernels {

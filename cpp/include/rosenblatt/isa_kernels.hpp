@@ -11,6 +11,9 @@
 // ---- perceptron ----
 #include "rosenblatt/perceptron.hpp"
 // ---- end perceptron ----
+// ---- batchnorm ----
+#include "rosenblatt/batchnorm.hpp"
+// ---- end batchnorm ----
 
 namespace rosenblatt {
 namespace ROSENBLATT_ISA_NS {
@@ -36,6 +39,11 @@ constexpr KernelSet<T> make_kernel_set() {
   s.perceptron_epoch_sklearn = &perceptron_epoch_sklearn<T>;
   s.perceptron_fit_sklearn = &perceptron_fit_sklearn<T>;
   // ---- end perceptron ----
+  // ---- batchnorm ----
+  s.batchnorm_forward = &batchnorm_forward<T>;
+  s.batchnorm_backward = &batchnorm_backward<T>;
+  s.batchnorm_inference = &batchnorm_inference<T>;
+  // ---- end batchnorm ----
   return s;
 }
 
