@@ -61,8 +61,10 @@ template <class T>
 struct Blocking {
   static constexpr int L = lanes<T>;
   static constexpr int NR = kNV * L;
-  // A row panel (MR x KC) stays in L1: 14 KiB for fp32 AVX-512.
-  static constexpr idx KC = sizeof(T) == 4 ? 256 : 128;
+  // One packed B panel (KC x NR) stays in L1 while A streams from L2: about 16 KiB, half of
+  // a 32 KiB L1D (KC = 256 for AVX2, 128 for AVX-512's wider panels).
+  static constexpr idx KC_raw = idx(16384) / (NR * idx(sizeof(T)));
+  static constexpr idx KC = KC_raw < 128 ? 128 : (KC_raw > 384 ? 384 : KC_raw);
 };
 
 // c = f(src) over one row segment; src holds the pre-activation (Z, or C itself).
