@@ -494,3 +494,134 @@ def test_errors_match_sklearn():
     one = _quiet(MLPClassifier((4,), max_iter=2, backend=FAST).fit, X, np.ones(120))
     sk = _quiet(SkMLPClassifier((4,), max_iter=2).fit, X, np.ones(120))
     np.testing.assert_array_equal(one.predict(X), sk.predict(X))
+
+
+# ------------------------------------------------------------------------------------------
+# batch normalisation (batch_norm=True)
+
+
+def _bn_clf(**kw):
+    params = {"hidden_layer_sizes": (16, 8), "batch_norm": True, "random_state": 0,
+              "max_iter": 15, "batch_size": 32, "learning_rate_init": 0.01, "backend": FAST}
+    return MLPClassifier(**(params | kw))
+
+
+def test_batch_norm_trains(backend):
+    clf = _quiet(_bn_clf(backend=backend).fit, X, Y_CLS)
+    assert clf.loss_curve_[-1] < 0.5 * clf.loss_curve_[0]
+    assert clf.score(X, Y_CLS) > 0.9
+    assert len(clf.batch_norm_params_) == 2
+    for p, m in zip(clf.batch_norm_params_, (16, 8), strict=True):
+        assert set(p) == {"gamma", "beta", "running_mean", "running_var"}
+        assert all(a.shape == (m,) and a.dtype == np.float64 for a in p.values())
+        assert not np.allclose(p["gamma"], 1.0)  # trained by the optimizer
+        assert (p["running_var"] > 0).all()
+    reg = _quiet(MLPRegressor(hidden_layer_sizes=(8,), batch_norm=True, random_state=0,
+                              max_iter=20, solver="sgd", backend=backend).fit,
+                 X.astype(np.float32), Y_REG)
+    assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+    assert reg.batch_norm_params_[0]["gamma"].dtype == np.float32
+    assert "batch norm" in clf.summary() and "Total params: 323" in clf.summary()
+
+
+def test_batch_norm_running_statistics_follow_pytorch():
+    # one full batch, one SGD step: the running statistics move from (0, 1) by momentum
+    # 0.1 towards the batch mean and the UNBIASED batch variance of the pre-activation
+    rs = np.random.RandomState(1)
+    W0, b0 = rs.randn(6, 5), rs.randn(5)
+    W1, b1 = rs.randn(5, 1), rs.randn(1)
+    ident = [{"gamma": np.ones(5), "beta": np.zeros(5), "running_mean": np.zeros(5),
+              "running_var": np.ones(5)}]
+    reg = MLPRegressor.from_weights([W0, W1], [b0, b1], activation="tanh", batch_norm=True,
+                                    batch_norm_params=ident, solver="sgd", batch_size=120,
+                                    shuffle=False, backend=FAST)
+    reg.partial_fit(X, Y_REG)
+    Z = X @ W0 + b0
+    p = reg.batch_norm_params_[0]
+    np.testing.assert_allclose(p["running_mean"], 0.1 * Z.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(p["running_var"], 0.9 + 0.1 * Z.var(axis=0, ddof=1),
+                               rtol=1e-12)
+
+
+def test_batch_norm_predict_uses_running_statistics():
+    from rosenblatt import kernels as K
+
+    clf = _quiet(_bn_clf().fit, X, Y_CLS)
+    a = X
+    for k in range(2):
+        p = clf.batch_norm_params_[k]
+        z = a @ clf.coefs_[k] + clf.intercepts_[k]
+        a = np.maximum(K.batchnorm_inference(z, p["gamma"], p["beta"], p["running_mean"],
+                                             p["running_var"], backend="numpy"), 0)
+    z = a @ clf.coefs_[2] + clf.intercepts_[2]
+    P = np.exp(z - z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(X), P, rtol=1e-9, atol=1e-12)
+    # inference does not depend on the rest of the batch
+    np.testing.assert_allclose(clf.predict_proba(X[:1]), clf.predict_proba(X)[:1],
+                               rtol=1e-12)
+    layers = clf.forward(X[:7])
+    assert [a.shape for a in layers] == [(7, 6), (7, 16), (7, 8), (7, 3)]
+    np.testing.assert_allclose(layers[2], a[:7], rtol=1e-9, atol=1e-12)
+    # in-place edits of the running statistics reach predict
+    before = clf.predict_proba(X)
+    clf.batch_norm_params_[0]["running_var"] *= 4.0
+    assert not np.allclose(clf.predict_proba(X), before)
+
+
+def test_batch_norm_pickle_and_from_weights():
+    clf = _quiet(_bn_clf().fit, X, Y_CLS)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    assert again.batch_norm_params_[1]["running_mean"].base is not None  # views again
+    again.batch_norm_params_[0]["beta"] += 1.0
+    assert not np.array_equal(again.predict_proba(X), clf.predict_proba(X))
+    # continued training after unpickling (warm start keeps the statistics)
+    _quiet(again.set_params(warm_start=True, max_iter=2).fit, X, Y_CLS)
+    built = MLPClassifier.from_weights(clf.coefs_, clf.intercepts_, classes=clf.classes_,
+                                       batch_norm=True,
+                                       batch_norm_params=clf.batch_norm_params_)
+    np.testing.assert_array_equal(built.predict_proba(X), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="batch_norm_params"):
+        MLPClassifier.from_weights(clf.coefs_, clf.intercepts_, classes=clf.classes_,
+                                   batch_norm=True)
+    with pytest.raises(ValueError, match="batch_norm=True"):
+        MLPClassifier.from_weights(clf.coefs_, clf.intercepts_, classes=clf.classes_,
+                                   batch_norm_params=clf.batch_norm_params_)
+
+
+def test_batch_norm_same_model_on_every_backend(dtype_=np.float64):
+    fits = {be: _quiet(_bn_clf(backend=be, max_iter=5, solver="adam").fit, X, Y_CLS)
+            for be in BACKENDS}
+    ref = fits[BACKENDS[-1]]  # numpy
+    for be, clf in fits.items():
+        np.testing.assert_allclose(clf.loss_curve_, ref.loss_curve_, rtol=1e-9)
+        np.testing.assert_allclose(_flat(clf), _flat(ref), rtol=1e-7, atol=1e-9)
+        for p, q in zip(clf.batch_norm_params_, ref.batch_norm_params_, strict=True):
+            for key in p:
+                np.testing.assert_allclose(p[key], q[key], rtol=1e-7, atol=1e-9,
+                                           err_msg=f"{be} {key}")
+        np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-7,
+                                   atol=1e-9)
+
+
+def test_batch_norm_options_and_errors():
+    with pytest.raises(ValueError, match="stochastic solver"):
+        _bn_clf(solver="lbfgs").fit(X, Y_CLS)
+    plain = _quiet(MLPClassifier((4,), max_iter=2, random_state=0, backend=FAST).fit, X,
+                   Y_CLS)
+    assert not hasattr(plain, "batch_norm_params_")
+    with pytest.raises(ValueError, match="batch_norm"):
+        plain.set_params(warm_start=True, batch_norm=True).fit(X, Y_CLS)
+    # early stopping restores the best epoch's statistics with its weights
+    es = _quiet(_bn_clf(early_stopping=True, max_iter=30).fit, X, Y_CLS)
+    assert es.best_validation_score_ == max(es.validation_scores_)
+    # switching batch_norm off refits a plain network
+    off = _quiet(_bn_clf(max_iter=2).fit, X, Y_CLS).set_params(batch_norm=False)
+    _quiet(off.fit, X, Y_CLS)
+    assert not hasattr(off, "batch_norm_params_")
+    assert "batch norm" not in off.summary()
+    # sample weights (zero weights included) and sparse input train as well
+    sw = np.r_[np.zeros(40), np.ones(80)]
+    _quiet(_bn_clf(max_iter=2, batch_size=40, shuffle=False).fit, X, Y_CLS, sample_weight=sw)
+    _quiet(_bn_clf(max_iter=2).fit, sp.csr_matrix(X), Y_CLS)

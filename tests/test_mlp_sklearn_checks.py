@@ -5,7 +5,9 @@ the per-check parameters scikit-learn declares for them (``PER_ESTIMATOR_CHECK_P
 e.g. the sample-weight equivalence check with ``solver="lbfgs"``), which
 ``parametrize_with_checks`` applies only to scikit-learn's own classes. ``max_iter`` is
 small to keep the suite fast; the ConvergenceWarning that follows is expected and
-silenced here explicitly (pytest turns warnings into errors).
+silenced here explicitly (pytest turns warnings into errors). The estimators with
+``batch_norm=True`` run every check too, except the two sample-weight equivalence checks,
+which do not apply to batch statistics (see ``BN_NOT_APPLICABLE``).
 """
 
 import warnings
@@ -51,7 +53,32 @@ def _cases():
                 yield pytest.param(case, check, id=f"{type(est).__name__}-{name}{extra}")
 
 
-@pytest.mark.parametrize("estimator, check", list(_cases()))
+# batch_norm=True: every check, with scikit-learn's default parameters. Sample weights
+# weight the loss but not the batch statistics (as in PyTorch, which has no weighted batch
+# norm), so a weighted fit is not a fit on repeated rows: those two checks do not apply.
+BN_NOT_APPLICABLE = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "batch statistics are unweighted: sample_weight is not row repetition",
+    "check_sample_weight_equivalence_on_sparse_data":
+        "batch statistics are unweighted: sample_weight is not row repetition",
+}
+BN_ESTIMATORS = [
+    MLPClassifier(max_iter=30, batch_norm=True, backend=BACKEND),
+    MLPRegressor(max_iter=30, batch_norm=True, backend=BACKEND),
+]
+
+
+def _bn_cases():
+    for est in BN_ESTIMATORS:
+        for inst, check in estimator_checks_generator(est, legacy=True):
+            name = _check_name(check)
+            marks = ([pytest.mark.skip(reason=BN_NOT_APPLICABLE[name])]
+                     if name in BN_NOT_APPLICABLE else [])
+            yield pytest.param(inst, check, id=f"{type(est).__name__}-bn-{name}",
+                               marks=marks)
+
+
+@pytest.mark.parametrize("estimator, check", list(_cases()) + list(_bn_cases()))
 def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

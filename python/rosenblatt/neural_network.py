@@ -12,6 +12,12 @@ Parameters live in ONE flat vector in the kernels' layout (``W_0, b_0, W_1, b_1,
 ``coefs_`` and ``intercepts_`` are lists of views into it, so in-place edits write through;
 when a user replaces an array (or a whole list), the next ``predict``/``fit``/``partial_fit``
 notices (an identity check per layer) and re-packs the flat vector from the lists.
+
+With ``batch_norm=True`` each hidden layer's pre-activation is batch-normalised. Training
+then runs a per-batch loop over the kernels from Python (:class:`_BatchNormTrainer`),
+slower than ``train_epoch``; ``gamma``/``beta`` sit after the weights in one vector that
+the optimizer steps as a whole. Prediction folds the running statistics into the dense
+weights (``kernels.batchnorm_fold``) and runs the usual one-call ``mlp_forward``.
 """
 
 import operator
@@ -55,6 +61,9 @@ _KERNEL_INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "
 # rows per block when predicting on sparse input or on a row subset of the training data:
 # densify or gather a block, never the whole matrix
 _BLOCK = 4096
+# batch normalisation (batch_norm=True): PyTorch's defaults, as the Playground
+_BN_EPS = 1e-5
+_BN_MOMENTUM = 0.1
 
 
 # backend name -> module, for predict (kernels.get_backend re-resolves on every call)
@@ -105,6 +114,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         "kernel_init": [StrOptions(set(_KERNEL_INITS))],
         "callbacks": [list, tuple, None],
         "restore_best_weights": ["boolean"],
+        "batch_norm": ["boolean"],
         "backend": [StrOptions({"auto", "cpp", "numba", "numpy"})],
         "n_threads": [Interval(Integral, 0, None, closed="left"), None],
     }
@@ -161,6 +171,61 @@ class BaseMultilayerPerceptron(BaseEstimator):
         params = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in
                                  zip(coefs, intercepts)]).astype(dt, copy=False)
         self._bind(params, sizes)
+
+    # ----------------------------------------------------------------------------------
+    # batch normalisation state: gamma/beta (trained) and the running statistics
+
+    def _has_bn(self):
+        return self.__dict__.get("_bn_vec") is not None
+
+    def _bn_bind(self, vec, run):
+        """Make ``vec`` (gamma, beta per hidden layer) and ``run`` (running mean, var) the
+        model's batch-norm vectors; expose per-layer views as ``batch_norm_params_``."""
+        self._bn_vec, self._bn_run = vec, run
+        layers, o = [], 0
+        for m in (int(v) for v in self._layer_sizes[1:-1]):
+            layers.append({"gamma": vec[o:o + m], "beta": vec[o + m:o + 2 * m],
+                           "running_mean": run[o:o + m], "running_var": run[o + m:o + 2 * m]})
+            o += 2 * m
+        self.batch_norm_params_ = layers
+
+    def _bn_init(self, dtype):
+        """Identity normalisation to start from: gamma 1, beta 0, running mean 0, var 1."""
+        size = 2 * int(sum(int(v) for v in self._layer_sizes[1:-1]))
+        self._bn_bind(np.empty(size, dtype=dtype), np.empty(size, dtype=dtype))
+        for p in self.batch_norm_params_:
+            p["gamma"][...] = 1.0
+            p["beta"][...] = 0.0
+            p["running_mean"][...] = 0.0
+            p["running_var"][...] = 1.0
+        self._best_bn = None
+
+    def _bn_clear(self):
+        for key in ("_bn_vec", "_bn_run", "batch_norm_params_", "_best_bn"):
+            self.__dict__.pop(key, None)
+
+    def _bn_snapshot(self):
+        return (self._bn_vec.copy(), self._bn_run.copy()) if self._has_bn() else None
+
+    def _bn_restore(self, snap):
+        if snap is not None and self._has_bn():
+            np.copyto(self._bn_vec, snap[0])
+            np.copyto(self._bn_run, snap[1])
+
+    def _inference_params(self):
+        """The flat vector ``mlp_forward`` runs: the weights, with batch normalisation's
+        running statistics folded into each hidden layer when the model has it."""
+        if not self._has_bn():
+            return self._params
+        L = len(self.coefs_)
+        parts = []
+        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            if k < L - 1:
+                p = self.batch_norm_params_[k]
+                W, b = K.batchnorm_fold(W, b, p["gamma"], p["beta"], p["running_mean"],
+                                        p["running_var"], _BN_EPS)
+            parts += [W.ravel(), b]
+        return np.concatenate(parts)
 
     # ----------------------------------------------------------------------------------
     # configuration read from the parameters
@@ -258,6 +323,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
             if a in _STEP_NAMES:
                 raise _step_error(a)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if self.batch_norm and self.solver == "lbfgs":
+            raise ValueError("batch_norm=True needs a stochastic solver (batch statistics); "
+                             "the lbfgs solver runs full-batch")
 
         X, y, Y = self._validate_input(X, y, incremental, reset=first_pass)
         if not first_pass:
@@ -278,7 +346,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(Y, layer_units, acts, dtype)
+            self._bn_clear()
+            if self.batch_norm:
+                self._bn_init(dtype)
         else:
+            if bool(self.batch_norm) != self._has_bn():
+                raise ValueError(
+                    f"the fitted network was built with batch_norm={self._has_bn()} but "
+                    f"batch_norm={self.batch_norm} now; set warm_start=False to fit a new "
+                    "network")
             if list(self._layer_sizes) != layer_units:
                 raise ValueError(
                     f"the fitted network has layer sizes {list(self._layer_sizes)} but the "
@@ -413,17 +489,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         n_train = X.shape[0] if train_idx is None else train_idx.shape[0]
         batch_size = self._batch_size(n_train)
-        trainer = K.Trainer(
-            X, Y, self._params, self._layer_sizes, self._act_codes, self._loss_name(),
-            self._optimizer_name(), self._hyper(self._opt_lr), batch_size,
-            sample_weight=sample_weight, state=self._opt_state, step=self._opt_step,
-            backend=self.backend_, n_threads=self.n_threads)
+        if self._has_bn():
+            trainer = _BatchNormTrainer(self, X, Y, sample_weight, batch_size)
+            params = trainer.params  # weights, then gamma and beta
+        else:
+            trainer = K.Trainer(
+                X, Y, self._params, self._layer_sizes, self._act_codes, self._loss_name(),
+                self._optimizer_name(), self._hyper(self._opt_lr), batch_size,
+                sample_weight=sample_weight, state=self._opt_state, step=self._opt_step,
+                backend=self.backend_, n_threads=self.n_threads)
+            params = self._params
         self._opt_state = trainer.state
 
-        params = self._params
         last_good = np.empty_like(params)
         rbw = self.restore_best_weights and not self.early_stopping
-        rbw_best, rbw_params = np.inf, None
+        rbw_best, rbw_params, rbw_bn = np.inf, None, None
         rs = self._random_state
         sample_idx = np.arange(n_train, dtype=np.int64)
         callbacks = list(self.callbacks) if self.callbacks else []
@@ -438,6 +518,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     sample_idx = sample_idx[perm]
                 order = sample_idx if train_idx is None else train_idx[sample_idx]
                 np.copyto(last_good, params)
+                last_run = self._bn_snapshot()
                 lr_epoch = self._opt_lr
                 # a diverging fit is detected and reported below (with the learning rate);
                 # the NumPy reference would first warn about overflow in its matmuls
@@ -446,6 +527,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 loss = total / n_train
                 if not np.isfinite(loss) or not np.isfinite(params).all():
                     np.copyto(params, last_good)
+                    self._bn_restore(last_run)
                     raise ValueError(
                         f"Training diverged at epoch {self.n_iter_ + 1}: the loss became "
                         f"non-finite ({loss}); the learning rate (learning_rate_init="
@@ -473,6 +555,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     if monitored < rbw_best:
                         rbw_best = monitored
                         rbw_params = params.copy()
+                        rbw_bn = self._bn_snapshot()
 
                 # learning rates that change at epoch end (scikit-learn: iteration_ends)
                 if solver in _SCHEDULED and self.learning_rate == "invscaling":
@@ -523,18 +606,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._opt_step = int(trainer.step[0])
 
         if self.early_stopping:
-            np.copyto(params, self._best_params)
+            np.copyto(self._params, self._best_params)
+            self._bn_restore(self.__dict__.get("_best_bn"))
         elif rbw and rbw_params is not None:
             np.copyto(params, rbw_params)
+            self._bn_restore(rbw_bn)
 
     def _rows_forward(self, X, rows):
         """Network outputs for X (dense, validated), or for its ``rows`` in blocks."""
+        params = self._inference_params()
         if rows is None:
-            return K.mlp_forward(X, self._params, self._layer_sizes, self._act_codes,
+            return K.mlp_forward(X, params, self._layer_sizes, self._act_codes,
                                  backend=self.backend_, n_threads=self.n_threads)
         out = np.empty((rows.shape[0], self.n_outputs_), dtype=X.dtype)
         for s in range(0, rows.shape[0], _BLOCK):
-            K.mlp_forward(X[rows[s:s + _BLOCK]], self._params, self._layer_sizes,
+            K.mlp_forward(X[rows[s:s + _BLOCK]], params, self._layer_sizes,
                           self._act_codes, out=out[s:s + _BLOCK], backend=self.backend_,
                           n_threads=self.n_threads)
         return out
@@ -565,6 +651,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             if val_score > self.best_validation_score_:
                 self.best_validation_score_ = val_score
                 np.copyto(self._best_params, self._params)
+                self._best_bn = self._bn_snapshot()
         else:
             if has_val and val_score > self.best_validation_score_:
                 self.best_validation_score_ = val_score
@@ -693,6 +780,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._check_fitted()
         self._sync()
         X = self._check_X(X)
+        params = self._inference_params()
         if not sp.issparse(X):
             # X was validated by _check_X and the network (layer sizes, activation codes,
             # flat vector) when it was built; kernels.mlp_forward would check all of it
@@ -704,15 +792,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
             be = _BACKEND_MODULES.get(self.backend_)
             if be is None:
                 be = _BACKEND_MODULES[self.backend_] = K.get_backend(self.backend_)
-            be.mlp_forward(
-                X, self._params, self._layer_sizes, self._act_codes, out, work,
-                self.n_threads or 0)
+            be.mlp_forward(X, params, self._layer_sizes, self._act_codes, out, work,
+                           self.n_threads or 0)
             return out
         dt = self._params.dtype
         out = np.empty((X.shape[0], self.n_outputs_), dtype=dt)
         for s in range(0, X.shape[0], _BLOCK):
             block = np.ascontiguousarray(X[s:s + _BLOCK].toarray(), dtype=dt)
-            K.mlp_forward(block, self._params, self._layer_sizes, self._act_codes,
+            K.mlp_forward(block, params, self._layer_sizes, self._act_codes,
                           out=out[s:s + _BLOCK], backend=self.backend_,
                           n_threads=self.n_threads)
         return out
@@ -736,7 +823,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if sp.issparse(X):
             X = np.ascontiguousarray(X.toarray(), dtype=self._params.dtype)
         out = [X]
-        for k, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+        # batch normalisation (inference mode) folded into the weights
+        flat = self._inference_params()
+        offs, _ = K.param_offsets(self._layer_sizes)
+        for k, W in enumerate(self.coefs_):
+            w, bo = offs[k]
+            W = flat[w:bo].reshape(W.shape)
+            b = flat[bo:bo + W.shape[1]]
             out.append(K.dense_forward(out[-1], W, b, int(self._act_codes[k]),
                                        backend=self.backend_, n_threads=self.n_threads))
         return out
@@ -756,11 +849,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
         rows = [("input", str(self.n_features_in_), "", "", "")]
         total = 0
         L = len(self.coefs_)
+        bn = self._has_bn()
         for k, W in enumerate(self.coefs_):
             count = W.size + W.shape[1]
+            shapes = f"{W.shape} + ({W.shape[1]},)"
+            act = names[k]
+            if bn and k < L - 1:
+                count += 2 * W.shape[1]
+                shapes += f" + bn 2 x ({W.shape[1]},)"
+                act = f"batch norm, {act}"
             total += count
             rows.append(("output" if k == L - 1 else f"hidden {k + 1}", str(W.shape[1]),
-                         names[k], f"{W.shape} + ({W.shape[1]},)", f"{count:,}"))
+                         act, shapes, f"{count:,}"))
         head = ("layer", "units", "activation", "weights + biases", "params")
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
         fmt = "  ".join("{:" + ("<" if i in (0, 2, 3) else ">") + str(w) + "}"
@@ -783,6 +883,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     @classmethod
     def _from_weights(cls, coefs, intercepts, out_activation, params):
+        params = dict(params)
+        bn_params = params.pop("batch_norm_params", None)
         coefs = [np.asarray(W) for W in coefs]
         intercepts = [np.asarray(b) for b in intercepts]
         if not coefs or len(coefs) != len(intercepts):
@@ -805,6 +907,24 @@ class BaseMultilayerPerceptron(BaseEstimator):
         est._params = np.empty(0, dtype=dtype)
         est._repack(coefs, intercepts)
         est._best_params = est._params.copy()
+        if est.batch_norm:
+            est._bn_init(dtype)
+            n_hidden = len(coefs) - 1
+            if bn_params is None or len(bn_params) != n_hidden:
+                raise ValueError(
+                    f"batch_norm=True needs batch_norm_params: one dict per hidden layer "
+                    f"({n_hidden}) with gamma, beta, running_mean, running_var")
+            for k, (given, mine) in enumerate(zip(bn_params, est.batch_norm_params_)):
+                for key, view in mine.items():
+                    a = np.asarray(given[key], dtype=dtype) if key in given else None
+                    if a is None or a.shape != view.shape:
+                        raise ValueError(f"batch_norm_params[{k}][{key!r}] must have shape "
+                                         f"{view.shape}")
+                    view[...] = a
+                if (mine["running_var"] < 0).any():
+                    raise ValueError(f"batch_norm_params[{k}]['running_var'] must be >= 0")
+        elif bn_params is not None:
+            raise ValueError("batch_norm_params needs batch_norm=True")
         est._opt_state = None
         est.n_iter_ = 0
         est.t_ = 0
@@ -818,7 +938,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if "_views" in self.__dict__:
             self._sync()
         state = dict(super().__getstate__())
-        for key in ("coefs_", "intercepts_", "_views", "_random_state"):
+        for key in ("coefs_", "intercepts_", "_views", "_random_state", "batch_norm_params_"):
             if key in state and "_params" in state:
                 state.pop(key)
         return state
@@ -830,11 +950,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
             # rejects ("must have dtype float64, got float64"); zero-copy views with the
             # builtin dtypes are accepted everywhere
             for key in ("_params", "_layer_sizes", "_act_codes", "_opt_state",
-                        "_best_params"):
+                        "_best_params", "_bn_vec", "_bn_run"):
                 a = self.__dict__.get(key)
                 if isinstance(a, np.ndarray):
                     self.__dict__[key] = a.view(np.dtype(a.dtype.type))
             self._bind(self._params, self._layer_sizes)
+            if self._has_bn():
+                self._bn_bind(self._bn_vec, self._bn_run)
             if self.backend == "auto" and self.backend_ not in K.available_backends():
                 self.backend_ = K.resolve_backend("auto")
 
@@ -849,6 +971,131 @@ class BaseMultilayerPerceptron(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+class _BatchNormTrainer:
+    """Minibatch epochs of a network with batch normalisation, batch by batch in Python.
+
+    The interface of :class:`rosenblatt.kernels.Trainer` (``run_epoch``, ``set_lr``,
+    ``state``, ``step``) over the same semantics as ``train_epoch`` (loss value, L2 term,
+    canonical output link, one optimizer step per batch), with each hidden layer computed
+    as ``dense_forward`` (identity) -> ``batchnorm_forward`` -> ``activation_forward`` and
+    its backward in reverse. The estimator's weights and its gamma/beta are re-bound as
+    views of ONE vector (weights first, in the kernels' layout), so one optimizer step
+    updates both. The running statistics follow PyTorch: ``r = (1 - m) r + m s`` with the
+    batch mean and the unbiased batch variance (the biased one for a batch of one row).
+    """
+
+    def __init__(self, est, X, Y, sample_weight, batch_size):
+        # validation, hyperparameters and codes exactly as the fused path takes them
+        base = K.Trainer(X, Y, est._params, est._layer_sizes, est._act_codes,
+                         est._loss_name(), est._optimizer_name(), est._hyper(est._opt_lr),
+                         batch_size, sample_weight=sample_weight, backend=est.backend_,
+                         n_threads=est.n_threads)
+        self.est = est
+        self.X, self.Y, self.sample_weight = X, Y, base.sample_weight
+        self.batch_size = base.batch_size
+        self.hyper = base.hyper
+        self.loss, self.optimizer = base.loss, base.optimizer
+        self.backend, self.n_threads = base.backend, base.n_threads
+        self._be = K.get_backend(self.backend)
+        P = est._params.shape[0]
+        params = np.concatenate([est._params, est._bn_vec])
+        est._bind(params[:P], est._layer_sizes)
+        est._bn_bind(params[P:], est._bn_run)
+        self.params = params
+        self.grads = np.zeros_like(params)
+        slots = C.OPTIMIZER_SLOTS[self.optimizer]
+        state = est._opt_state
+        if state is None or state.shape != (slots, params.shape[0]) or \
+                state.dtype != params.dtype:
+            state = np.zeros((slots, params.shape[0]), dtype=params.dtype)
+        self.state = state
+        self.step = np.array([int(est._opt_step)], dtype=np.int64)
+        self.gcoefs, self.gintercepts = [], []
+        offs, _ = K.param_offsets(est._layer_sizes)
+        for (w, bo), W in zip(offs, est.coefs_):
+            self.gcoefs.append(self.grads[w:bo].reshape(W.shape))
+            self.gintercepts.append(self.grads[bo:bo + W.shape[1]])
+        self.gbn, o = [], P
+        for m in (int(v) for v in est._layer_sizes[1:-1]):
+            self.gbn.append((self.grads[o:o + m], self.grads[o + m:o + 2 * m]))
+            o += 2 * m
+
+    def set_lr(self, lr):
+        self.hyper[C.H_LR] = float(lr)
+
+    def _batch(self, idx):
+        """Forward, backward and one optimizer step on rows ``idx``; the batch loss."""
+        est, h, kw = self.est, self.hyper, {"backend": self.backend,
+                                             "n_threads": self.n_threads}
+        xb, yb = self.X[idx], self.Y[idx]
+        swb = None if self.sample_weight is None else self.sample_weight[idx]
+        nb = xb.shape[0]
+        S = float(nb) if swb is None else float(swb.sum(dtype=np.float64))
+        if not S > 0:
+            return 0.0  # zero total weight: no loss, no gradient (train_epoch's contract)
+        codes, bnp = est._act_codes, est.batch_norm_params_
+        L = len(est.coefs_)
+        As, Zs, Ys, saved = [xb], [], [], []
+        for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+            if i == L - 1:
+                A, Z = K.dense_forward(As[-1], W, b, int(codes[i]), return_z=True, **kw)
+                As.append(A)
+                Zs.append(Z)
+                break
+            Z = K.dense_forward(As[-1], W, b, "identity", **kw)
+            p = bnp[i]
+            Yn, Xhat, mean, invstd = K.batchnorm_forward(Z, p["gamma"], p["beta"], _BN_EPS,
+                                                         **kw)
+            As.append(K.activation_forward(Yn, int(codes[i]), **kw))
+            Zs.append(Z)
+            Ys.append(Yn)
+            saved.append((Xhat, invstd))
+            var = 1.0 / invstd.astype(np.float64) ** 2 - _BN_EPS
+            if nb > 1:
+                var *= nb / (nb - 1.0)
+            p["running_mean"][...] = (1.0 - _BN_MOMENTUM) * p["running_mean"] + \
+                _BN_MOMENTUM * mean.astype(np.float64)
+            p["running_var"][...] = (1.0 - _BN_MOMENTUM) * p["running_var"] + \
+                _BN_MOMENTUM * np.maximum(var, 0.0)
+        value, G = K.loss_gradient(As[-1], yb, self.loss, sample_weight=swb,
+                                   huber_delta=float(h[C.H_HUBER_DELTA]), **kw)
+        alpha = float(h[C.H_ALPHA])
+        if alpha != 0.0:
+            value += 0.5 * alpha * sum(float(np.dot(W.ravel().astype(np.float64),
+                                                    W.ravel().astype(np.float64)))
+                                       for W in est.coefs_) / S
+        out_code = int(codes[-1])
+        out_back = C.IDENTITY if C.CANONICAL_LINK.get(self.loss) == out_code else out_code
+        dA = G
+        for i in range(L - 1, -1, -1):
+            W = est.coefs_[i]
+            if i == L - 1:
+                dW, db, dX = K.dense_backward(As[i], W, As[i + 1], dA, out_back, Z=Zs[i],
+                                              l2=alpha / S, need_dX=i > 0, **kw)
+            else:
+                dYn = K.activation_backward(Ys[i], As[i + 1], dA, int(codes[i]), **kw)
+                Xhat, invstd = saved[i]
+                dZ, dgamma, dbeta = K.batchnorm_backward(dYn, Xhat, bnp[i]["gamma"], invstd,
+                                                         **kw)
+                self.gbn[i][0][...] = dgamma
+                self.gbn[i][1][...] = dbeta
+                dW, db, dX = K.dense_backward(As[i], W, Zs[i], dZ, "identity",
+                                              l2=alpha / S, need_dX=i > 0, **kw)
+            self.gcoefs[i][...] = dW
+            self.gintercepts[i][...] = db
+            dA = dX
+        self._be.optimizer_step(self.params, self.grads, self.state, self.optimizer,
+                                self.hyper, self.step, self.n_threads)
+        return value * nb
+
+    def run_epoch(self, order):
+        """Train one epoch over the rows in ``order``; the accumulated loss (as Trainer)."""
+        total = 0.0
+        for start in range(0, order.shape[0], self.batch_size):
+            total += self._batch(order[start:start + self.batch_size])
+        return float(total)
 
 
 _COMMON_DOC = """
@@ -921,6 +1168,13 @@ _COMMON_DOC = """
         At the end of fit, restore the weights of the epoch with the lowest validation
         loss (or training loss without a validation set). Early stopping always restores
         the best validation score's weights, as scikit-learn.
+    batch_norm : bool, default=False
+        Batch-normalise each hidden layer's pre-activation: in training with the batch's
+        statistics (biased variance), keeping running averages (momentum 0.1, unbiased
+        variance, as PyTorch); in prediction with the running statistics. ``gamma`` and
+        ``beta`` are trained by the same optimizer (stochastic solvers only). Sample
+        weights weight the loss, not the batch statistics (as PyTorch). Training then
+        runs a per-batch loop over the kernels from Python: slower than the fused epoch.
     backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
         Compute backend; 'auto' picks the best available (see ``rosenblatt.kernels``).
     n_threads : int or None, default=None
@@ -961,6 +1215,10 @@ _COMMON_ATTR_DOC = """
         Output activation.
     backend_ : str
         The backend that was used.
+    batch_norm_params_ : list of dict
+        Only with ``batch_norm=True``: per hidden layer, ``gamma``, ``beta``,
+        ``running_mean`` and ``running_var`` (views of the model's vectors; in-place edits
+        write through).
 """
 
 
@@ -1014,7 +1272,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  max_fun=15000, rho=0.9, weight_decay=0.01, kernel_init="glorot_uniform",
                  callbacks=None, restore_best_weights=False, class_weight=None,
-                 backend="auto", n_threads=None):
+                 batch_norm=False, backend="auto", n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -1044,6 +1302,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         self.callbacks = callbacks
         self.restore_best_weights = restore_best_weights
         self.class_weight = class_weight
+        self.batch_norm = batch_norm
         self.backend = backend
         self.n_threads = n_threads
 
@@ -1218,7 +1477,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             Output activation: 'logistic' for one output, 'softmax' otherwise by default;
             e.g. 'heaviside' for a step output.
         **params
-            Other constructor parameters (backend, n_threads, ...).
+            Other constructor parameters (backend, n_threads, ...). With
+            ``batch_norm=True`` also ``batch_norm_params``: one dict per hidden layer with
+            ``gamma``, ``beta``, ``running_mean`` and ``running_var``.
 
         Returns
         -------
@@ -1294,7 +1555,7 @@ default='squared_error'
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  max_fun=15000, rho=0.9, weight_decay=0.01, kernel_init="glorot_uniform",
                  callbacks=None, restore_best_weights=False, out_activation=None,
-                 huber_delta=1.0, backend="auto", n_threads=None):
+                 huber_delta=1.0, batch_norm=False, backend="auto", n_threads=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -1326,6 +1587,7 @@ default='squared_error'
         self.restore_best_weights = restore_best_weights
         self.out_activation = out_activation
         self.huber_delta = huber_delta
+        self.batch_norm = batch_norm
         self.backend = backend
         self.n_threads = n_threads
 
@@ -1433,7 +1695,8 @@ default='squared_error'
         out_activation : str, default=None
             Output activation ('identity' by default).
         **params
-            Other constructor parameters (loss, backend, n_threads, ...).
+            Other constructor parameters (loss, backend, n_threads, ...); see
+            :meth:`MLPClassifier.from_weights` for ``batch_norm_params``.
 
         Returns
         -------
