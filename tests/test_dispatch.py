@@ -566,3 +566,25 @@ def test_core_batchnorm_checks(args, exc, words):
     """The compiled core's own safety net (direct callers bypass kernels.py)."""
     with pytest.raises(exc, match=words):
         K.get_backend("cpp").batchnorm_forward(*args)
+
+
+@pytest.mark.parametrize("backend", K.available_backends())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_batchnorm_inputs_never_modified(backend, dtype):
+    """The batch-norm kernels on read-only inputs: no failure, no write."""
+    rng = np.random.default_rng(1)
+    n, k = 9, 17
+    Zr, dYr = _frozen(rng, (n, k), dtype), _frozen(rng, (n, k), dtype)
+    gr, br, mr = _frozen(rng, k, dtype), _frozen(rng, k, dtype), _frozen(rng, k, dtype)
+    vr = _frozen(rng, k, dtype, 0.1, 2.0)
+    inputs = [Zr, dYr, gr, br, mr, vr]
+    before = [a.copy() for a in inputs]
+    kw = {"backend": backend}
+    _, Xhat, _, invstd = K.batchnorm_forward(Zr, gr, br, **kw)
+    Xhat.flags.writeable = False
+    invstd.flags.writeable = False
+    K.batchnorm_backward(dYr, Xhat, gr, invstd, **kw)
+    K.batchnorm_inference(Zr, gr, br, mr, vr, **kw)
+    K.batchnorm_fold(_frozen(rng, (3, k), dtype), br, gr, br, mr, vr)
+    for a, b0 in zip(inputs, before, strict=True):
+        np.testing.assert_array_equal(a, b0)
