@@ -292,15 +292,15 @@ class TrainWorkload(Workload):
     baseline = "sklearn"
     unit = "epoch"
     calibrate = False
-    # Every contender starts from the same weights (loss L0). Its final loss must be
-    # within 25% of scikit-learn's progress L0 - L_ref and within 100% of L_ref itself
-    # (whichever is tighter, but at least 0.02): peers that shuffle with their own RNG
-    # land close to scikit-learn but not on it, while an implementation that does not
-    # learn, or learns something else, is far off - early in training (the first bound
-    # bites) as well as near convergence (the second one does). rosenblatt draws the same
-    # initial weights and row orders as scikit-learn, so its rows get 10% and 50%.
+    # Every contender starts from the same weights (loss L0) and must end within 25% of
+    # scikit-learn's progress L0 - L_ref (at least 0.02): an implementation that does not
+    # learn, or learns something else, is far off. Not tighter, because float32 training
+    # is chaotic: rounding alone moves the loss after a few thousand Adam steps by a
+    # factor of 2-4 near convergence (measured: scikit-learn in float32 against float64,
+    # fashion b32), while float64 rosenblatt retraces scikit-learn to every digit.
+    # rosenblatt draws the same initial weights and row orders, so its rows get 10%.
     # Accuracy must be within 0.15 (early in training it moves fast).
-    tol_peer, tol_own, loss_atol, acc_atol = (0.25, 1.0), (0.10, 0.5), 0.02, 0.15
+    progress_rtol, progress_rtol_own, loss_atol, acc_atol = 0.25, 0.10, 0.02, 0.15
 
     def __init__(self, name, spec: MLPSpec, n_rows, dtype, data, full_rows=None,
                  short=False):
@@ -373,9 +373,9 @@ class TrainWorkload(Workload):
             ok = bool(np.isfinite(loss))
             if ref_key is not None:
                 rl, ra = outputs[ref_key]
-                r_prog, r_final = self.tol_own if key[0].startswith("rosenblatt") \
-                    else self.tol_peer
-                tol = max(self.loss_atol, min(r_prog * abs(self.loss0 - rl), r_final * rl))
+                rtol = self.progress_rtol_own if key[0].startswith("rosenblatt") \
+                    else self.progress_rtol
+                tol = max(self.loss_atol, rtol * abs(self.loss0 - rl))
                 detail.update(ref="sklearn", ref_loss=rl, ref_accuracy=ra,
                               initial_loss=self.loss0, loss_tol=tol)
                 ok = ok and abs(loss - rl) <= tol and abs(acc - ra) <= self.acc_atol
