@@ -295,9 +295,10 @@ class TrainWorkload(Workload):
     # Every contender starts from the same weights (loss L0) and must end within 25% of
     # scikit-learn's progress L0 - L_ref (at least 0.02): an implementation that does not
     # learn, or learns something else, is far off. Not tighter, because float32 training
-    # is chaotic: rounding alone moves the loss after a few thousand Adam steps by a
-    # factor of 2-4 near convergence (measured: scikit-learn in float32 against float64,
-    # fashion b32), while float64 rosenblatt retraces scikit-learn to every digit.
+    # is chaotic near convergence: fashion-like data, b32, two epochs, 20000 rows gave
+    # scikit-learn float32 0.059 against float64 0.075 (rosenblatt's cpp backend matched
+    # scikit-learn's float64 run to every printed digit), and at 60000 rows float32
+    # runs ended between 0.034 and 0.15.
     # rosenblatt draws the same initial weights and row orders, so its rows get 10%.
     # Accuracy must be within 0.15 (early in training it moves fast).
     progress_rtol, progress_rtol_own, loss_atol, acc_atol = 0.25, 0.10, 0.02, 0.15
