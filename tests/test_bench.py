@@ -51,7 +51,8 @@ def _strict_json(path):
 
 
 def test_cli_runs_and_writes_json_markdown_png(tmp_path, capsys):
-    js, md, png = tmp_path / "r.json", tmp_path / "RESULTS.md", tmp_path / "r.png"
+    out_dir = tmp_path / "new" / "folder"  # reports create their folders
+    js, md, png = out_dir / "r.json", out_dir / "RESULTS.md", out_dir / "r.png"
     rc = main(FAST + ["-k", "kernel/forward/float32/16x40x24",
                       "-k", "kernel/fused/float32/10x2x8", "-k", "playground",
                       "--json", str(js), "--markdown", str(md), "--plot", str(png)])

@@ -224,6 +224,8 @@ def to_json(machine, peak, cfg, results, targets, elapsed):
 
 
 def write_json(path, doc):
+    """Write ``doc`` as strict JSON (no NaN), creating the parent folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, allow_nan=False)
         f.write("\n")
