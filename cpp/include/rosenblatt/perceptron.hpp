@@ -17,8 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <numeric>
-#include <vector>
+#include <new>
 
 #include "rosenblatt/codes.hpp"
 #include "rosenblatt/dispatch.hpp"
@@ -27,6 +26,35 @@
 
 namespace rosenblatt {
 namespace ROSENBLATT_ISA_NS {
+
+// A zero-initialised heap array owned by this ISA's namespace. std::vector (and std::iota)
+// would instantiate their members as weak symbols shared by the three ISA objects - the
+// ODR pitfall of PERFORMANCE.md - so the linker could hand the baseline path a copy built
+// with AVX-512 flags. A class template in this namespace gets one copy per ISA instead.
+template <class T>
+class IsaBuffer {
+ public:
+  explicit IsaBuffer(std::size_t n) : n_(n), p_(n ? static_cast<T*>(::operator new(n * sizeof(T))) : nullptr) {
+    for (std::size_t i = 0; i < n_; ++i) p_[i] = T(0);
+  }
+  IsaBuffer(const IsaBuffer&) = delete;
+  IsaBuffer& operator=(const IsaBuffer&) = delete;
+  ~IsaBuffer() { ::operator delete(p_); }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  T& operator[](std::size_t i) { return p_[i]; }
+  const T& operator[](std::size_t i) const { return p_[i]; }
+
+ private:
+  std::size_t n_;
+  T* p_;
+};
+
+// 0, 1, ..., n-1: the unshuffled row order.
+inline void iota_order(IsaBuffer<std::int64_t>& order, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) order[i] = std::int64_t(i);
+}
+
 namespace perc {
 
 constexpr double kU = 0x1p-53;  // unit roundoff of double
@@ -283,17 +311,17 @@ idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool s
                 idx max_iter, double tol, idx n_iter_no_change, const InterruptCheck* ic,
                 bool* stopped, bool* nonfinite) {
   const idx n = P.n, d = P.d;
-  std::vector<std::int64_t> order(n);
-  std::iota(order.begin(), order.end(), std::int64_t(0));
+  IsaBuffer<std::int64_t> order{std::size_t(n)};
+  iota_order(order, std::size_t(n));
   const bool use_tol = tol > -std::numeric_limits<double>::infinity();
   // snapshots for the rare exact replay (double input only: float losses are exact)
   const bool track = use_tol && sizeof(T) == sizeof(double);
-  std::vector<T> w_start(track ? d : 0), w_best(track ? d : 0), w_tmp(track ? d : 0);
+  IsaBuffer<T> w_start(track ? d : 0), w_best(track ? d : 0), w_tmp(track ? d : 0);
   double b_start = 0.0, b_best = 0.0;
   idx e_best = -1;
 
   auto replay = [&](const std::int64_t* ord, const T* w0, double b0) {
-    std::memcpy(w_tmp.data(), w0, sizeof(T) * d);
+    for (idx j = 0; j < d; ++j) w_tmp[j] = w0[j];  // (empty when not tracking)
     double bt = b0;
     const EpochStats s = run_epoch(P, ord, n, w_tmp.data(), &bt, true, nullptr);
     return s.sumloss / double(n);
@@ -339,8 +367,8 @@ idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool s
       obj = replay(order.data(), w_start.data(), b_start);
       obj_err = 0.0;
       if (ambiguous()) {
-        std::vector<std::int64_t> ord(n);
-        std::iota(ord.begin(), ord.end(), std::int64_t(0));
+        IsaBuffer<std::int64_t> ord{std::size_t(n)};
+        iota_order(ord, std::size_t(n));
         if (shuf)
           for (idx r = 0; r <= e_best; ++r) shuffle(ord.data(), n, seed);
         best = replay(ord.data(), w_best.data(), b_best);
@@ -380,7 +408,7 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* order, idx m, i
   using V = vec<T>;
   constexpr int L = lanes<T>;
   constexpr int G = 4;  // vectors of outputs held in registers at once
-  std::vector<T> z(k), g(k);
+  IsaBuffer<T> z{std::size_t(k)}, g{std::size_t(k)};
   const T teta = T(eta);
   const idx row_bytes = d * idx(sizeof(T));
   idx mistakes = 0;
@@ -462,7 +490,7 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
   const idx K = a.K;
   int nt = resolve_threads(a.n_threads);
   if (idx(nt) > K) nt = int(K);
-  std::vector<char> stop(K, 0), bad(K, 0);
+  IsaBuffer<char> stop{std::size_t(K)}, bad{std::size_t(K)};
   parallel_for(long(K), nt, [&](long c) {
     const perc::Problem<T> P{a.X,
                              a.n,
