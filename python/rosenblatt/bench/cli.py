@@ -139,7 +139,6 @@ def main(argv=None) -> int:
         terminal_block,
         terminal_targets,
         to_json,
-        to_markdown,
         write_json,
         write_plot,
     )
@@ -195,20 +194,38 @@ def main(argv=None) -> int:
           f"{sum(r.status == 'unavailable' for r in results)} unavailable; "
           f"{elapsed:.0f} s wall, {cpu:.0f} s CPU", file=out)
 
+    def attempt(what, fn):
+        # one report failing (a full disk, a missing font) must not lose the others
+        try:
+            fn()
+            return True
+        except Exception as exc:  # noqa: BLE001 - reported, and the exit status says so
+            print(f"could not write the {what}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return False
+
+    ok = True
     if args.json:
-        write_json(args.json, to_json(machine, peak, cfg, results, targets, elapsed))
+        ok &= attempt("JSON", lambda: write_json(
+            args.json, to_json(machine, peak, cfg, results, targets, elapsed)))
         print(f"JSON: {args.json}", file=out)
     if args.plot:
-        write_plot(args.plot, results, peak, max(threads))
+        ok &= attempt("plot", lambda: write_plot(args.plot, results, peak, max(threads)))
         print(f"plot: {args.plot}", file=out)
     if args.markdown is not None:
-        path = args.markdown or default_markdown_path()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        cmd = "python -m rosenblatt.bench " + " ".join(shlex.quote(a) for a in argv)
-        rel = (os.path.relpath(os.path.abspath(args.plot), os.path.dirname(os.path.abspath(path)))
-               if args.plot else None)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(to_markdown(machine, peak, cfg, results, targets, elapsed, cmd.strip(),
-                                plot=rel))
-        print(f"Markdown: {path}", file=out)
-    return 1 if n_fatal else 0
+        ok &= attempt("Markdown", lambda: _write_markdown(
+            args, argv, machine, peak, cfg, results, targets, elapsed))
+    return 1 if n_fatal or not ok else 0
+
+
+def _write_markdown(args, argv, machine, peak, cfg, results, targets, elapsed):
+    from .report import to_markdown
+
+    path = args.markdown or default_markdown_path()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    cmd = "python -m rosenblatt.bench " + " ".join(shlex.quote(a) for a in argv)
+    here = os.path.dirname(os.path.abspath(path))
+    rel = os.path.relpath(os.path.abspath(args.plot), here) if args.plot else None
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(to_markdown(machine, peak, cfg, results, targets, elapsed, cmd.strip(),
+                            plot=rel))
+    print(f"Markdown: {path}")

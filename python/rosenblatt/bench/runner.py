@@ -311,7 +311,14 @@ def run_suite(workloads, cfg: Config, peak: dict, *, progress=True, on_result=No
     for w in workloads:
         if getattr(w, "needs_torch", False):
             tc.refresh()
-        res = run_workload(w, cfg, tc, peak, bar)
+        try:
+            res = run_workload(w, cfg, tc, peak, bar)
+        except KeyboardInterrupt:
+            # a long run stopped by hand still reports the workloads it finished
+            bar.clear()
+            print(f"interrupted during {w.id}: reporting the {len(out)} rows finished",
+                  file=sys.stderr)
+            break
         bar.next(w.weight)
         out.extend(res)
         if on_result:
