@@ -320,3 +320,19 @@ def test_compilation_in_the_warm_up_does_not_count_against_the_budget():
     # warm-up, probe (= first repetition), two more repetitions: the same unit count as
     # every other contender
     assert w.calls["jit"] == 4
+
+
+class _Interrupted(Workload):
+    id, group, title = "test/interrupted", "kernel", "interrupted"
+
+    def contenders(self, cfg):
+        def prepare():
+            raise KeyboardInterrupt
+        return [Contender("numpy", 1, prepare)]
+
+
+def test_ctrl_c_keeps_the_finished_workloads(capsys):
+    res = run_suite([_Order(), _Interrupted(), _Order()], _cfg(repeat=1), PEAK,
+                    progress=False)
+    assert {r.workload for r in res} == {"test/order"} and len(res) == 3
+    assert "interrupted during test/interrupted" in capsys.readouterr().err
