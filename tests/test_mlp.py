@@ -579,7 +579,7 @@ def test_batch_norm_pickle_and_from_weights():
     # continued training after unpickling (warm start keeps the statistics)
     _quiet(again.set_params(warm_start=True, max_iter=2).fit, X, Y_CLS)
     built = MLPClassifier.from_weights(clf.coefs_, clf.intercepts_, classes=clf.classes_,
-                                       batch_norm=True,
+                                       batch_norm=True, backend=clf.backend_,
                                        batch_norm_params=clf.batch_norm_params_)
     np.testing.assert_array_equal(built.predict_proba(X), clf.predict_proba(X))
     with pytest.raises(ValueError, match="batch_norm_params"):
