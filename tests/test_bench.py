@@ -336,3 +336,20 @@ def test_ctrl_c_keeps_the_finished_workloads(capsys):
                     progress=False)
     assert {r.workload for r in res} == {"test/order"} and len(res) == 3
     assert "interrupted during test/interrupted" in capsys.readouterr().err
+
+
+def test_quick_leaves_the_reference_out_of_heavy_workloads():
+    cfg = Config(size="quick", threads=(1,))
+    impls = {}
+    for w in build_workloads(cfg):
+        if w.group in ("perceptron", "memory", "kernel") or w.id.startswith("train/play"):
+            w.setup(cfg)  # some workloads bind their data into the contenders
+            impls.setdefault(w.group, set()).update(c.impl for c in w.contenders(cfg))
+            w.teardown()
+    assert "rosenblatt[numpy]" in impls["kernel"]
+    for g in ("train", "perceptron", "memory"):
+        assert "rosenblatt[numpy]" not in impls[g] and "rosenblatt[cpp]" in impls[g]
+    cfg = Config(size="quick", threads=(1,), backends=["numpy"])
+    w = next(w for w in build_workloads(cfg) if w.group == "perceptron")
+    w.setup(cfg)
+    assert [c.impl for c in w.contenders(cfg) if c.rosenblatt] == ["rosenblatt[numpy]"]

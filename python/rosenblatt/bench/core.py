@@ -40,6 +40,7 @@ SIZES = {
         "import_runs": 7, "import_peers": ("sklearn", "torch"),
         "memory_rows": 20000,
         "reps": 7, "reps_short": 21, "min_time": 0.03, "budget": 150.0,
+        "reference_everywhere": True,
     },
     "quick": {
         "dtypes": ("float32",),
@@ -54,6 +55,9 @@ SIZES = {
         "import_runs": 3, "import_peers": ("sklearn",),
         "memory_rows": 3000,
         "reps": 3, "reps_short": 7, "min_time": 0.005, "budget": 15.0,
+        # the NumPy reference backend (pure-Python loops for the Perceptron, sklearn-speed
+        # training) would be a third of the smoke run: kernels only, unless --backends
+        "reference_everywhere": False,
     },
     "tiny": {
         "dtypes": ("float32", "float64"),
@@ -68,6 +72,7 @@ SIZES = {
         "import_runs": 1, "import_peers": (),
         "memory_rows": 300,
         "reps": 2, "reps_short": 3, "min_time": 0.0005, "budget": 20.0,
+        "reference_everywhere": True,
     },
 }
 

@@ -52,10 +52,15 @@ def _peer(cfg: Config, name: str) -> bool:
     return cfg.peers is None or name in cfg.peers
 
 
-def _backends(cfg: Config):
-    # every backend gets a row even when it is unavailable: the row says why, so a reader
-    # sees what is not measured rather than wondering why it is missing
-    return list(cfg.backends) if cfg.backends is not None else list(BACKENDS)
+def _backends(cfg: Config, heavy=False):
+    """Backends to run: every one gets a row even when unavailable (the row says why,
+    so a reader sees what is not measured). ``heavy`` workloads (training, Perceptron,
+    memory) leave the NumPy reference out in --quick unless --backends names it."""
+    if cfg.backends is not None:
+        return list(cfg.backends)
+    if heavy and not cfg.s("reference_everywhere"):
+        return [b for b in BACKENDS if b != "numpy"]
+    return list(BACKENDS)
 
 
 def _rb(backend):
@@ -353,7 +358,7 @@ class TrainWorkload(Workload):
             # XLA's pool uses every core whatever we ask: label the row with the truth
             t = all_threads()
             out.append(Contender("jax", t, lambda t=t: self._wrap(jax_mlp, t)))
-        for be in _backends(cfg):
+        for be in _backends(cfg, heavy=True):
             for t in cfg.threads:
                 out.append(Contender(
                     _rb(be), t, lambda be=be, t=t: self._wrap(
@@ -437,7 +442,7 @@ class PerceptronWorkload(Workload):
             if _peer(cfg, "sklearn"):
                 out.append(Contender("sklearn", t, lambda t=t: self._runner(
                     *sklearn_perceptron(X, y, cl, t))))
-        for be in _backends(cfg):
+        for be in _backends(cfg, heavy=True):
             for t in cfg.threads:
                 out.append(Contender(_rb(be), t, lambda be=be, t=t: self._runner(
                     *rosenblatt_perceptron(X, y, cl, be, t)), rosenblatt=True))
@@ -782,7 +787,7 @@ class MemoryWorkload(Workload):
         out = []
         if _peer(cfg, "sklearn"):
             out.append(Contender("sklearn", t, lambda: self._runner("sklearn", None, t)))
-        for be in _backends(cfg):
+        for be in _backends(cfg, heavy=True):
             out.append(Contender(_rb(be), t, lambda be=be: self._runner("rosenblatt", be, t),
                                  rosenblatt=True))
         return out
