@@ -353,3 +353,30 @@ def test_quick_leaves_the_reference_out_of_heavy_workloads():
     w = next(w for w in build_workloads(cfg) if w.group == "perceptron")
     w.setup(cfg)
     assert [c.impl for c in w.contenders(cfg) if c.rosenblatt] == ["rosenblatt[numpy]"]
+
+
+def test_float64_parity_catches_a_subtly_wrong_trainer(monkeypatch):
+    # 1% too large a learning rate still learns (the loss check alone would pass) but no
+    # longer retraces scikit-learn in float64
+    from rosenblatt import _codes
+
+    original = _kernels_ref.train_epoch
+
+    def off_by_one_percent(*args, **kw):
+        hyper = args[12]
+        hyper[_codes.H_LR] *= 1.01
+        try:
+            return original(*args, **kw)
+        finally:
+            hyper[_codes.H_LR] /= 1.01
+
+    cfg = _cfg(repeat=2)
+    w = next(x for x in build_workloads(cfg) if x.id == "train/playground/float32")
+    good = {r.impl: r for r in run_suite([w], cfg, PEAK, progress=False)}
+    assert good["rosenblatt[numpy]"].status == "ok"
+    assert good["rosenblatt[numpy]"].check["f64_parity_rel"] < 1e-9
+    monkeypatch.setattr(_kernels_ref, "train_epoch", off_by_one_percent)
+    bad = {r.impl: r for r in run_suite([w], cfg, PEAK, progress=False)}
+    assert bad["sklearn"].status == "ok"
+    assert bad["rosenblatt[numpy]"].status == "FAILED"
+    assert "float64 parity" in bad["rosenblatt[numpy]"].reason

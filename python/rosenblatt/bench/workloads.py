@@ -371,12 +371,48 @@ class TrainWorkload(Workload):
         Xe, ye = self.Xe, self.ye
         return Runner(epoch, lambda: _log_loss_acc(proba(Xe), ye), set_threads, note)
 
+    parity_rows, parity_rtol = 1000, 1e-6
+
+    def _parity(self, backend, cache):
+        """Relative difference of the log loss after one float64 epoch on the first rows,
+        rosenblatt ``backend`` against scikit-learn: same initial weights, same row
+        orders, so it must vanish (float32 training is too chaotic for a tight bound, see
+        above, float64 is not). None when rosenblatt runs through the Trainer fallback,
+        which does not mirror scikit-learn's shuffles."""
+        if "sklearn" not in cache:
+            Xp = np.ascontiguousarray(self.X[:self.parity_rows], dtype=np.float64)
+            yp = self.y[:self.parity_rows]
+            ep, pr, _, _ = sklearn_mlp(self.spec, Xp, yp, 1)
+            ep()
+            cache["data"] = (Xp, yp)
+            cache["sklearn"] = _log_loss_acc(pr(Xp), yp)[0]
+        Xp, yp = cache["data"]
+        ep, pr, _, note = rosenblatt_mlp(self.spec, Xp, yp, backend, 1)
+        if note:
+            return None
+        ep()
+        loss = _log_loss_acc(pr(Xp), yp)[0]
+        return abs(loss - cache["sklearn"]) / max(abs(cache["sklearn"]), 1e-300)
+
     def check(self, outputs):
         ref_key = next((k for k in sorted(outputs) if k[0] == "sklearn"), None)
         verdicts = {}
+        cache = {}
         for key, (loss, acc) in outputs.items():
             detail = {"loss": loss, "accuracy": acc}
             ok = bool(np.isfinite(loss))
+            if key[0].startswith("rosenblatt[") and ref_key is not None:
+                be = key[0][len("rosenblatt["):-1]
+                if be not in cache:
+                    cache[be] = self._parity(be, cache)
+                if cache[be] is not None:
+                    detail["f64_parity_rel"] = cache[be]
+                    if not cache[be] <= self.parity_rtol:
+                        verdicts[key] = (False, dict(detail, why=(
+                            f"float64 parity: loss after one epoch on {self.parity_rows} "
+                            f"rows differs from scikit-learn's by {cache[be]:.3g} (relative)"
+                            f" > {self.parity_rtol:g}")))
+                        continue
             if ref_key is not None:
                 rl, ra = outputs[ref_key]
                 rtol = self.progress_rtol_own if key[0].startswith("rosenblatt") \
