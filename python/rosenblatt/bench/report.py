@@ -134,7 +134,9 @@ def _check_text(r):
         if "max_rel_err" in c:
             return f"ok (err {c['max_rel_err']:.1g})"
         if "loss" in c:
-            return f"ok (loss {c['loss']:.3g}, acc {c['accuracy']:.3f})"
+            par = (f", f64 parity {c['f64_parity_rel']:.0e}"
+                   if c.get("f64_parity_rel") is not None else "")
+            return f"ok (loss {c['loss']:.3g}, acc {c['accuracy']:.3f}{par})"
         if "accuracy" in c:
             return f"ok (acc {c['accuracy']:.3f})"
         if "mismatches" in c:
