@@ -133,17 +133,15 @@ def _epochs_in_fit(est, X, y, k):
     return unit
 
 
-def sklearn_mlp(spec: MLPSpec, X, y, threads, epochs_per_fit=0):
-    """scikit-learn's MLPClassifier; one ``partial_fit`` per epoch, or ``epochs_per_fit``
-    epochs per warm-started ``fit`` (self-timed, per epoch). BLAS threads are set by the
-    runner through threadpoolctl."""
-    from sklearn.neural_network import MLPClassifier
-
-    est = MLPClassifier(**spec.sklearn_params())
-    classes = np.arange(spec.n_classes)
+def _mlp_units(est, X, y, n_classes, epochs_per_fit):
+    """The adapter tuple of a scikit-learn-API MLP classifier (scikit-learn's or ours):
+    one ``partial_fit`` per timed unit, or ``epochs_per_fit`` epochs in one warm-started
+    ``fit`` (self-timed, seconds per epoch)."""
+    proba = est.predict_proba
     if epochs_per_fit:
-        return _epochs_in_fit(est, X, y, epochs_per_fit), \
-            lambda Xe: est.predict_proba(Xe), None, f"{epochs_per_fit} epochs per fit"
+        return (_epochs_in_fit(est, X, y, epochs_per_fit), proba, None,
+                f"{epochs_per_fit} epochs per fit")
+    classes = np.arange(n_classes)
 
     def epoch():
         ctx = _quiet()
@@ -152,7 +150,17 @@ def sklearn_mlp(spec: MLPSpec, X, y, threads, epochs_per_fit=0):
         finally:
             ctx.__exit__(None, None, None)
 
-    return epoch, lambda Xe: est.predict_proba(Xe), None, ""
+    return epoch, proba, None, ""
+
+
+def sklearn_mlp(spec: MLPSpec, X, y, threads, epochs_per_fit=0):
+    """scikit-learn's MLPClassifier; one ``partial_fit`` per epoch, or ``epochs_per_fit``
+    epochs per warm-started ``fit`` (self-timed, per epoch). BLAS threads are set by the
+    runner through threadpoolctl."""
+    from sklearn.neural_network import MLPClassifier
+
+    return _mlp_units(MLPClassifier(**spec.sklearn_params()), X, y, spec.n_classes,
+                      epochs_per_fit)
 
 
 def sklearn_perceptron(X, y, classes, threads, seed=0):
@@ -355,19 +363,7 @@ def rosenblatt_mlp(spec: MLPSpec, X, y, backend, threads, epochs_per_fit=0):
         est = cls(**spec.sklearn_params(), backend=backend, n_threads=threads)
     except TypeError as exc:
         raise Unavailable(f"MLPClassifier does not take backend/n_threads: {exc}") from None
-    classes = np.arange(spec.n_classes)
-    if epochs_per_fit:
-        return _epochs_in_fit(est, X, y, epochs_per_fit), \
-            lambda Xe: est.predict_proba(Xe), None, f"{epochs_per_fit} epochs per fit"
-
-    def epoch():
-        ctx = _quiet()
-        try:
-            est.partial_fit(X, y, classes=classes)
-        finally:
-            ctx.__exit__(None, None, None)
-
-    return epoch, lambda Xe: est.predict_proba(Xe), None, ""
+    return _mlp_units(est, X, y, spec.n_classes, epochs_per_fit)
 
 
 def _trainer_mlp(spec, X, y, backend, threads, note):
