@@ -22,7 +22,8 @@ _LAZY = {
     "kernels": None,
 }
 
-__all__ = ["__version__", "available_backends", *_LAZY]
+__all__ = ["MLPClassifier", "MLPRegressor", "Perceptron", "__version__", "available_backends",
+           "datasets", "kernels", "plot"]
 
 
 def __getattr__(name):

@@ -18,6 +18,8 @@ Conventions shared by all kernels
 * ``n_threads`` is accepted by every kernel and ignored where a backend has no threads.
 """
 
+from itertools import pairwise
+
 import numpy as np
 
 from . import _codes as C
@@ -157,7 +159,7 @@ def loss_gradient(P, Y, sample_weight, loss, huber_delta, G, n_threads=0):
     huber) or the sum over outputs (log losses, poisson). The value is accumulated in
     float64 and returned as a Python float. G = s_i g(p, y) / S, S = sum of weights.
     """
-    n, k = P.shape
+    n = P.shape[0]
     f64 = np.float64
     p = P.astype(f64)
     y = Y.astype(f64)
@@ -274,7 +276,7 @@ def param_offsets(layer_sizes):
     sizes = [int(v) for v in layer_sizes]  # plain ints: numpy scalars make this slow
     offs = []
     pos = 0
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in pairwise(sizes):
         w = pos
         pos += fan_in * fan_out
         offs.append((w, pos))

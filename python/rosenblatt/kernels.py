@@ -23,33 +23,33 @@ from ._kernels_ref import mlp_workspace_size, param_offsets, train_workspace_siz
 
 __all__ = [
     "BACKENDS",
-    "available_backends",
-    "resolve_backend",
-    "get_backend",
-    "activation_code",
-    "loss_code",
-    "optimizer_code",
-    "activation_forward",
-    "activation_backward",
-    "softmax",
-    "dense_forward",
-    "dense_backward",
-    "loss_gradient",
-    "sgd_step",
-    "adagrad_step",
-    "rmsprop_step",
-    "adam_step",
-    "mlp_forward",
     "Trainer",
+    "activation_backward",
+    "activation_code",
+    "activation_forward",
+    "adagrad_step",
+    "adam_step",
+    "available_backends",
+    "batchnorm_backward",
+    "batchnorm_fold",
+    "batchnorm_forward",
+    "batchnorm_inference",
+    "dense_backward",
+    "dense_forward",
+    "get_backend",
+    "loss_code",
+    "loss_gradient",
+    "mlp_forward",
+    "optimizer_code",
+    "param_offsets",
     "perceptron_epoch",
-    "xorshift_shuffle",
     "perceptron_epoch_sklearn",
     "perceptron_fit_sklearn",
-    "param_offsets",
-    "batchnorm_forward",
-    "batchnorm_backward",
-    "batchnorm_inference",
-    "batchnorm_fold",
+    "resolve_backend",
+    "rmsprop_step",
+    "sgd_step",
+    "softmax",
+    "xorshift_shuffle",
 ]
 
 BACKENDS = ("cpp", "numba", "numpy")
@@ -74,7 +74,7 @@ def _probe(name):
                 raise ImportError("numba is not installed (pip install numba)")
             mod = importlib.import_module(_MODULES[name], __package__)
             _loaded[name] = mod
-        except Exception as exc:  # any failure makes the backend unavailable, with why
+        except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable; the reason is kept for the error
             _errors[name] = f"{type(exc).__name__}: {exc}"
         return _loaded.get(name)
 
