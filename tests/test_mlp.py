@@ -438,8 +438,10 @@ def test_keyboard_interrupt_stops_fit_quickly(backend):
     # a long fit; Ctrl-C arrives from a timer thread, inside an epoch or between two
     Xl = np.random.RandomState(0).randn(4000, 20)
     yl = (Xl[:, 0] > 0).astype(int)
+    # (n_iter_no_change disables the stopping rule: on a fast machine the loss plateaus
+    # and the fit would end on its own before Ctrl-C arrives)
     clf = MLPClassifier((64,), max_iter=10_000, batch_size=16, tol=0, backend=backend,
-                        random_state=0)
+                        n_iter_no_change=10**9, random_state=0)
     fired = []
 
     def fire():
