@@ -92,6 +92,21 @@ def _split(X, y, *, test_size, valid_size, random_state, stratify, extra=None) -
     return out
 
 
+def _bundled_split(loader, description, *, test_size, valid_size, scale, random_state):
+    """A data set scikit-learn ships (``sklearn.datasets.<loader>``), split stratified by
+    class, optionally standardised with the training rows' statistics."""
+    import sklearn.datasets
+
+    data = getattr(sklearn.datasets, loader)()
+    out = _split(data.data, data.target, test_size=test_size, valid_size=valid_size,
+                 random_state=random_state, stratify=True)
+    if scale:
+        _standardize(out)
+    out.update(feature_names=list(data.feature_names), target_names=list(data.target_names),
+               description=description)
+    return out
+
+
 def load_iris_petals(target: str | int | None = "setosa"):
     """The chapter's perceptron data: iris petal length and width, "is it setosa?".
 
@@ -145,16 +160,9 @@ def load_iris(*, test_size=0.25, valid_size=None, scale=False, random_state=42) 
         ``X_train``, ``X_test``, ``y_train``, ``y_test`` (and ``X_valid``, ``y_valid``),
         ``feature_names``, ``target_names``, ``description``.
     """
-    from sklearn.datasets import load_iris as _load
-
-    data = _load()
-    out = _split(data.data, data.target, test_size=test_size, valid_size=valid_size,
-                 random_state=random_state, stratify=True)
-    if scale:
-        _standardize(out)
-    out.update(feature_names=list(data.feature_names), target_names=list(data.target_names),
-               description="iris: 150 flowers, 4 measurements in cm, 3 species")
-    return out
+    return _bundled_split("load_iris", "iris: 150 flowers, 4 measurements in cm, 3 species",
+                          test_size=test_size, valid_size=valid_size, scale=scale,
+                          random_state=random_state)
 
 
 def load_digits(*, test_size=0.25, valid_size=0.1, random_state=42, dtype=np.float64) -> Split:
@@ -249,17 +257,11 @@ def load_breast_cancer(*, test_size=0.25, valid_size=None, scale=True,
     -------
     Split
     """
-    from sklearn.datasets import load_breast_cancer as _load
-
-    data = _load()
-    out = _split(data.data, data.target, test_size=test_size, valid_size=valid_size,
-                 random_state=random_state, stratify=True)
-    if scale:
-        _standardize(out)
-    out.update(feature_names=list(data.feature_names), target_names=list(data.target_names),
-               description="breast cancer Wisconsin: 569 tumours, 30 features, "
-                           "0 = malignant, 1 = benign")
-    return out
+    return _bundled_split("load_breast_cancer",
+                          "breast cancer Wisconsin: 569 tumours, 30 features, "
+                          "0 = malignant, 1 = benign",
+                          test_size=test_size, valid_size=valid_size, scale=scale,
+                          random_state=random_state)
 
 
 def load_wine(*, test_size=0.25, valid_size=None, scale=True, random_state=42) -> Split:
@@ -274,16 +276,9 @@ def load_wine(*, test_size=0.25, valid_size=None, scale=True, random_state=42) -
     -------
     Split
     """
-    from sklearn.datasets import load_wine as _load
-
-    data = _load()
-    out = _split(data.data, data.target, test_size=test_size, valid_size=valid_size,
-                 random_state=random_state, stratify=True)
-    if scale:
-        _standardize(out)
-    out.update(feature_names=list(data.feature_names), target_names=list(data.target_names),
-               description="wine: 178 wines, 13 chemical measurements, 3 cultivars")
-    return out
+    return _bundled_split("load_wine", "wine: 178 wines, 13 chemical measurements, 3 cultivars",
+                          test_size=test_size, valid_size=valid_size, scale=scale,
+                          random_state=random_state)
 
 
 def load_housing_standin(*, n_samples=20640, n_features=8, noise=2.0, scale=True,
