@@ -148,6 +148,87 @@ inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restr
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// In-register transposes for the packers (AVX2 only; other ISAs take the scalar loops).
+// Packing a row-major operand into k-major panels is a transpose; done a scalar at a time it
+// cost 5-10% of a GEMM at MLP shapes (and 30% of n = 100 layers' time outside the FMAs).
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#define ROSENBLATT_HAVE_TRANSPOSE 1
+// r[i] holds row i (8 floats); afterwards r[j] holds column j.
+inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+// r[i] holds row i (4 doubles); afterwards r[j] holds column j.
+inline void transpose4x4(__m256d r[4]) {
+  __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+  __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+  r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+  r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+  r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+// The first n lanes of v to d with plain moves: the masked store of vstore_n is slow on
+// AMD cores, and panel heights are only 1, 2, 4, 6 or a full vector.
+template <class T>
+inline void store_head(T* d, vec<T> v, int n) {
+  if constexpr (sizeof(T) == 4) {
+    const __m128 lo = _mm256_castps256_ps128((__m256)v);
+    switch (n) {
+      case 8: _mm256_storeu_ps(d, (__m256)v); return;
+      case 6:
+        _mm_storeu_ps(d, lo);
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), _mm256_extractf128_ps((__m256)v, 1));
+        return;
+      case 4: _mm_storeu_ps(d, lo); return;
+      case 2: _mm_storel_pi(reinterpret_cast<__m64*>(d), lo); return;
+      case 1: _mm_store_ss(d, lo); return;
+      default: vstore_n(d, v, n); return;
+    }
+  } else {
+    const __m128d lo = _mm256_castpd256_pd128((__m256d)v);
+    switch (n) {
+      case 4: _mm256_storeu_pd(d, (__m256d)v); return;
+      case 2: _mm_storeu_pd(d, lo); return;
+      case 1: _mm_store_sd(d, lo); return;
+      default: vstore_n(d, v, n); return;
+    }
+  }
+}
+
+// Block of G rows (G = 8 floats or 4 doubles) x G columns: src(i, l) = src[i * ld + l] for
+// i < rows (rows past that read as zero) -> out[l] = column l (lanes i = rows).
+template <class T>
+inline void load_transposed(const T* src, idx ld, int rows, vec<T>* out) {
+  if constexpr (sizeof(T) == 4) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
+    transpose8x8(r);
+    for (int i = 0; i < 8; ++i) out[i] = (vec<T>)r[i];
+  } else {
+    __m256d r[4];
+    for (int i = 0; i < 4; ++i) r[i] = i < rows ? _mm256_loadu_pd(src + i * ld) : _mm256_setzero_pd();
+    transpose4x4(r);
+    for (int i = 0; i < 4; ++i) out[i] = (vec<T>)r[i];
+  }
+}
+#endif
+
 // dst[p * mr + r] = A(r, p), zero rows past `rows`.
 template <class T>
 void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
@@ -162,6 +243,34 @@ void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
   } else if (csa == 1) {
     // Row-major A: vector loads along k, lanes scattered into the k-major panel.
     constexpr int L = lanes<T>;
+#ifdef ROSENBLATT_HAVE_TRANSPOSE
+    if (mr <= 2 * L) {
+      // L x L blocks of (row group, k) transposed in registers; each k step then stores its
+      // mr values with at most two vector stores.
+      idx p = 0;
+      for (; p + L <= kc; p += L) {
+        vec<T> lo[L], hi[L];
+        load_transposed<T>(a + p, rsa, tmin(rows, L), lo);
+        if (mr > L) load_transposed<T>(a + L * rsa + p, rsa, tmax(0, rows - L), hi);
+        for (int l = 0; l < L; ++l) {
+          T* d = dst + (p + l) * mr;
+          if (mr >= L) {
+            vstore(d, lo[l]);
+            if (mr > L) store_head<T>(d + L, hi[l], mr - L);
+          } else {
+            store_head<T>(d, lo[l], mr);
+          }
+        }
+      }
+      for (; p < kc; ++p) {
+        T* d = dst + p * mr;
+        int r = 0;
+        for (; r < rows; ++r) d[r] = a[r * rsa + p];
+        for (; r < mr; ++r) d[r] = T(0);
+      }
+      return;
+    }
+#endif
     for (int r = 0; r < rows; ++r) {
       const T* src = a + r * rsa;
       idx p = 0;
@@ -203,7 +312,22 @@ void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
     }
   } else if (rsb == 1) {
     // B^T row-major (W^T of dX = dZ W^T): vector loads along k, lanes scattered.
-    for (idx j = 0; j < cols; ++j) {
+    idx j_done = 0;
+#ifdef ROSENBLATT_HAVE_TRANSPOSE
+    // Whole L x L blocks (L columns x L k steps) transposed in registers.
+    for (; j_done + L <= cols; j_done += L) {
+      const T* src = b + j_done * csb;
+      idx p = 0;
+      for (; p + L <= kc; p += L) {
+        vec<T> t[L];
+        load_transposed<T>(src + p, csb, L, t);
+        for (int l = 0; l < L; ++l) vstore(dst + (p + l) * w + j_done, t[l]);
+      }
+      for (; p < kc; ++p)
+        for (int l = 0; l < L; ++l) dst[p * w + j_done + l] = src[l * csb + p];
+    }
+#endif
+    for (idx j = j_done; j < cols; ++j) {
       const T* src = b + j * csb;
       idx p = 0;
       for (; p + L <= kc; p += L) {
@@ -228,6 +352,14 @@ void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
 // Row-panel heights the micro-kernel is instantiated for: the full MR and a few smaller
 // ones so that a short last panel (batch 32 = 2 x 14 + 4) does not multiply zero rows.
 inline int panel_rows(idx rows_left) {
+  // MR + 1 or MR + 2 rows left: two panels of about half height (AVX2: 7 = 4 + 3,
+  // 8 = 4 + 4) instead of MR + a 1- or 2-row panel, whose 2-4 accumulator chains keep the
+  // FMA pipes mostly idle (batch 32 = 5 x 6 + 2 lost ~3% to that panel).
+  if (rows_left > kMR && rows_left <= kMR + 2) {
+    const idx half = (rows_left + 1) / 2;
+    const int h = half <= 4 ? 4 : (half <= 8 ? 8 : kMR);
+    if (h < kMR && 2 * h >= rows_left) return h;
+  }
   if (rows_left >= kMR) return kMR;
   if (rows_left > 8 && kMR > 8) return kMR;
   if (rows_left > 4) return kMR >= 8 ? 8 : kMR;
