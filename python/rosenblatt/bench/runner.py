@@ -8,7 +8,11 @@ Timing rules, because the machine is shared and noisy:
 - every repetition runs under an explicit thread count for every library involved;
 - the garbage collector is off inside the timed region (as in ``timeit``);
 - a kernel repetition loops ``number`` calls, calibrated so that one repetition lasts at
-  least ``min_time`` and the timer's resolution does not matter.
+  least ``min_time`` and the timer's resolution does not matter;
+- after a contender that ran on more than one thread, the next one starts only once the
+  process is idle again (:func:`quiesce`): OpenBLAS's workers keep spinning about 0.1 s
+  after a call (OpenMP's and our pool's for shorter), and would take a core away from
+  whichever contender comes next.
 """
 
 from __future__ import annotations
@@ -100,6 +104,22 @@ def _why(exc):
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def quiesce(max_wait=0.5, window=0.01):
+    """Wait until the worker threads of the libraries timed so far stop spinning.
+
+    Spinning workers burn CPU while the main thread sleeps; the process is idle once a
+    short sleep costs (almost) no CPU time. Returns the seconds waited (bounded by
+    ``max_wait``, so a thread that really works cannot stall the suite).
+    """
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait:
+        c0 = time.process_time()
+        time.sleep(window)
+        if time.process_time() - c0 < 0.1 * window:
+            break
+    return time.perf_counter() - t0
 
 
 def _calibrate(runner, first_s, min_time):
@@ -197,6 +217,8 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
                 first = time.perf_counter() - t1
                 r.warmup_s = time.perf_counter() - t0
                 unit_s = first
+                if c.threads > 1:
+                    quiesce()
                 if w.calibrate:
                     r.number, unit_s = _calibrate(runner, first, cfg.s("min_time"))
                 elif first * reps > budget:
@@ -231,6 +253,8 @@ def run_workload(w, cfg: Config, tc: ThreadControl, peak: dict, progress: Progre
                     runner.set_threads()
                     dt = _timed(runner, r.number)
                 r.times.append(dt / r.number)
+                if c.threads > 1:
+                    quiesce()
             except Exception as exc:  # noqa: BLE001 - a crash becomes an error row
                 r.status, r.reason = "error", _why(exc)
             tick(f"{w.id} rep {rep + 1}/{reps}")
