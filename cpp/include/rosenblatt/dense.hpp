@@ -87,15 +87,27 @@ void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T
     gw.epi.ldd = m;
     gw.epi.beta = T(l2);
   }
-  gemm<T>(gw, nt);
   if (n == 0) {
     for (idx j = 0; j < m; ++j) db[j] = T(0);
   } else {
     column_sums<T>(dZ, db, n, m);
   }
-  if (dX) {
-    // dX (n x k) = dZ (n x m) W^T (m x k); W^T(p, j) = W[j * m + p]
-    GemmArgs<T> gx{n, k, m, dZ, m, 1, W, 1, m, dX, k, {}};
+  if (!dX) {
+    gemm<T>(gw, nt);
+    return;
+  }
+  // dX (n x k) = dZ (n x m) W^T (m x k); W^T(p, j) = W[j * m + p]
+  GemmArgs<T> gx{n, k, m, dZ, m, 1, W, 1, m, dX, k, {}};
+  // dW and dX are independent products of equal cost. On two threads (or when each is too
+  // small to split well) they run side by side, one thread each: no barrier inside either
+  // product, no B packing shared across cores, and layers of a few MFLOP (batch 32) stop
+  // running on one core while the other waits. Each product is computed exactly as on one
+  // thread, so results do not depend on this choice.
+  const double fl = 2.0 * double(n) * double(k) * double(m);
+  if (nt == 2 || (nt > 2 && fl < 8e6)) {
+    parallel_for(2, 2, [&](long t) { gemm<T>(t == 0 ? gw : gx, 1); });
+  } else {
+    gemm<T>(gw, nt);
     gemm<T>(gx, nt);
   }
 }
