@@ -625,12 +625,14 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
           finish_row<T>(e, dst + r * ldst, g.c + (i + r) * g.ldc + j, cols);
       }
     };
-    // Row-major A against few B panels (a layer of 100 units is 7 panels): packing A costs
-    // about as much as it saves (9% of a 200x300x100 product), so full row panels are read
-    // in place, MR rows at a time. Not when the row stride is a multiple of 4 KiB, which
-    // would put every row of a panel in the same L1 set.
+    // Row-major A against few B panels per task (a layer of 100 units is 7 panels; batch 32
+    // on two threads splits 19 panels 4 ways, and every column group would pack the same
+    // rows again): packing A costs about as much as it saves (9% of a 200x300x100
+    // product), so full row panels are read in place, MR rows at a time. Not when the row
+    // stride is a multiple of 4 KiB, which would put every row of a panel in one L1 set.
     constexpr idx kRowPanelsMax = 8;  // measured: 7 panels gain 4-8%, 19 panels lose 2-4%
-    const bool a_rows = g.csa == 1 && g.rsa != 1 && npanels <= kRowPanelsMax &&
+    const bool a_rows = g.csa == 1 && g.rsa != 1 &&
+                        (npanels + cgroups - 1) / cgroups <= kRowPanelsMax &&
                         (g.rsa * idx(sizeof(T))) % 4096 != 0;
     // Loop order: a block of A (up to MC rows x KC, a quarter of L2) is packed once per k
     // block; then each B panel (KC x NR, about 16 KiB) stays in L1 while it meets every
