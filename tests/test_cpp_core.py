@@ -136,7 +136,7 @@ def battery():
 def check_determinism():
     rng = np.random.default_rng(4)
     for dt in DTYPES:
-        for n, k, m in ((200, 300, 100), (33, 300, 10), (7, 9, 15)):
+        for n, k, m in ((200, 300, 100), (33, 300, 10), (7, 9, 15), (32, 784, 300)):
             X = _data(rng, (n, k), dt)
             W = _data(rng, (k, m), dt)
             b = _data(rng, (m,), dt)
