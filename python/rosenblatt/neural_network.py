@@ -761,14 +761,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # fast path for the common case (one row from a web request, say): a C-contiguous
         # array of the right dtype and width without NaN/inf skips sklearn's validation;
         # anything else takes the full path, which also raises sklearn's errors. The
-        # finiteness test is one dot product of X with itself (no temporary; half the cost
-        # of a ufunc reduction on one row): NaN or inf makes it non-finite, and so does
-        # overflow of large finite values, which the full path then accepts
+        # finiteness test is one sum (no temporary array): NaN or inf makes it non-finite,
+        # and so does overflow of large finite values, which the full path then accepts.
+        # (A dot product of X with itself is faster but overflows - with a RuntimeWarning
+        # - from values of about 1e17 on in float32.)
         if (type(X) is np.ndarray and (X.dtype is dt or X.dtype == dt)
                 and len(shape := X.shape) == 2 and shape[0] > 0
                 and shape[1] == self.n_features_in_ and X.flags.c_contiguous
                 and "feature_names_in_" not in self.__dict__
-                and math.isfinite(np.dot(flat := X.ravel(), flat))):
+                and math.isfinite(np.add.reduce(X, None))):
             return X if X.dtype is dt else X.view(dt)  # builtin dtype: see __setstate__
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         if sp.issparse(X):
