@@ -399,25 +399,29 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
             and (n_threads is None or type(n_threads) is int and n_threads >= 0)):
         # fast path (see "fast paths" above)
         dt = X.dtype
-        xs, ws = X.shape, W.shape
-        be = _FAST_MODULES.get(backend) if type(backend) is str and backend != "auto" \
-            else _fast_module(backend)
-        act = _ACT_CODES.get(activation)
-        if (be is not None and act is not None and (dt is _F32 or dt is _F64)
-                and W.dtype is dt and b.dtype is dt and len(xs) == 2 and len(ws) == 2
-                and xs[1] == ws[0] and b.shape == ws[1:] and X.flags.c_contiguous
-                and W.flags.c_contiguous and b.flags.c_contiguous):
-            shape = (xs[0], ws[1])
+        try:
+            n, k = X.shape
+            k_w, m = W.shape
+            (m_b,) = b.shape
+        except ValueError:  # wrong number of dimensions
+            k = k_w = m = m_b = None
+        if (k is not None and k == k_w and m == m_b and (dt is _F32 or dt is _F64)
+                and W.dtype is dt and b.dtype is dt and X.flags.c_contiguous
+                and W.flags.c_contiguous and b.flags.c_contiguous
+                and (act := _ACT_CODES.get(activation)) is not None
+                and (be := _FAST_MODULES.get(backend) if type(backend) is str
+                     and backend != "auto" else _fast_module(backend)) is not None):
             if out is None:
-                out = np.empty(shape, dt)
-                ok = True
+                A = np.empty((n, m), dt)
+            elif (type(out) is _ND and out.dtype is dt and out.shape == (n, m)
+                  and out.flags.carray):  # C-contiguous, aligned, writable
+                A = out
             else:
-                ok = (type(out) is _ND and out.dtype is dt and out.shape == shape
-                      and (f := out.flags).c_contiguous and f.writeable)
-            if ok:
-                Z = np.empty(shape, dt) if return_z else None
-                be.dense_forward(X, W, b, act, out, Z, n_threads or 0)
-                return (out, Z) if return_z else out
+                A = None
+            if A is not None:
+                Z = np.empty((n, m), dt) if return_z else None
+                be.dense_forward(X, W, b, act, A, Z, n_threads or 0)
+                return (A, Z) if return_z else A
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
     n, k = X.shape
@@ -467,21 +471,23 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
             and (n_threads is None or type(n_threads) is int and n_threads >= 0)):
         # fast path (see "fast paths" above)
         dt = X.dtype
-        xs, ws = X.shape, W.shape
-        be = _FAST_MODULES.get(backend) if type(backend) is str and backend != "auto" \
-            else _fast_module(backend)
-        act = _DIFF_CODES.get(activation)
-        if (be is not None and act is not None and (dt is _F32 or dt is _F64)
-                and W.dtype is dt and A.dtype is dt and dA.dtype is dt
-                and len(xs) == 2 and len(ws) == 2 and xs[1] == ws[0]
-                and A.shape == (shape := (xs[0], ws[1])) and dA.shape == shape
-                and X.flags.c_contiguous and W.flags.c_contiguous
+        try:
+            n, k = xs = X.shape
+            k_w, m = ws = W.shape
+        except ValueError:  # wrong number of dimensions
+            k = k_w = None
+        if (k is not None and k == k_w and (dt is _F32 or dt is _F64) and W.dtype is dt
+                and A.dtype is dt and dA.dtype is dt and A.shape == (n, m)
+                and dA.shape == (n, m) and X.flags.c_contiguous and W.flags.c_contiguous
                 and A.flags.c_contiguous and dA.flags.c_contiguous
+                and (act := _DIFF_CODES.get(activation)) is not None
                 and (act not in C.NEEDS_Z if Z is None else
-                     type(Z) is _ND and Z.dtype is dt and Z.shape == shape
-                     and Z.flags.c_contiguous)):
+                     type(Z) is _ND and Z.dtype is dt and Z.shape == (n, m)
+                     and Z.flags.c_contiguous)
+                and (be := _FAST_MODULES.get(backend) if type(backend) is str
+                     and backend != "auto" else _fast_module(backend)) is not None):
             dW = np.empty(ws, dt)
-            db = np.empty(ws[1], dt)
+            db = np.empty(m, dt)
             dX = np.empty(xs, dt) if need_dX else None
             be.dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX, n_threads or 0)
             return dW, db, dX
