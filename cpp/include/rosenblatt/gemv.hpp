@@ -109,7 +109,7 @@ template <class T, int MR>
 __attribute__((noinline)) void gemv_stream(const GemmArgs<T>& g, idx i0, idx j0, idx j1) {
   constexpr int L = lanes<T>;
   constexpr int KU = MR <= 2 ? 4 : 2;
-  constexpr idx CB = 2048 / idx(sizeof(T));  // columns per pass: 2 KiB of each row of B
+  constexpr idx CB = 4096 / idx(sizeof(T));  // columns per pass: 4 KiB of each row of B
   alignas(64) T buf[MR][CB];
   const T* a = g.a + i0 * g.rsa;
   for (idx jb = j0; jb < j1; jb += CB) {
