@@ -105,9 +105,9 @@ View<T> view(py::handle h, const char* name, int ndim, bool writable, bool optio
 }
 
 template <class V>
-void expect_shape(const V& v, const char* name, index_t r, index_t c = -1) {
+inline void expect_shape(const V& v, const char* name, index_t r, index_t c = -1) {
   bool ok = v.shape[0] == r && (v.ndim == 1 || v.shape[1] == c);
-  if (!ok) {
+  if (__builtin_expect(!ok, 0)) {
     std::string want =
         "(" + std::to_string(r) + (v.ndim == 2 ? ", " + std::to_string(c) : ",") + ")";
     std::string got = "(" + std::to_string(v.shape[0]) +

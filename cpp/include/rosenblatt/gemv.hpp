@@ -40,7 +40,8 @@ constexpr int kGemvMaxRows = 4;
 
 // Bias and addend of one vector of C (cnt lanes), then the store to Z (given) or C.
 template <class T>
-inline void gemv_store(const GemmArgs<T>& g, idx i, idx j, vec<T> x, int cnt) {
+inline __attribute__((always_inline)) void gemv_store(const GemmArgs<T>& g, idx i, idx j, vec<T> x,
+                                                      int cnt) {
   constexpr int L = lanes<T>;
   const auto& e = g.epi;
   if (e.bias) x = x + (cnt == L ? vload(e.bias + j) : vload_n(e.bias + j, cnt));
