@@ -756,8 +756,8 @@ bool bind_args(const char* fn, const char* const (&names)[N], std::size_t nreq,
   for (std::size_t i = 0; i < N; ++i) {
     if (out[i]) continue;
     if (i < nreq) {
-      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %zu)", fn,
-                   names[i], i + 1);
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %zu)", fn, names[i],
+                   i + 1);
       return false;
     }
     out[i] = Py_None;
@@ -831,8 +831,9 @@ PyObject* fast_dense_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs
     const int act = int_arg(a[5], "activation");
     const double l2 = float_arg(a[6], "l2");
     const int nt = threads_obj(a[10]);
-    (fis_f64(a[0], "X") ? dense_backward_t<double> : dense_backward_t<float>)(
-        a[0], a[1], a[2], a[3], a[4], act, l2, a[7], a[8], a[9], nt);
+    (fis_f64(a[0], "X") ? dense_backward_t<double> : dense_backward_t<float>)(a[0], a[1], a[2],
+                                                                              a[3], a[4], act, l2,
+                                                                              a[7], a[8], a[9], nt);
   });
 }
 

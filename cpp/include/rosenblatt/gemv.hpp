@@ -18,7 +18,8 @@
 // Determinism: every element of C is the same sequence of operations whatever the form,
 // block shape or thread count: acc = 0, acc = fma(A(i, p), B(p, j), acc) for p = 0, 1, ...,
 // k-1, then acc + bias, + beta * addend, then f. So results do not depend on the thread
-// count, and they equal the unpacked direct path of gemm.hpp (same operations, same order).
+// count. They are also those of gemm.hpp's direct path as it was written (same operations,
+// same order), which took these products before, except 3 or 4 rows with a large k*n.
 #pragma once
 #include "rosenblatt/activations.hpp"
 #include "rosenblatt/threads.hpp"
@@ -181,8 +182,8 @@ void gemv_rows(const GemmArgs<T>& g, idx i0, idx j0, idx j1) {
   const idx cols = j1 - j;
   if (cols <= 0) return;
   const int nv = int((cols + L - 1) / L);
-#define RB_GEMV_NV(N)                                        \
-  case N:                                                    \
+#define RB_GEMV_NV(N)                                            \
+  case N:                                                        \
     if constexpr (N <= NV) gemv_block<T, MR, N>(g, i0, j, cols); \
     break;
   switch (nv) {
@@ -228,7 +229,8 @@ void gemv_cols(const GemmArgs<T>& g, idx j0, idx j1) {
     act_span<T>(e.act, src, g.c, g.m * g.n);  // one pass over contiguous rows
     return;
   }
-  for (idx r = 0; r < g.m; ++r) act_span<T>(e.act, src + r * lds + j0, g.c + r * g.ldc + j0, j1 - j0);
+  for (idx r = 0; r < g.m; ++r)
+    act_span<T>(e.act, src + r * lds + j0, g.c + r * g.ldc + j0, j1 - j0);
 }
 
 // The products this path takes: row-major B, and either few rows of A (each row of B is
