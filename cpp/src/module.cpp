@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <atomic>  // perceptron
+#include <climits>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -104,9 +105,9 @@ View<T> view(py::handle h, const char* name, int ndim, bool writable, bool optio
 }
 
 template <class V>
-void expect_shape(const V& v, const char* name, index_t r, index_t c = -1) {
+inline void expect_shape(const V& v, const char* name, index_t r, index_t c = -1) {
   bool ok = v.shape[0] == r && (v.ndim == 1 || v.shape[1] == c);
-  if (!ok) {
+  if (__builtin_expect(!ok, 0)) {
     std::string want =
         "(" + std::to_string(r) + (v.ndim == 2 ? ", " + std::to_string(c) : ",") + ")";
     std::string got = "(" + std::to_string(v.shape[0]) +
@@ -149,6 +150,75 @@ void check_differentiable(int act) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Lean plumbing for the kernels called once per layer or per prediction (dense_forward,
+// dense_backward, mlp_forward). A tiny layer (10x2 @ 2x8) computes in ~0.1 us; pybind11's
+// generic dispatch (~0.3 us), a dtype object built per check and a GIL round trip
+// (~0.1-0.2 us) would cost several times that. These three are METH_FASTCALL functions with
+// the same names, parameters and defaults, their arrays are checked straight from the
+// ndarray struct, and the GIL is kept for work too short for another thread to gain from.
+
+PyTypeObject* g_ndarray = nullptr;
+PyObject* g_descr[2] = {nullptr, nullptr};  // the builtin float32 / float64 dtypes
+
+void init_fast_plumbing() {
+  auto& api = py::detail::npy_api::get();
+  g_ndarray = api.PyArray_Type_;
+  g_descr[0] = api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_);  // kept for life
+  g_descr[1] = api.PyArray_DescrFromType_(py::detail::npy_api::NPY_DOUBLE_);
+  if (!g_descr[0] || !g_descr[1]) throw py::error_already_set();
+}
+
+// view<T> for the common case: an exact ndarray of the builtin dtype, C-contiguous, aligned
+// (and writable for outputs). Anything else - equivalent dtype instances, subclasses, and
+// every bad argument - goes through view<T>, which accepts the first two and raises.
+template <class T>
+View<T> fview(py::handle h, const char* name, int ndim, bool writable, bool optional = false) {
+  PyObject* o = h.ptr();
+  if (Py_TYPE(o) == g_ndarray) {
+    using api = py::detail::npy_api;
+    const auto* a = py::detail::array_proxy(o);
+    const int want = api::NPY_ARRAY_C_CONTIGUOUS_ | api::NPY_ARRAY_ALIGNED_ |
+                     (writable ? api::NPY_ARRAY_WRITEABLE_ : 0);
+    if (a->descr == g_descr[sizeof(T) == 8] && a->nd == ndim && (a->flags & want) == want) {
+      View<T> v;
+      v.ndim = ndim;
+      v.shape[0] = a->dimensions[0];
+      if (ndim == 2) v.shape[1] = a->dimensions[1];
+      v.ptr = reinterpret_cast<T*>(a->data);
+      return v;
+    }
+  }
+  return view<T>(h, name, ndim, writable, optional);
+}
+
+bool fis_f64(py::handle h, const char* name) {
+  PyObject* o = h.ptr();
+  if (Py_TYPE(o) == g_ndarray) {
+    const PyObject* d = py::detail::array_proxy(o)->descr;
+    if (d == g_descr[1]) return true;
+    if (d == g_descr[0]) return false;
+  }
+  return is_f64(h, name);
+}
+
+// Multiply-adds below which a kernel keeps the GIL (about 2 us of work at most).
+constexpr double kKeepGilWork = 16384.0;
+
+// py::gil_scoped_release when `release`, nothing otherwise.
+class NoGilIf {
+ public:
+  explicit NoGilIf(bool release) : st_(release ? PyEval_SaveThread() : nullptr) {}
+  ~NoGilIf() {
+    if (st_) PyEval_RestoreThread(st_);
+  }
+  NoGilIf(const NoGilIf&) = delete;
+  NoGilIf& operator=(const NoGilIf&) = delete;
+
+ private:
+  PyThreadState* st_;
+};
+
+// ---------------------------------------------------------------------------------------
 
 template <class T>
 void activation_forward_t(py::handle Z, int act, py::handle A, int nt) {
@@ -181,18 +251,18 @@ template <class T>
 void dense_forward_t(py::handle X, py::handle W, py::handle b, int act, py::handle A, py::handle Z,
                      int nt) {
   check_act(act, "dense_forward");
-  auto x = view<T>(X, "X", 2, false);
-  auto w = view<T>(W, "W", 2, false);
+  auto x = fview<T>(X, "X", 2, false);
+  auto w = fview<T>(W, "W", 2, false);
   const index_t n = x.shape[0], k = x.shape[1], m = w.shape[1];
   expect_shape(w, "W", k, m);
-  auto bb = view<T>(b, "b", 1, false);
+  auto bb = fview<T>(b, "b", 1, false);
   expect_shape(bb, "b", m);
-  auto a = view<T>(A, "A", 2, true);
+  auto a = fview<T>(A, "A", 2, true);
   expect_shape(a, "A", n, m);
-  auto z = view<T>(Z, "Z", 2, true, true);
+  auto z = fview<T>(Z, "Z", 2, true, true);
   if (z.ptr) expect_shape(z, "Z", n, m);
   if (n == 0 || m == 0) return;
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(double(n) * double(m) * double(k + 1) > kKeepGilWork);
   ks<T>().dense_forward(x.ptr, w.ptr, bb.ptr, a.ptr, z.ptr, n, k, m, act, nt);
 }
 
@@ -200,24 +270,24 @@ template <class T>
 void dense_backward_t(py::handle X, py::handle W, py::handle A, py::handle Z, py::handle dA,
                       int act, double l2, py::handle dW, py::handle db, py::handle dX, int nt) {
   check_differentiable(act);
-  auto x = view<T>(X, "X", 2, false);
-  auto w = view<T>(W, "W", 2, false);
+  auto x = fview<T>(X, "X", 2, false);
+  auto w = fview<T>(W, "W", 2, false);
   const index_t n = x.shape[0], k = x.shape[1], m = w.shape[1];
   expect_shape(w, "W", k, m);
-  auto a = view<T>(A, "A", 2, false);
+  auto a = fview<T>(A, "A", 2, false);
   expect_shape(a, "A", n, m);
-  auto da = view<T>(dA, "dA", 2, false);
+  auto da = fview<T>(dA, "dA", 2, false);
   expect_shape(da, "dA", n, m);
-  auto z = view<T>(Z, "Z", 2, false, !rb::codes::needs_z(act));
+  auto z = fview<T>(Z, "Z", 2, false, !rb::codes::needs_z(act));
   if (z.ptr) expect_shape(z, "Z", n, m);
-  auto dw = view<T>(dW, "dW", 2, true);
+  auto dw = fview<T>(dW, "dW", 2, true);
   expect_shape(dw, "dW", k, m);
-  auto dbv = view<T>(db, "db", 1, true);
+  auto dbv = fview<T>(db, "db", 1, true);
   expect_shape(dbv, "db", m);
-  auto dx = view<T>(dX, "dX", 2, true, true);
+  auto dx = fview<T>(dX, "dX", 2, true, true);
   if (dx.ptr) expect_shape(dx, "dX", n, k);
   if (k == 0 && m == 0) return;
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(3.0 * double(n) * double(m) * double(k + 1) > kKeepGilWork);
   ks<T>().dense_backward(x.ptr, w.ptr, a.ptr, z.ptr, da.ptr, dw.ptr, dbv.ptr, dx.ptr, n, k, m, act,
                          l2, nt);
 }
@@ -340,24 +410,24 @@ index_t check_layers(const View<std::int64_t>& ls, const View<std::int32_t>& act
 template <class T>
 void mlp_forward_t(py::handle X, py::handle params, py::handle layer_sizes, py::handle activations,
                    py::handle out, py::handle work, int nt) {
-  auto x = view<T>(X, "X", 2, false);
+  auto x = fview<T>(X, "X", 2, false);
   auto ls = view<std::int64_t>(layer_sizes, "layer_sizes", 1, false);
   auto ac = view<std::int32_t>(activations, "activations", 1, false);
   const index_t total = check_layers(ls, ac, false);
   const index_t n = x.shape[0], L = ls.shape[0] - 1;
   expect_shape(x, "X", n, ls.ptr[0]);
-  auto p = view<T>(params, "params", 1, false);
+  auto p = fview<T>(params, "params", 1, false);
   expect_shape(p, "params", total);
-  auto o = view<T>(out, "out", 2, true);
+  auto o = fview<T>(out, "out", 2, true);
   expect_shape(o, "out", n, ls.ptr[L]);
-  auto w = view<T>(work, "workspace", 1, true);
+  auto w = fview<T>(work, "workspace", 1, true);
   index_t maxw = 0;
   for (index_t i = 1; i <= L; ++i) maxw = std::max<index_t>(maxw, ls.ptr[i]);
   if (w.shape[0] < 2 * n * maxw)
     throw py::value_error("workspace must have at least 2 * n * max(layer_sizes[1:]) = " +
                           std::to_string(2 * n * maxw) + " entries");
   if (n == 0) return;
-  py::gil_scoped_release nogil;
+  NoGilIf nogil(double(n) * double(total) > kKeepGilWork);
   ks<T>().mlp_forward(x.ptr, n, p.ptr, ls.ptr, ac.ptr, int(L), o.ptr, w.ptr, nt);
 }
 
@@ -655,11 +725,163 @@ void batchnorm_inference_t(py::handle Z, py::handle gamma, py::handle beta, py::
 }
 // ---- end batchnorm ----
 
+// ---------------------------------------------------------------------------------------
+// METH_FASTCALL entries (see "Lean plumbing" above).
+
+// Binds a call's positional and keyword arguments to `names` (the first `nreq` required);
+// absent optional arguments read as None. Errors read like Python's own.
+template <std::size_t N>
+bool bind_args(const char* fn, const char* const (&names)[N], std::size_t nreq,
+               PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, PyObject* (&out)[N]) {
+  if (nargs > Py_ssize_t(N)) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zu arguments (%zd given)", fn, N, nargs);
+    return false;
+  }
+  for (std::size_t i = 0; i < N; ++i) out[i] = Py_ssize_t(i) < nargs ? args[i] : nullptr;
+  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t j = 0; j < nkw; ++j) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, j);
+    std::size_t i = 0;
+    while (i < N && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) ++i;
+    if (i == N) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fn, key);
+      return false;
+    }
+    if (out[i]) {
+      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fn, names[i]);
+      return false;
+    }
+    out[i] = args[nargs + j];
+  }
+  for (std::size_t i = 0; i < N; ++i) {
+    if (out[i]) continue;
+    if (i < nreq) {
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %zu)", fn, names[i],
+                   i + 1);
+      return false;
+    }
+    out[i] = Py_None;
+  }
+  return true;
+}
+
+// A C int from a Python int or an object with __index__ (numpy integers); never a float.
+int int_arg(PyObject* o, const char* name) {
+  const long long v = PyLong_AsLongLong(o);
+  if (v == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::type_error(std::string(name) + " must be an int, got " + Py_TYPE(o)->tp_name);
+  }
+  if (v < INT_MIN || v > INT_MAX) throw py::value_error(std::string(name) + " is out of range");
+  return int(v);
+}
+
+// n_threads: None or an int (<= 0: the library default).
+int threads_obj(PyObject* o) {
+  return rb::resolve_threads(o == Py_None ? 0 : int_arg(o, "n_threads"));
+}
+
+double float_arg(PyObject* o, const char* name) {
+  const double v = PyFloat_AsDouble(o);
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::type_error(std::string(name) + " must be a real number, got " + Py_TYPE(o)->tp_name);
+  }
+  return v;
+}
+
+// Runs f, turning the C++ exceptions of the checks and kernels into Python errors.
+template <class F>
+PyObject* guarded(F&& f) {
+  try {
+    f();
+    Py_RETURN_NONE;
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyObject* fast_dense_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
+                             PyObject* kwnames) {
+  static const char* const names[] = {"X", "W", "b", "activation", "A", "Z", "n_threads"};
+  PyObject* a[7];
+  if (!bind_args("dense_forward", names, 5, args, nargs, kwnames, a)) return nullptr;
+  return guarded([&] {
+    const int act = int_arg(a[3], "activation");
+    const int nt = threads_obj(a[6]);
+    (fis_f64(a[0], "X") ? dense_forward_t<double> : dense_forward_t<float>)(a[0], a[1], a[2], act,
+                                                                            a[4], a[5], nt);
+  });
+}
+
+PyObject* fast_dense_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
+                              PyObject* kwnames) {
+  static const char* const names[] = {"X",  "W",  "A",  "Z",  "dA",       "activation",
+                                      "l2", "dW", "db", "dX", "n_threads"};
+  PyObject* a[11];
+  if (!bind_args("dense_backward", names, 10, args, nargs, kwnames, a)) return nullptr;
+  return guarded([&] {
+    const int act = int_arg(a[5], "activation");
+    const double l2 = float_arg(a[6], "l2");
+    const int nt = threads_obj(a[10]);
+    (fis_f64(a[0], "X") ? dense_backward_t<double> : dense_backward_t<float>)(a[0], a[1], a[2],
+                                                                              a[3], a[4], act, l2,
+                                                                              a[7], a[8], a[9], nt);
+  });
+}
+
+PyObject* fast_mlp_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const names[] = {"X",   "params",    "layer_sizes", "activations",
+                                      "out", "workspace", "n_threads"};
+  PyObject* a[7];
+  if (!bind_args("mlp_forward", names, 6, args, nargs, kwnames, a)) return nullptr;
+  return guarded([&] {
+    const int nt = threads_obj(a[6]);
+    (fis_f64(a[0], "X") ? mlp_forward_t<double> : mlp_forward_t<float>)(a[0], a[1], a[2], a[3],
+                                                                        a[4], a[5], nt);
+  });
+}
+
+#define RB_FASTCALL(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f))
+PyMethodDef g_fast_defs[] = {
+    {"dense_forward", RB_FASTCALL(fast_dense_forward), METH_FASTCALL | METH_KEYWORDS,
+     "dense_forward(X, W, b, activation, A, Z=None, n_threads=0)\n--\n\n"
+     "dense_forward(X: numpy.ndarray, W: numpy.ndarray, b: numpy.ndarray, activation: int, "
+     "A: numpy.ndarray, Z: Optional[numpy.ndarray] = None, n_threads: Optional[int] = 0) -> "
+     "None\n\nA = f(X W + b) into A (and the pre-activation into Z when given)."},
+    {"dense_backward", RB_FASTCALL(fast_dense_backward), METH_FASTCALL | METH_KEYWORDS,
+     "dense_backward(X, W, A, Z, dA, activation, l2, dW, db, dX, n_threads=0)\n--\n\n"
+     "dense_backward(X: numpy.ndarray, W: numpy.ndarray, A: numpy.ndarray, "
+     "Z: Optional[numpy.ndarray], dA: numpy.ndarray, activation: int, l2: float, "
+     "dW: numpy.ndarray, db: numpy.ndarray, dX: Optional[numpy.ndarray], "
+     "n_threads: Optional[int] = 0) -> None\n\n"
+     "Gradients of a dense layer into dW, db and dX (None: skipped)."},
+    {"mlp_forward", RB_FASTCALL(fast_mlp_forward), METH_FASTCALL | METH_KEYWORDS,
+     "mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0)\n--\n\n"
+     "mlp_forward(X: numpy.ndarray, params: numpy.ndarray, layer_sizes: numpy.ndarray, "
+     "activations: numpy.ndarray, out: numpy.ndarray, workspace: numpy.ndarray, "
+     "n_threads: Optional[int] = 0) -> None\n\nForward pass of a whole network into out."},
+    {nullptr, nullptr, 0, nullptr}};
+#undef RB_FASTCALL
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
   mod.doc() = "rosenblatt compiled core: SIMD kernels behind the NumPy reference's API";
   g_isa = choose_isa();
+  init_fast_plumbing();
+  for (PyMethodDef* d = g_fast_defs; d->ml_name; ++d) {
+    PyObject* f = PyCFunction_NewEx(d, nullptr, mod.attr("__name__").ptr());
+    if (!f) throw py::error_already_set();
+    mod.add_object(d->ml_name, py::reinterpret_steal<py::object>(f));
+  }
 
   py::object none = py::none();
   using OptInt = std::optional<int>;
@@ -686,25 +908,6 @@ PYBIND11_MODULE(_core, mod) {
                         : activation_forward_t<float>)(Z, rb::codes::SOFTMAX, A, threads_arg(nt));
       },
       py::arg("Z"), py::arg("A"), py::arg("n_threads") = 0);
-  mod.def(
-      "dense_forward",
-      [](py::handle X, py::handle W, py::handle b, int act, py::handle A, py::handle Z, OptInt nt) {
-        (is_f64(X, "X") ? dense_forward_t<double> : dense_forward_t<float>)(X, W, b, act, A, Z,
-                                                                            threads_arg(nt));
-      },
-      py::arg("X"), py::arg("W"), py::arg("b"), py::arg("activation"), py::arg("A"),
-      py::arg("Z").none(true) = none, py::arg("n_threads") = 0);
-  mod.def(
-      "dense_backward",
-      [](py::handle X, py::handle W, py::handle A, py::handle Z, py::handle dA, int act, double l2,
-         py::handle dW, py::handle db, py::handle dX, OptInt nt) {
-        (is_f64(X, "X") ? dense_backward_t<double> : dense_backward_t<float>)(X, W, A, Z, dA, act,
-                                                                              l2, dW, db, dX,
-                                                                              threads_arg(nt));
-      },
-      py::arg("X"), py::arg("W"), py::arg("A"), py::arg("Z").none(true), py::arg("dA"),
-      py::arg("activation"), py::arg("l2"), py::arg("dW"), py::arg("db"), py::arg("dX").none(true),
-      py::arg("n_threads") = 0);
   mod.def(
       "loss_gradient",
       [](py::handle P, py::handle Y, py::handle sw, int loss, double delta, py::handle G,
@@ -759,15 +962,6 @@ PYBIND11_MODULE(_core, mod) {
       },
       py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"), py::arg("hyper"),
       py::arg("step"), py::arg("n_threads") = 0);
-  mod.def(
-      "mlp_forward",
-      [](py::handle X, py::handle params, py::handle ls, py::handle acts, py::handle out,
-         py::handle work, OptInt nt) {
-        (is_f64(X, "X") ? mlp_forward_t<double> : mlp_forward_t<float>)(X, params, ls, acts, out,
-                                                                        work, threads_arg(nt));
-      },
-      py::arg("X"), py::arg("params"), py::arg("layer_sizes"), py::arg("activations"),
-      py::arg("out"), py::arg("workspace"), py::arg("n_threads") = 0);
   mod.def(
       "train_epoch",
       [](py::handle X, py::handle Y, py::handle sw, py::handle order, std::int64_t bs,

@@ -57,6 +57,10 @@ _MODULES = {"cpp": "._kernels_cpp", "numba": "._kernels_numba", "numpy": "._kern
 _loaded = {}
 _errors = {}
 _lock = threading.Lock()
+# for the fast paths (see "fast paths" below): loaded backend modules by name, and the
+# name the default ("auto", no ROSENBLATT_BACKEND) resolved to
+_FAST_MODULES = {}
+_DEFAULT = []
 
 
 
@@ -74,6 +78,7 @@ def _probe(name):
                 raise ImportError("numba is not installed (pip install numba)")
             mod = importlib.import_module(_MODULES[name], __package__)
             _loaded[name] = mod
+            _FAST_MODULES[name] = mod
         except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable; the reason is kept for the error
             _errors[name] = f"{type(exc).__name__}: {exc}"
         return _loaded.get(name)
@@ -121,7 +126,9 @@ def resolve_backend(backend=None):
             name = env
             source = "ROSENBLATT_BACKEND"
         else:
-            return available_backends()[0]
+            best = available_backends()[0]
+            _DEFAULT[:] = [best]
+            return best
     else:
         name = backend
         source = "backend"
@@ -319,6 +326,48 @@ def softmax(Z, *, out=None, backend=None, n_threads=None):
 
 
 # --------------------------------------------------------------------------------------
+# fast paths
+#
+# A tiny layer (10x2 @ 2x8) computes in about 0.1 us, while the checks above cost several
+# microseconds (helper calls with keyword arguments, dtype comparisons, backend lookup).
+# The per-layer kernels therefore try the common case first with the cheapest tests Python
+# has: exact ndarray type, dtype identity with the builtin float32/float64, shape tuples,
+# the contiguity and writability flags, an activation name, None or an int n_threads and a
+# backend module loaded already. When any of them fails - every bad argument among others -
+# the call takes the general path, which checks everything again and raises its usual
+# error; so the fast path changes no message and accepts nothing the general path rejects.
+
+_ND = np.ndarray
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_ACT_CODES = dict(C.ACTIVATIONS)
+# activations dense_backward accepts (not the steps, not softmax), and those needing Z
+_DIFF_CODES = {name: code for name, code in C.ACTIVATIONS.items()
+               if code not in C.STEPS and code != C.SOFTMAX}
+_MAX_FLOAT = float(np.finfo(np.float64).max)
+
+
+# os.environ.get costs ~2 us when the variable is unset (a KeyError raised and caught
+# inside); the mapping behind os.environ answers "is it set?" in ~0.1 us
+_ENV_DATA = getattr(os.environ, "_data", None)
+try:
+    _ENV_KEY = os.environ.encodekey("ROSENBLATT_BACKEND")
+except AttributeError:  # pragma: no cover - another os.environ implementation
+    _ENV_DATA = None
+
+
+def _fast_module(backend):
+    """The loaded module of ``backend`` without re-resolving it, or None (general path)."""
+    if backend is None or backend == "auto":
+        if _ENV_DATA is None or _ENV_KEY in _ENV_DATA:
+            env = os.environ.get("ROSENBLATT_BACKEND", "").strip()
+            if env and env != "auto":
+                return _FAST_MODULES.get(env)
+        return _FAST_MODULES.get(_DEFAULT[0]) if _DEFAULT else None
+    return _FAST_MODULES.get(backend) if type(backend) is str else None
+
+
+# --------------------------------------------------------------------------------------
 # dense layer
 
 
@@ -346,6 +395,33 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
     Z : ndarray (n, m)
         Only when ``return_z``.
     """
+    if (type(X) is _ND and type(W) is _ND and type(b) is _ND and type(activation) is str
+            and (n_threads is None or type(n_threads) is int and n_threads >= 0)):
+        # fast path (see "fast paths" above)
+        dt = X.dtype
+        try:
+            n, k = X.shape
+            k_w, m = W.shape
+            (m_b,) = b.shape
+        except ValueError:  # wrong number of dimensions
+            k = k_w = m = m_b = None
+        if (k is not None and k == k_w and m == m_b and (dt is _F32 or dt is _F64)
+                and W.dtype is dt and b.dtype is dt and X.flags.c_contiguous
+                and W.flags.c_contiguous and b.flags.c_contiguous
+                and (act := _ACT_CODES.get(activation)) is not None
+                and (be := _FAST_MODULES.get(backend) if type(backend) is str
+                     and backend != "auto" else _fast_module(backend)) is not None):
+            if out is None:
+                A = np.empty((n, m), dt)
+            elif (type(out) is _ND and out.dtype is dt and out.shape == (n, m)
+                  and out.flags.carray):  # C-contiguous, aligned, writable
+                A = out
+            else:
+                A = None
+            if A is not None:
+                Z = np.empty((n, m), dt) if return_z else None
+                be.dense_forward(X, W, b, act, A, Z, n_threads or 0)
+                return (A, Z) if return_z else A
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
     n, k = X.shape
@@ -390,6 +466,31 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
     db : ndarray (m,)
     dX : ndarray (n, k) or None
     """
+    if (type(X) is _ND and type(W) is _ND and type(A) is _ND and type(dA) is _ND
+            and type(activation) is str and type(l2) is float and 0.0 <= l2 <= _MAX_FLOAT
+            and (n_threads is None or type(n_threads) is int and n_threads >= 0)):
+        # fast path (see "fast paths" above)
+        dt = X.dtype
+        try:
+            n, k = xs = X.shape
+            k_w, m = ws = W.shape
+        except ValueError:  # wrong number of dimensions
+            k = k_w = None
+        if (k is not None and k == k_w and (dt is _F32 or dt is _F64) and W.dtype is dt
+                and A.dtype is dt and dA.dtype is dt and A.shape == (n, m)
+                and dA.shape == (n, m) and X.flags.c_contiguous and W.flags.c_contiguous
+                and A.flags.c_contiguous and dA.flags.c_contiguous
+                and (act := _DIFF_CODES.get(activation)) is not None
+                and (act not in C.NEEDS_Z if Z is None else
+                     type(Z) is _ND and Z.dtype is dt and Z.shape == (n, m)
+                     and Z.flags.c_contiguous)
+                and (be := _FAST_MODULES.get(backend) if type(backend) is str
+                     and backend != "auto" else _fast_module(backend)) is not None):
+            dW = np.empty(ws, dt)
+            db = np.empty(m, dt)
+            dX = np.empty(xs, dt) if need_dX else None
+            be.dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX, n_threads or 0)
+            return dW, db, dX
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
     n, k = X.shape

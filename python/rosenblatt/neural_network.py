@@ -20,6 +20,7 @@ the optimizer steps as a whole. Prediction folds the running statistics into the
 weights (``kernels.batchnorm_fold``) and runs the usual one-call ``mlp_forward``.
 """
 
+import math
 import operator
 import time
 import warnings
@@ -759,11 +760,16 @@ class BaseMultilayerPerceptron(BaseEstimator):
         dt = self._params.dtype
         # fast path for the common case (one row from a web request, say): a C-contiguous
         # array of the right dtype and width without NaN/inf skips sklearn's validation;
-        # anything else takes the full path, which also raises sklearn's errors
-        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype == dt and X.shape[0] > 0
-                and X.shape[1] == self.n_features_in_ and X.flags.c_contiguous
+        # anything else takes the full path, which also raises sklearn's errors. The
+        # finiteness test is one sum (no temporary array): NaN or inf makes it non-finite,
+        # and so does overflow of large finite values, which the full path then accepts.
+        # (A dot product of X with itself is faster but overflows - with a RuntimeWarning
+        # - from values of about 1e17 on in float32.)
+        if (type(X) is np.ndarray and (X.dtype is dt or X.dtype == dt)
+                and len(shape := X.shape) == 2 and shape[0] > 0
+                and shape[1] == self.n_features_in_ and X.flags.c_contiguous
                 and "feature_names_in_" not in self.__dict__
-                and np.isfinite(np.add.reduce(X, axis=None))):
+                and math.isfinite(np.add.reduce(X, None))):
             return X if X.dtype is dt else X.view(dt)  # builtin dtype: see __setstate__
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         if sp.issparse(X):
@@ -777,24 +783,29 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _forward_fast(self, X):
         """Output layer activations for X (validated here)."""
-        self._check_fitted()
+        if "_views" not in self.__dict__:
+            self._check_fitted()
         self._sync()
         X = self._check_X(X)
-        params = self._inference_params()
-        if not sp.issparse(X):
+        if type(X) is np.ndarray or not sp.issparse(X):
             # X was validated by _check_X and the network (layer sizes, activation codes,
             # flat vector) when it was built; kernels.mlp_forward would check all of it
             # again on every call - tens of microseconds that dominate predict on one row
             dt = self._params.dtype
+            params = self._params if self.__dict__.get("_bn_vec") is None \
+                else self._inference_params()
             n = X.shape[0]
-            out = np.empty((n, self.n_outputs_), dtype=dt)
-            work = np.empty(K.mlp_workspace_size(self._layer_list, n), dtype=dt)
+            out = np.empty((n, self.n_outputs_), dt)
+            # K.mlp_workspace_size: two buffers of n rows of the widest layer (its generator
+            # over numpy integers costs ~1 us, as much as all the other bookkeeping here)
+            work = np.empty(2 * n * max(self._layer_list[1:]), dt)
             be = _BACKEND_MODULES.get(self.backend_)
             if be is None:
                 be = _BACKEND_MODULES[self.backend_] = K.get_backend(self.backend_)
             be.mlp_forward(X, params, self._layer_sizes, self._act_codes, out, work,
                            self.n_threads or 0)
             return out
+        params = self._inference_params()
         dt = self._params.dtype
         out = np.empty((X.shape[0], self.n_outputs_), dtype=dt)
         for s in range(0, X.shape[0], _BLOCK):

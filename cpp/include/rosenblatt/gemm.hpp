@@ -15,6 +15,7 @@
 // then k within the block) whatever the thread count, and threads own disjoint tiles.
 #pragma once
 #include "rosenblatt/activations.hpp"
+#include "rosenblatt/gemv.hpp"
 #include "rosenblatt/threads.hpp"
 
 namespace rosenblatt {
@@ -709,7 +710,9 @@ inline int gemm_threads(int nt, idx m, idx n, idx k) {
 template <class T>
 void gemm(const GemmArgs<T>& g, int nt) {
   if (g.m <= 0 || g.n <= 0) return;
-  if (gemm_is_small<T>(g.m, g.n, g.k) || g.k == 0) {
+  if (gemv_suits<T>(g)) {  // few rows of A, or tiny: gemv.hpp
+    gemv<T>(g, nt);
+  } else if (gemm_is_small<T>(g.m, g.n, g.k) || g.k == 0) {
     const int use = (g.m >= 64 && double(g.m) * g.n * tmax<idx>(g.k, 1) > 1e6) ? nt : 1;
     const idx chunk = 32;
     const idx nchunks = (g.m + chunk - 1) / chunk;
