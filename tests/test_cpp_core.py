@@ -17,8 +17,8 @@ import pytest
 
 _core = pytest.importorskip("rosenblatt._core")
 
-from rosenblatt import _codes as C  # noqa: E402
-from rosenblatt import _kernels_ref as R  # noqa: E402
+from rosenblatt import _codes as C
+from rosenblatt import _kernels_ref as R
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,8 +38,8 @@ SHAPES = [
 def _tol(dt, k=1):
     # float32 sums of k products: error grows with the reduction length
     if dt == np.float32:
-        return dict(rtol=2e-4 * max(1.0, np.sqrt(k) / 4), atol=2e-5 * max(1.0, np.sqrt(k)))
-    return dict(rtol=1e-10, atol=1e-12 * max(1.0, k))
+        return {"rtol": 2e-4 * max(1.0, np.sqrt(k) / 4), "atol": 2e-5 * max(1.0, np.sqrt(k))}
+    return {"rtol": 1e-10, "atol": 1e-12 * max(1.0, k)}
 
 
 def _data(rng, shape, dt, scale=1.0):
@@ -181,7 +181,7 @@ def test_isa_listing():
 def _run_forced(isa, code):
     env = dict(os.environ, ROSENBLATT_ISA=isa,
                PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=False,
                           text=True, timeout=300)
 
 
@@ -381,7 +381,7 @@ def test_train_epoch_matches_reference(dt, case):
                                      opt, hyper, step, ws, norms, 1)
         results.append((total, p, state, step, norms))
     (t1, p1, s1, st1, n1), (t2, p2, s2, st2, n2) = results
-    tol = dict(rtol=1e-3, atol=1e-4) if dt == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    tol = {"rtol": 1e-3, "atol": 1e-4} if dt == np.float32 else {"rtol": 1e-9, "atol": 1e-11}
     assert t1 == pytest.approx(t2, rel=tol["rtol"])
     np.testing.assert_allclose(p1, p2, **tol)
     np.testing.assert_allclose(s1, s2, **tol)
@@ -443,7 +443,7 @@ def _dense_args(dt=np.float64):
 ])
 def test_dense_forward_rejects_bad_input(mutate, exc):
     X, W, b, A = _dense_args()
-    args = dict(X=X, W=W, b=b, act=C.RELU, A=A, Z=None)
+    args = {"X": X, "W": W, "b": b, "act": C.RELU, "A": A, "Z": None}
     mutate(args)
     with pytest.raises(exc):
         _core.dense_forward(args["X"], args["W"], args["b"], args["act"], args["A"],
@@ -465,7 +465,7 @@ def test_unaligned_rejected():
 
 
 def test_backward_rejects_steps_softmax_and_missing_z():
-    X, W, b, A = _dense_args()
+    X, W, _b, A = _dense_args()
     dA = np.ones_like(A)
     dW, db = np.empty((3, 2)), np.empty(2)
     for act in (C.HEAVISIDE, C.SIGN, C.SOFTMAX):
@@ -481,12 +481,12 @@ def _train_args(dt=np.float64):
     sizes = np.array([3, 4, 2], np.int64)
     acts = np.array([C.RELU, C.IDENTITY], np.int32)
     _, P = R.param_offsets(sizes)
-    return dict(X=np.ones((5, 3), dt), Y=np.ones((5, 2), dt), sw=None,
-                order=np.arange(5, dtype=np.int64), bs=2, sizes=sizes, acts=acts,
-                loss=C.SQUARED_ERROR, params=np.zeros(P, dt), grads=np.zeros(P, dt),
-                state=np.zeros((1, P), dt), opt=C.SGD, hyper=np.full(C.N_HYPER, 0.1),
-                step=np.zeros(1, np.int64), ws=np.empty(R.train_workspace_size(sizes, 2), dt),
-                norms=None)
+    return {"X": np.ones((5, 3), dt), "Y": np.ones((5, 2), dt), "sw": None,
+                "order": np.arange(5, dtype=np.int64), "bs": 2, "sizes": sizes, "acts": acts,
+                "loss": C.SQUARED_ERROR, "params": np.zeros(P, dt), "grads": np.zeros(P, dt),
+                "state": np.zeros((1, P), dt), "opt": C.SGD, "hyper": np.full(C.N_HYPER, 0.1),
+                "step": np.zeros(1, np.int64), "ws": np.empty(R.train_workspace_size(sizes, 2), dt),
+                "norms": None}
 
 
 def _call_train(a):
@@ -573,7 +573,7 @@ try:
 except KeyboardInterrupt:
     print("interrupted", int(step[0]), bool(np.isfinite(p).all()))
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
                              p for p in sys.path if p)))
     assert res.returncode == 0, res.stderr

@@ -6,74 +6,74 @@ outputs writable. ``n_threads`` <= 0 or None means the library default
 (:func:`get_num_threads`). Bad arrays raise TypeError/ValueError.
 """
 
-from typing import Optional
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
-_F = NDArray[np.floating]
-_I64 = NDArray[np.int64]
-_I32 = NDArray[np.int32]
+_F: TypeAlias = NDArray[np.floating]
+_I64: TypeAlias = NDArray[np.int64]
+_I32: TypeAlias = NDArray[np.int32]
 
-def activation_forward(Z: _F, activation: int, A: _F, n_threads: Optional[int] = 0) -> None: ...
+def activation_forward(Z: _F, activation: int, A: _F, n_threads: int | None = 0) -> None: ...
 def activation_backward(
-    Z: Optional[_F], A: _F, dA: _F, activation: int, dZ: _F, n_threads: Optional[int] = 0
+    Z: _F | None, A: _F, dA: _F, activation: int, dZ: _F, n_threads: int | None = 0
 ) -> None: ...
-def softmax(Z: _F, A: _F, n_threads: Optional[int] = 0) -> None: ...
+def softmax(Z: _F, A: _F, n_threads: int | None = 0) -> None: ...
 def dense_forward(
-    X: _F, W: _F, b: _F, activation: int, A: _F, Z: Optional[_F] = None,
-    n_threads: Optional[int] = 0,
+    X: _F, W: _F, b: _F, activation: int, A: _F, Z: _F | None = None,
+    n_threads: int | None = 0,
 ) -> None: ...
 def dense_backward(
-    X: _F, W: _F, A: _F, Z: Optional[_F], dA: _F, activation: int, l2: float, dW: _F, db: _F,
-    dX: Optional[_F], n_threads: Optional[int] = 0,
+    X: _F, W: _F, A: _F, Z: _F | None, dA: _F, activation: int, l2: float, dW: _F, db: _F,
+    dX: _F | None, n_threads: int | None = 0,
 ) -> None: ...
 def loss_gradient(
-    P: _F, Y: _F, sample_weight: Optional[_F], loss: int, huber_delta: float, G: _F,
-    n_threads: Optional[int] = 0,
+    P: _F, Y: _F, sample_weight: _F | None, loss: int, huber_delta: float, G: _F,
+    n_threads: int | None = 0,
 ) -> float: ...
 def sgd_step(
     params: _F, grads: _F, velocity: _F, lr: float, momentum: float, nesterov: bool,
-    n_threads: Optional[int] = 0,
+    n_threads: int | None = 0,
 ) -> None: ...
 def adagrad_step(
-    params: _F, grads: _F, accum: _F, lr: float, eps: float, n_threads: Optional[int] = 0
+    params: _F, grads: _F, accum: _F, lr: float, eps: float, n_threads: int | None = 0
 ) -> None: ...
 def rmsprop_step(
     params: _F, grads: _F, sq: _F, lr: float, rho: float, eps: float,
-    n_threads: Optional[int] = 0,
+    n_threads: int | None = 0,
 ) -> None: ...
 def adam_step(
     params: _F, grads: _F, m: _F, v: _F, lr: float, beta1: float, beta2: float, eps: float,
-    weight_decay: float, t: int, n_threads: Optional[int] = 0,
+    weight_decay: float, t: int, n_threads: int | None = 0,
 ) -> None: ...
 def optimizer_step(
     params: _F, grads: _F, state: _F, optimizer: int, hyper: NDArray[np.float64], step: _I64,
-    n_threads: Optional[int] = 0,
+    n_threads: int | None = 0,
 ) -> None: ...
 def mlp_forward(
     X: _F, params: _F, layer_sizes: _I64, activations: _I32, out: _F, workspace: _F,
-    n_threads: Optional[int] = 0,
+    n_threads: int | None = 0,
 ) -> None: ...
 def train_epoch(
-    X: _F, Y: _F, sample_weight: Optional[_F], order: _I64, batch_size: int,
+    X: _F, Y: _F, sample_weight: _F | None, order: _I64, batch_size: int,
     layer_sizes: _I64, activations: _I32, loss: int, params: _F, grads: _F, state: _F,
     optimizer: int, hyper: NDArray[np.float64], step: _I64, workspace: _F,
-    grad_norms: Optional[NDArray[np.float64]], n_threads: Optional[int] = 0,
+    grad_norms: NDArray[np.float64] | None, n_threads: int | None = 0,
 ) -> float:
     """One epoch; raises KeyboardInterrupt (params consistent) on Ctrl-C between batches."""
 
 def batchnorm_forward(
     Z: _F, gamma: _F, beta: _F, eps: float, Y: _F, Xhat: _F, mean: _F, invstd: _F,
-    n_threads: Optional[int] = 0,
+    n_threads: int | None = 0,
 ) -> None: ...
 def batchnorm_backward(
     dY: _F, Xhat: _F, gamma: _F, invstd: _F, dZ: _F, dgamma: _F, dbeta: _F,
-    n_threads: Optional[int] = 0,
+    n_threads: int | None = 0,
 ) -> None: ...
 def batchnorm_inference(
     Z: _F, gamma: _F, beta: _F, running_mean: _F, running_var: _F, eps: float, Y: _F,
-    n_threads: Optional[int] = 0,
+    n_threads: int | None = 0,
 ) -> None: ...
 
 def isa() -> str:
@@ -91,7 +91,7 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int: ...
 def hardware_threads() -> int: ...
 def peak_flops_probe(
-    isa: Optional[str] = None, dtype: str = "float32", seconds: float = 0.2
+    isa: str | None = None, dtype: str = "float32", seconds: float = 0.2
 ) -> float:
     """Single-thread FMA throughput of an ISA in GFLOP/s (thread CPU time)."""
 
