@@ -69,6 +69,20 @@ class Pool {
     }
   }
 
+  int spinning() const { return spinning_.load(std::memory_order_relaxed); }
+
+  // A new generation without a job: sleeping workers wake, find nothing and poll again.
+  void wake(int helpers) {
+    std::unique_lock<std::mutex> submit(submit_, std::try_to_lock);
+    if (!submit.owns_lock()) return;  // busy: the workers are awake
+    ensure_workers(helpers);
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+  }
+
   void stop_workers() {
     std::lock_guard<std::mutex> submit(submit_);
     {
@@ -103,6 +117,7 @@ class Pool {
     for (;;) {
       auto t0 = std::chrono::steady_clock::now();
       int polls = 0;
+      spinning_.fetch_add(1, std::memory_order_relaxed);
       while (generation_.load(std::memory_order_acquire) == seen &&
              !stop_.load(std::memory_order_relaxed)) {
         cpu_relax();
@@ -111,6 +126,7 @@ class Pool {
           if (std::chrono::steady_clock::now() - t0 > kSpin) break;
         }
       }
+      spinning_.fetch_sub(1, std::memory_order_relaxed);
       Job* job = nullptr;
       {
         std::unique_lock<std::mutex> lk(m_);
@@ -138,6 +154,7 @@ class Pool {
   Job* current_ = nullptr;
   std::atomic<unsigned> generation_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<int> spinning_{0};  // workers polling for a job (awake and idle)
 };
 
 // Heap-allocated so that a forked child can abandon the parent's pool (its threads do not
@@ -224,6 +241,19 @@ void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx) {
     return;
   }
   pool().run(job);
+}
+
+int idle_spinning_workers() {
+  Pool* p;
+  {
+    std::lock_guard<std::mutex> lk(g_pool_mutex);
+    p = g_pool;
+  }
+  return p ? p->spinning() : 0;
+}
+
+void wake_workers(int n_threads) {
+  if (n_threads > 1) pool().wake(n_threads - 1);
 }
 
 void* thread_scratch(int slot, std::size_t bytes) {

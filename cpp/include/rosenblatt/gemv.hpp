@@ -244,21 +244,26 @@ inline bool gemv_suits(const GemmArgs<T>& g) {
   return g.m <= kGemvMaxRows || double(g.m) * double(g.n) * double(g.k) <= 8192.0;
 }
 
-// Threads worth using: one per MiB of B (about 15 us of streaming on one core), at least 4
-// vectors of columns each. Splitting a smaller B, such as the 940 KB first layer of a
-// 784-300-100-10 net, over the two cores of this machine's kind (each core's L2 then holds
-// its half) measured ~25% faster back to back on a quiet machine, but the hand-off decides:
-// with the other core busy (the shared machine) or the worker asleep (requests apart by more
-// than its 150 us spin), one-row predict took 1.3x (median) to 10x (p90) the time of one
-// thread. One row at a time is the latency case, so it stays on one core.
+// Threads worth using: one per 256 KiB of B, at least 4 vectors of columns each, and only
+// while the pool's workers are awake. Splitting the 940 KB first layer of a 784-300-100-10
+// net over two cores (each core's L2 then keeps its half from call to call) measured ~25%
+// faster back to back, but handing work to a sleeping worker (requests apart by more than
+// its 150 us spin) made one-row predict 5x slower at the median: then the call runs on one
+// thread and only wakes the workers, so that the next call of a prediction loop splits.
 template <class T>
 inline int gemv_threads(const GemmArgs<T>& g, int nt) {
   constexpr int L = lanes<T>;
   if (nt <= 1 || g.m > kGemvMaxRows) return 1;
   const double bytes = double(g.k) * double(g.n) * double(sizeof(T));
-  const int by_size = int(bytes / (1024.0 * 1024.0));
+  const int by_size = int(bytes / (256.0 * 1024.0));
   const int by_cols = int(g.n / (4 * L));
-  return tmax(1, tmin(nt, tmin(by_size, by_cols)));
+  const int use = tmax(1, tmin(nt, tmin(by_size, by_cols)));
+  if (use <= 1) return 1;
+  if (idle_spinning_workers() > 0) return use;
+  // Workers asleep: this call stays on one thread (a wake-up would cost more than the
+  // split saves) but rouses them, so that the next call of a prediction loop splits.
+  wake_workers(use);
+  return 1;
 }
 
 template <class T>

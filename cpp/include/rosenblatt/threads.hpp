@@ -49,6 +49,14 @@ inline void parallel_for(long n_tasks, int n_threads, F&& f) {
       const_cast<void*>(static_cast<const void*>(&f)));
 }
 
+// Workers polling for a job right now (they spin kSpin after each job, then sleep): a job
+// handed to them starts within a microsecond, while waking a sleeping one takes tens of
+// microseconds or more. For kernels whose work is only worth splitting when that is cheap.
+int idle_spinning_workers();
+// Wakes sleeping workers (starting them if needed, n_threads - 1 of them) without giving
+// them a job, so that they poll for the next one; a no-op while the pool is busy.
+void wake_workers(int n_threads);
+
 // Per-thread scratch memory, 64-byte aligned; grows monotonically; contents are not kept
 // when it grows. Slots let nested users (packed B of a GEMM in slot 0, packed A in slot 1)
 // hold buffers at the same time. Freed at thread exit.
