@@ -1,5 +1,7 @@
 // Dense layer forward/backward and the elementwise kernels, on top of gemm.hpp.
 #pragma once
+#include <type_traits>
+
 #include "rosenblatt/gemm.hpp"
 
 namespace rosenblatt {
@@ -105,6 +107,245 @@ void dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA,
                     T* dX, idx n, idx k, idx m, int act, double l2, int nt) {
   dense_backward_impl<T>(X, W, A, Z, dA, dW, db, dX, n, k, m, act, l2, nt, nullptr);
 }
+
+// ---------------------------------------------------------------------------------------
+// Small layers: every width at most kSmallVecs vectors (the playground's 2-8-8-1 nets).
+// A batch then costs a layer a few hundred FLOPs, less than the general path spends on GEMM
+// dispatch, a call per row and separate bias and activation passes. Here a row's outputs
+// stay in registers until stored, the activation runs over the whole layer with its code
+// fixed at compile time, and nothing is dispatched per row. Each output is the sum of the
+// direct GEMM path (k terms by FMA from zero, then the bias; dW over the batch rows in
+// order, then l2 W; db in row order), except where that path takes dot products (outputs
+// 1 wide, and dX): results agree with it to rounding.
+
+constexpr int kSmallVecs = 4;
+
+template <class T>
+constexpr idx small_width() {
+  return idx(kSmallVecs) * lanes<T>;
+}
+
+// Lanes used by vector v of a row of w values.
+template <class T>
+inline int lanes_at(idx w, int v) {
+  return int(tmin<idx>(lanes<T>, w - idx(v) * lanes<T>));
+}
+template <class T>
+inline vec<T> vload_c(const T* p, int c) {
+  return c == lanes<T> ? vload(p) : vload_n(p, c);
+}
+template <class T>
+inline void vstore_c(T* p, vec<T> v, int c) {
+  if (c == lanes<T>)
+    vstore(p, v);
+  else
+    vstore_n(p, v, c);
+}
+
+// A = f(Z) over a contiguous span, f fixed at compile time, four vectors per step so that
+// their independent polynomial and division chains overlap (one row of a small layer is
+// a single vector, too short to hide that latency).
+template <class T, int ACT>
+void act_block(const T* z, T* a, idx len) {
+  constexpr int L = lanes<T>;
+  idx i = 0;
+  for (; i + 4 * L <= len; i += 4 * L) {
+    vec<T> v[4];
+    for (int u = 0; u < 4; ++u) v[u] = act_vec<T>(ACT, vload(z + i + u * L));
+    for (int u = 0; u < 4; ++u) vstore(a + i + u * L, v[u]);
+  }
+  for (; i < len; i += L) {
+    const int c = int(tmin<idx>(L, len - i));
+    vstore_c(a + i, act_vec<T>(ACT, vload_c(z + i, c)), c);
+  }
+}
+
+template <class T>
+void small_activation(const T* z, T* a, idx rows, idx cols, int act) {
+  switch (act) {
+    case codes::TANH:
+      return act_block<T, codes::TANH>(z, a, rows * cols);
+    case codes::LOGISTIC:
+      return act_block<T, codes::LOGISTIC>(z, a, rows * cols);
+    case codes::RELU:
+      return act_block<T, codes::RELU>(z, a, rows * cols);
+    case codes::SOFTMAX:
+      for (idx r = 0; r < rows; ++r) softmax_row<T>(z + r * cols, a + r * cols, cols);
+      return;
+    default:
+      return act_span<T>(act, z, a, rows * cols);
+  }
+}
+
+// Z = X W + b for n rows of X (row stride k), vectors along m.
+template <class T, int NV>
+void small_z_nv(const T* X, const T* W, const T* b, T* Z, idx n, idx k, idx m) {
+  constexpr int L = lanes<T>;
+  int c[NV];
+  vec<T> bv[NV];
+  for (int v = 0; v < NV; ++v) {
+    c[v] = lanes_at<T>(m, v);
+    bv[v] = vload_c(b + v * L, c[v]);
+  }
+  for (idx r = 0; r < n; ++r) {
+    const T* x = X + r * k;
+    vec<T> acc[NV] = {};
+    for (idx p = 0; p < k; ++p) {
+      const vec<T> xp = vset<T>(x[p]);
+      for (int v = 0; v < NV; ++v) acc[v] = vfma(xp, vload_c(W + p * m + v * L, c[v]), acc[v]);
+    }
+    for (int v = 0; v < NV; ++v) vstore_c(Z + r * m + v * L, acc[v] + bv[v], c[v]);
+  }
+}
+
+// dW = X^T dZ + l2 W, vectors along m, PB rows of dW at a time so that their sums over the
+// batch (each a chain of dependent FMAs) overlap.
+template <class T, int NV>
+void small_dw_nv(const T* X, const T* W, const T* dZ, T* dW, idx n, idx k, idx m, double l2) {
+  constexpr int L = lanes<T>;
+  constexpr int PB = NV >= 3 ? 1 : 4 / NV;
+  int c[NV];
+  for (int v = 0; v < NV; ++v) c[v] = lanes_at<T>(m, v);
+  const T beta = T(l2);
+  auto block = [&](idx p0, auto pb) {
+    constexpr int P = decltype(pb)::value;
+    vec<T> acc[P][NV] = {};
+    for (idx r = 0; r < n; ++r) {
+      vec<T> g[NV];
+      for (int v = 0; v < NV; ++v) g[v] = vload_c(dZ + r * m + v * L, c[v]);
+      for (int q = 0; q < P; ++q) {
+        const vec<T> xp = vset<T>(X[r * k + p0 + q]);
+        for (int v = 0; v < NV; ++v) acc[q][v] = vfma(xp, g[v], acc[q][v]);
+      }
+    }
+    for (int q = 0; q < P; ++q)
+      for (int v = 0; v < NV; ++v) {
+        const idx o = (p0 + q) * m + v * L;
+        vec<T> w = acc[q][v];
+        if (l2 != 0.0) w = w + beta * vload_c(W + o, c[v]);
+        vstore_c(dW + o, w, c[v]);
+      }
+  };
+  idx p = 0;
+  for (; p + PB <= k; p += PB) block(p, std::integral_constant<int, PB>{});
+  for (; p < k; ++p) block(p, std::integral_constant<int, 1>{});
+}
+
+// The same dW for outputs narrower than the inputs, vectors along k: column j of dW is KV
+// vectors (the same sums over the batch rows, in the same order).
+template <class T, int KV>
+void small_dw_cols_nv(const T* X, const T* W, const T* dZ, T* dW, idx n, idx k, idx m,
+                      double l2) {
+  constexpr int L = lanes<T>;
+  int c[KV];
+  for (int v = 0; v < KV; ++v) c[v] = lanes_at<T>(k, v);
+  const T beta = T(l2);
+  for (idx j = 0; j < m; ++j) {
+    vec<T> acc[KV] = {};
+    for (idx r = 0; r < n; ++r) {
+      const vec<T> g = vset<T>(dZ[r * m + j]);
+      for (int v = 0; v < KV; ++v) acc[v] = vfma(g, vload_c(X + r * k + v * L, c[v]), acc[v]);
+    }
+    for (int v = 0; v < KV; ++v) {
+      alignas(64) T col[lanes<T>] = {};
+      vec<T> w = acc[v];
+      if (l2 != 0.0) {
+        for (int l = 0; l < c[v]; ++l) col[l] = W[(v * L + l) * m + j];
+        w = w + beta * vload(col);
+      }
+      vstore(col, w);
+      for (int l = 0; l < c[v]; ++l) dW[(v * L + l) * m + j] = col[l];
+    }
+  }
+}
+
+// db = column sums of dZ, rows added in order.
+template <class T, int NV>
+void small_db_nv(const T* dZ, T* db, idx n, idx m) {
+  constexpr int L = lanes<T>;
+  int c[NV];
+  for (int v = 0; v < NV; ++v) c[v] = lanes_at<T>(m, v);
+  vec<T> s[NV] = {};
+  for (idx r = 0; r < n; ++r)
+    for (int v = 0; v < NV; ++v) s[v] += vload_c(dZ + r * m + v * L, c[v]);
+  for (int v = 0; v < NV; ++v) vstore_c(db + v * L, s[v], c[v]);
+}
+
+// dX = dZ W^T for n rows, by FMA along m against a transposed copy of W (m x k).
+template <class T, int NV>
+void small_dx_nv(const T* dZ, const T* W, T* dX, idx n, idx k, idx m) {
+  constexpr int L = lanes<T>;
+  alignas(64) T wt[small_width<T>() * small_width<T>()];
+  for (idx j = 0; j < m; ++j)
+    for (idx p = 0; p < k; ++p) wt[j * k + p] = W[p * m + j];
+  int c[NV];
+  for (int v = 0; v < NV; ++v) c[v] = lanes_at<T>(k, v);
+  for (idx r = 0; r < n; ++r) {
+    vec<T> acc[NV] = {};
+    for (idx j = 0; j < m; ++j) {
+      const vec<T> g = vset<T>(dZ[r * m + j]);
+      for (int v = 0; v < NV; ++v) acc[v] = vfma(g, vload_c(wt + j * k + v * L, c[v]), acc[v]);
+    }
+    for (int v = 0; v < NV; ++v) vstore_c(dX + r * k + v * L, acc[v], c[v]);
+  }
+}
+
+// call(NV) with NV the vectors a row of w values takes (1 <= w <= small_width).
+#define RB_SMALL_NV(w, call)                        \
+  switch (int(((w) + lanes<T> - 1) / lanes<T>)) { \
+    case 1:                                         \
+      call(1);                                      \
+      break;                                        \
+    case 2:                                         \
+      call(2);                                      \
+      break;                                        \
+    case 3:                                         \
+      call(3);                                      \
+      break;                                        \
+    default:                                        \
+      call(4);                                      \
+      break;                                        \
+  }
+
+// dense_forward for widths k, m <= small_width (one thread; Z is always written).
+template <class T>
+void small_dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m,
+                         int act) {
+#define RB_CALL(NV) small_z_nv<T, NV>(X, W, b, Z, n, k, m)
+  RB_SMALL_NV(m, RB_CALL)
+#undef RB_CALL
+  small_activation<T>(Z, A, n, m, act);
+}
+
+// dense_backward_impl for widths k, m <= small_width (one thread).
+template <class T>
+void small_dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW,
+                          T* db, T* dX, idx n, idx k, idx m, int act, double l2, T* dz_buf) {
+  const T* dZ = dA;
+  if (act != codes::IDENTITY) {
+    dact_span<T>(act, Z, A, dA, dz_buf, n * m);  // the rows are contiguous: one span
+    dZ = dz_buf;
+  }
+  const idx mv = (m + lanes<T> - 1) / lanes<T>, kv = (k + lanes<T> - 1) / lanes<T>;
+  if (m * kv < k * mv) {
+#define RB_CALL(NV) small_dw_cols_nv<T, NV>(X, W, dZ, dW, n, k, m, l2)
+    RB_SMALL_NV(k, RB_CALL)
+#undef RB_CALL
+  } else {
+#define RB_CALL(NV) small_dw_nv<T, NV>(X, W, dZ, dW, n, k, m, l2)
+    RB_SMALL_NV(m, RB_CALL)
+#undef RB_CALL
+  }
+#define RB_CALL(NV) small_db_nv<T, NV>(dZ, db, n, m)
+  RB_SMALL_NV(m, RB_CALL)
+#undef RB_CALL
+  if (dX) {
+#define RB_CALL(NV) small_dx_nv<T, NV>(dZ, W, dX, n, k, m)
+    RB_SMALL_NV(k, RB_CALL)
+#undef RB_CALL
+  }
+}
+#undef RB_SMALL_NV
 
 }  // namespace ROSENBLATT_ISA_NS
 }  // namespace rosenblatt

@@ -33,6 +33,46 @@ void mlp_forward(const T* X, idx n, const T* params, const std::int64_t* sizes,
   }
 }
 
+// dst[0, len) = src[0, len): short rows (the small path's inputs and targets) by vector
+// moves, not a library call per row.
+template <class T>
+inline void copy_row(T* dst, const T* src, idx len) {
+  if (len > small_width<T>()) {
+    std::memcpy(dst, src, sizeof(T) * size_t(len));
+    return;
+  }
+  for (idx j = 0; j < len; j += lanes<T>) {
+    const int c = int(tmin<idx>(lanes<T>, len - j));
+    vstore_c(dst + j, vload_c(src + j, c), c);
+  }
+}
+
+// sum w^2 and sum |w| over the weight matrices, in float64, four partial sums each (the
+// L2 and L1 terms of the loss value).
+template <class T>
+void weight_sums(const T* const* Ws, const std::int64_t* sizes, int L, bool want_sq,
+                 bool want_abs, double* sq_out, double* abs_out) {
+  double sq[4] = {}, ab[4] = {};
+  for (int i = 0; i < L; ++i) {
+    const T* W = Ws[i];
+    const idx len = idx(sizes[i]) * idx(sizes[i + 1]);
+    idx j = 0;
+    for (; j + 4 <= len; j += 4)
+      for (int u = 0; u < 4; ++u) {
+        const double w = double(W[j + u]);
+        if (want_sq) sq[u] += w * w;
+        if (want_abs) ab[u] += std::fabs(w);
+      }
+    for (; j < len; ++j) {
+      const double w = double(W[j]);
+      if (want_sq) sq[0] += w * w;
+      if (want_abs) ab[0] += std::fabs(w);
+    }
+  }
+  *sq_out = (sq[0] + sq[1]) + (sq[2] + sq[3]);
+  *abs_out = (ab[0] + ab[1]) + (ab[2] + ab[3]);
+}
+
 template <class T>
 double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   using clock = std::chrono::steady_clock;
@@ -53,6 +93,8 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   const T* Ws[kMaxLayers];
   T *dWs[kMaxLayers], *dbs[kMaxLayers];
   const T* bsv[kMaxLayers];
+  // Small networks (every width within small_width) take the small-layer kernels.
+  bool small = true;
   {
     T* p = layer_base;
     idx off = 0;
@@ -68,6 +110,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       dWs[i] = a.grads + off;
       dbs[i] = a.grads + off + k * m;
       off += k * m + m;
+      small = small && k <= small_width<T>() && m <= small_width<T>();
     }
   }
   const int out_act = a.activations[L - 1];
@@ -83,8 +126,8 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     const idx nb = tmin<idx>(bs, a.n_order - start);
     const std::int64_t* rows = a.order + start;
     for (idx r = 0; r < nb; ++r) {
-      std::memcpy(Xb + r * d, a.X + rows[r] * d, sizeof(T) * d);
-      std::memcpy(Yb + r * ko, a.Y + rows[r] * ko, sizeof(T) * ko);
+      copy_row(Xb + r * d, a.X + rows[r] * d, d);
+      copy_row(Yb + r * ko, a.Y + rows[r] * ko, ko);
     }
     double S = double(nb);
     if (a.sample_weight) {
@@ -99,22 +142,18 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     for (int i = 0; i < L; ++i) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
       const int act = a.activations[i];
-      dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k, m,
-                       act, nt);
+      if (small)
+        small_dense_forward<T>(in, Ws[i], bsv[i], As[i], Zs[i], nb, k, m, act);
+      else
+        dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k,
+                         m, act, nt);
       in = As[i];
     }
     double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1], nb,
                                     ko, a.loss, delta, nt);
     if (alpha != 0.0 || l1 != 0.0) {
-      double sq = 0.0, ab = 0.0;
-      for (int i = 0; i < L; ++i) {
-        const idx len = idx(a.layer_sizes[i]) * idx(a.layer_sizes[i + 1]);
-        for (idx j = 0; j < len; ++j) {
-          const double w = double(Ws[i][j]);
-          sq += w * w;
-          ab += std::fabs(w);
-        }
-      }
+      double sq, ab;
+      weight_sums<T>(Ws, a.layer_sizes, L, alpha != 0.0, l1 != 0.0, &sq, &ab);
       if (alpha != 0.0) value += 0.5 * alpha * sq / S;
       if (l1 != 0.0) value += l1 * ab / S;
     }
@@ -125,8 +164,12 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       const int act = (i == L - 1) ? out_back : int(a.activations[i]);
       const T* xin = i == 0 ? Xb : As[i - 1];
       T* dX = i > 0 ? dAs[i - 1] : nullptr;
-      dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
-                             alpha / S, nt, dZs[i]);
+      if (small)
+        small_dense_backward<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
+                                act, alpha / S, dZs[i]);
+      else
+        dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
+                               act, alpha / S, nt, dZs[i]);
       const idx len = k * m;
       if (l1 != 0.0) {
         const T c = T(l1 / S);
