@@ -13,10 +13,12 @@ import itertools
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from conftest import assert_close
+from sklearn.exceptions import ConvergenceWarning
 
 _core = pytest.importorskip("rosenblatt._core")
 
@@ -123,3 +125,107 @@ def test_thread_count_does_not_matter_for_small_nets():
     for got in outs[1:]:
         for g, w in zip(got[:3], outs[0][:3], strict=True):
             np.testing.assert_array_equal(g, w)
+
+
+# --------------------------------------------------------------------------------------
+# the entry of fit/partial_fit on a fitted estimator: short paths for the common inputs
+# (dense float X, numeric or string labels already known), the same outcomes as the
+# generic scikit-learn checks they stand in for
+
+
+def _fitted(y, **params):
+    from rosenblatt.neural_network import MLPClassifier
+
+    X = np.random.default_rng(0).standard_normal((len(y), 3))
+    params = {"random_state": 0, **params}
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver="sgd", max_iter=2, warm_start=True,
+                        **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    return clf, X
+
+
+def _quiet_fit(est, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(*args, **kw)
+
+
+@pytest.mark.parametrize("y", [np.array([0, 1] * 10), np.array([3, 7, 9, 7] * 5),
+                               np.array(["a", "b"] * 10), np.array([0.0, 1.0] * 10),
+                               np.array([True, False] * 10)],
+                         ids=["binary", "multiclass", "strings", "floats", "bools"])
+def test_warm_start_labels_match_a_fresh_encoding(y):
+    clf, X = _fitted(y)
+    _, _, Y = clf._validate_input(X, y, incremental=False, reset=False)
+    want = clf._label_binarizer.transform(y).astype(bool)
+    np.testing.assert_array_equal(Y, want)
+    assert Y.dtype == want.dtype and Y.shape == want.shape
+    # a new label, or a known one missing, is refused as before
+    with pytest.raises(ValueError, match="warm_start can only be used"):
+        _quiet_fit(clf, X, np.where(y == clf.classes_[-1], clf.classes_[0], y))
+    other = np.array(["zz"] * len(y)) if y.dtype.kind == "U" else np.full(len(y), 42)
+    with pytest.raises(ValueError):
+        _quiet_fit(clf, X, np.where(np.arange(len(y)) == 0, other, y))
+
+
+def test_partial_fit_accepts_known_subsets_and_refuses_unknown_labels():
+    from rosenblatt.neural_network import MLPClassifier
+
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    clf = MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    clf.partial_fit(X, np.arange(30) % 3, classes=[0, 1, 2])
+    clf.partial_fit(X[:10], np.zeros(10, int))  # one known class only
+    with pytest.raises(ValueError, match="classes not in"):
+        clf.partial_fit(X[:10], np.full(10, 5))
+
+
+def test_fitted_estimator_still_checks_its_input():
+    clf, X = _fitted(np.array([0, 1] * 10))
+    y = np.array([0, 1] * 10)
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _quiet_fit(clf, Xn, y)
+    with pytest.raises(ValueError, match="features"):
+        _quiet_fit(clf, X[:, :2], y)
+    with pytest.raises(ValueError):
+        _quiet_fit(clf, X[:5], y)
+    yf = y.astype(float)
+    yf[0] = np.inf
+    with pytest.raises(ValueError):
+        _quiet_fit(clf, X, yf)
+    big = np.full_like(X, 1e308)  # finite, but its sum overflows: the full test decides
+    _quiet_fit(clf.set_params(max_iter=1, learning_rate_init=1e-300), big, y)
+
+
+def test_parameters_are_validated_again_when_they_change():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    clf, X = _fitted(np.array([0, 1] * 10))
+    y = np.array([0, 1] * 10)
+    _quiet_fit(clf, X, y)
+    clf.alpha = -1.0  # assigned directly, not through set_params
+    with pytest.raises(InvalidParameterError):
+        _quiet_fit(clf, X, y)
+    clf.alpha = 1e-4
+    _quiet_fit(clf, X, y)
+    with pytest.raises(InvalidParameterError):
+        _quiet_fit(clf.set_params(batch_size=0), X, y)
+
+
+def test_seeded_fits_repeat_and_a_given_random_state_is_not_reseeded():
+    y = np.array([0, 1, 2] * 10)
+    a, X = _fitted(y)
+    b, _ = _fitted(y)
+    for _ in range(2):
+        _quiet_fit(a, X, y)
+        _quiet_fit(b, X, y)
+    np.testing.assert_array_equal(a._params, b._params)
+    rs = np.random.RandomState(5)
+    c, _ = _fitted(y, random_state=rs)
+    state = rs.get_state()[1].copy()
+    _quiet_fit(c.set_params(random_state=3), X, y)
+    _quiet_fit(c, X, y)
+    np.testing.assert_array_equal(rs.get_state()[1], state)

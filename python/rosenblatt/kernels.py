@@ -667,40 +667,49 @@ class Trainer:
         """Change the learning rate between epochs (schedules)."""
         self.hyper[C.H_LR] = _finite_scalar("lr", lr, low=0.0)
 
-    def run_epoch(self, order):
+    def run_epoch(self, order, *, check=True):
         """Train one epoch over the rows in ``order``; return the accumulated loss.
 
         Parameters
         ----------
         order : ndarray of int64 (m,)
             Row indices in visiting order, each in ``[0, n)``.
+        check : bool, default=True
+            Validate ``order``. A caller that builds it from a permutation of valid
+            indices may skip the test (on a small network it costs as much as the
+            minibatches); a wrong order must not reach the backend.
 
         Returns
         -------
         float
             Sum over batches of ``batch_loss * batch_length`` (divide by ``m``).
         """
-        n = self.X.shape[0]
-        if not isinstance(order, np.ndarray) or order.dtype != np.int64:
-            raise TypeError("order must be an int64 numpy.ndarray")
-        order = _arr("order", order, 1, np.int64)
-        if order.size and (order.min() < 0 or order.max() >= n):
-            raise ValueError(f"order must hold row indices in [0, {n}); got values in "
-                             f"[{order.min()}, {order.max()}]")
+        if check:
+            n = self.X.shape[0]
+            if not isinstance(order, np.ndarray) or order.dtype != np.int64:
+                raise TypeError("order must be an int64 numpy.ndarray")
+            order = _arr("order", order, 1, np.int64)
+            if order.size and (order.min() < 0 or order.max() >= n):
+                raise ValueError(f"order must hold row indices in [0, {n}); got values "
+                                 f"in [{order.min()}, {order.max()}]")
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
         # The compiled core checks for Ctrl-C between minibatches itself. A Numba epoch
         # cannot, so it runs in chunks of whole batches lasting ~0.1 s: Python is entered a
         # handful of times per epoch (not per batch) and KeyboardInterrupt lands in time.
-        chunk = order.shape[0] if self.backend != "numba" else self._numba_chunk
+        if self.backend != "numba":
+            return float(self._train(order))
+        chunk = self._numba_chunk
         total = 0.0
         for start in range(0, max(order.shape[0], 1), chunk):
-            total += self._be.train_epoch(
-                self.X, self.Y, self.sample_weight, order[start:start + chunk],
-                self.batch_size, self.layer_sizes, self.activations, self.loss,
-                self.params, self.grads, self.state, self.optimizer, self.hyper, self.step,
-                self.workspace, self.grad_norms, self.n_threads)
+            total += self._train(order[start:start + chunk])
         return float(total)
+
+    def _train(self, order):
+        return self._be.train_epoch(
+            self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,
+            self.activations, self.loss, self.params, self.grads, self.state, self.optimizer,
+            self.hyper, self.step, self.workspace, self.grad_norms, self.n_threads)
 
     @property
     def _numba_chunk(self):
