@@ -599,6 +599,12 @@ class Trainer:
         Accumulate each layer's gradient norm per epoch into :attr:`grad_norms`.
     """
 
+    # hyperparameter name, slot in `hyper`, default
+    _HYPER = (("lr", C.H_LR, 1e-3), ("momentum", C.H_MOMENTUM, 0.9), ("beta1", C.H_BETA1, 0.9),
+              ("beta2", C.H_BETA2, 0.999), ("eps", C.H_EPS, 1e-8), ("rho", C.H_RHO, 0.9),
+              ("weight_decay", C.H_WEIGHT_DECAY, 0.0), ("alpha", C.H_ALPHA, 0.0),
+              ("l1", C.H_L1, 0.0), ("huber_delta", C.H_HUBER_DELTA, 1.0))
+
     def __init__(self, X, Y, params, layer_sizes, activations, loss, optimizer, hyper,
                  batch_size, *, sample_weight=None, state=None, step=0, backend=None,
                  n_threads=None, track_grad_norms=False):
@@ -632,20 +638,21 @@ class Trainer:
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
         self.batch_size = int(min(batch_size, n))
-        self.hyper = np.zeros(C.N_HYPER, dtype=np.float64)
-        defaults = {"lr": 1e-3, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                    "rho": 0.9, "huber_delta": 1.0}
-        keys = {"lr": C.H_LR, "momentum": C.H_MOMENTUM, "beta1": C.H_BETA1,
-                "beta2": C.H_BETA2, "eps": C.H_EPS, "rho": C.H_RHO,
-                "weight_decay": C.H_WEIGHT_DECAY, "alpha": C.H_ALPHA, "l1": C.H_L1,
-                "huber_delta": C.H_HUBER_DELTA}
+        keys = [key for key, _, _ in self._HYPER]
         unknown = set(hyper) - set(keys)
         if unknown:
             raise ValueError(f"hyper has unknown keys {sorted(unknown)}; "
                              f"expected some of {sorted(keys)}")
-        for key, idx in keys.items():
-            self.hyper[idx] = _finite_scalar(key, hyper.get(key, defaults.get(key, 0.0)),
-                                             low=0.0)
+        values = [hyper.get(key, default) for key, _, default in self._HYPER]
+        try:
+            floats = [float(v) for v in values]
+        except (TypeError, ValueError):
+            floats = None
+        if floats is None or not all(0.0 <= v < float("inf") for v in floats):
+            # one by one, for the error message
+            floats = [_finite_scalar(k, v, low=0.0) for k, v in zip(keys, values, strict=True)]
+        self.hyper = np.zeros(C.N_HYPER, dtype=np.float64)
+        self.hyper[[slot for _, slot, _ in self._HYPER]] = floats
         self.X, self.Y, self.params = X, Y, params
         slots = C.OPTIMIZER_SLOTS[self.optimizer]
         if state is None:

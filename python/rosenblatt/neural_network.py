@@ -308,21 +308,16 @@ class BaseMultilayerPerceptron(BaseEstimator):
         return names
 
     def _validate_params(self):
-        """scikit-learn's parameter validation, skipped when the parameters are the ones
-        validated by the previous fit (same types and values; mutable values by identity,
-        whose constraints are on their type)."""
-        key = []
-        for name, value in self.get_params(deep=False).items():
-            kind = type(value)
-            try:
-                hash(value)
-            except TypeError:
-                value = id(value)
-            key.append((name, kind, value))
-        if key == self.__dict__.get("_validated_params"):
+        """scikit-learn's parameter validation, skipped when every parameter is the very
+        object validated by the previous fit (the constraints on mutable values, lists
+        and arrays, are on their type, which an in-place change keeps)."""
+        values = tuple(getattr(self, name) for name in self._get_param_names())
+        last = self.__dict__.get("_validated_params")
+        if last is not None and len(last) == len(values) and all(map(operator.is_, values,
+                                                                      last)):
             return
         super()._validate_params()
-        self._validated_params = key
+        self._validated_params = values
 
     def _check_random_state(self):
         """check_random_state(self.random_state). For an int seed, the RandomState built
@@ -581,10 +576,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
             for _ in range(self.max_iter):
                 t0 = time.perf_counter()
                 if self.shuffle:
-                    # sklearn.utils.shuffle: a fresh permutation composed onto the order
-                    perm = np.arange(n_train)
-                    rs.shuffle(perm)
-                    sample_idx = sample_idx[perm]
+                    # sklearn.utils.shuffle: a fresh permutation perm (rs.shuffle of an
+                    # arange) composed onto the order, sample_idx[perm] - which is what
+                    # shuffling sample_idx in place gives (the same swaps)
+                    rs.shuffle(sample_idx)
                 order = sample_idx if train_idx is None else train_idx[sample_idx]
                 np.copyto(last_good, params)
                 last_run = self._bn_snapshot()
@@ -1431,9 +1426,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             return None
         if y_type == "binary":
             pos = y == classes[1]
-            if not (pos | (y == classes[0])).all():
-                return None
-            if self.warm_start and (pos.all() or not pos.any()):
+            n1, n0 = np.count_nonzero(pos), np.count_nonzero(y == classes[0])
+            if n0 + n1 != y.shape[0] or (self.warm_start and not (n0 and n1)):
                 return None
             return pos.reshape(-1, 1)
         pos = np.minimum(np.searchsorted(classes, y), len(classes) - 1)

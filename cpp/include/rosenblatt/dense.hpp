@@ -177,86 +177,86 @@ void small_activation(const T* z, T* a, idx rows, idx cols, int act) {
   }
 }
 
-// Z = X W + b for n rows of X (row stride k), vectors along m.
-template <class T, int NV>
-void small_z_nv(const T* X, const T* W, const T* b, T* Z, idx n, idx k, idx m) {
+// dZ = dA f'(Z, A) over a contiguous span, f fixed at compile time.
+template <class T, int ACT>
+void dact_block(const T* z, const T* a, const T* da, T* dz, idx len) {
   constexpr int L = lanes<T>;
+  for (idx i = 0; i < len; i += L) {
+    const int c = int(tmin<idx>(L, len - i));
+    const vec<T> zv = codes::needs_z(ACT) ? vload_c(z + i, c) : vec<T>{};
+    vstore_c(dz + i, vload_c(da + i, c) * dact_vec<T>(ACT, zv, vload_c(a + i, c)), c);
+  }
+}
+
+template <class T>
+void small_dactivation(const T* z, const T* a, const T* da, T* dz, idx len, int act) {
+  switch (act) {
+    case codes::TANH:
+      return dact_block<T, codes::TANH>(z, a, da, dz, len);
+    case codes::LOGISTIC:
+      return dact_block<T, codes::LOGISTIC>(z, a, da, dz, len);
+    case codes::RELU:
+      return dact_block<T, codes::RELU>(z, a, da, dz, len);
+    default:
+      return dact_span<T>(act, z, a, da, dz, len);
+  }
+}
+
+// C = A B + bias (a row vector) or + beta D, for small widths: C and D are rows x w, B is
+// inner x w (all row-major); A(i, t) = a[i * rsa + t * csa], so X, X^T and dZ^T are read
+// in place. Each C row is NV vectors, summed over t in order by FMA from zero, then the
+// bias or beta D added. R rows are done together: their chains of dependent FMAs overlap
+// and each loaded vector of B serves all of them.
+template <class T, int NV>
+void small_mm_nv(const T* a, idx rsa, idx csa, const T* B, T* C, idx rows, idx inner, idx w,
+                 const T* bias, const T* D, T beta) {
+  constexpr int L = lanes<T>;
+  constexpr int R = NV >= 3 ? 2 : 8 / NV;  // R x NV accumulators + NV of B in registers
   int c[NV];
   vec<T> bv[NV];
   for (int v = 0; v < NV; ++v) {
-    c[v] = lanes_at<T>(m, v);
-    bv[v] = vload_c(b + v * L, c[v]);
+    c[v] = lanes_at<T>(w, v);
+    bv[v] = bias ? vload_c(bias + v * L, c[v]) : vec<T>{};
   }
-  for (idx r = 0; r < n; ++r) {
-    const T* x = X + r * k;
-    vec<T> acc[NV] = {};
-    for (idx p = 0; p < k; ++p) {
-      const vec<T> xp = vset<T>(x[p]);
-      for (int v = 0; v < NV; ++v) acc[v] = vfma(xp, vload_c(W + p * m + v * L, c[v]), acc[v]);
-    }
-    for (int v = 0; v < NV; ++v) vstore_c(Z + r * m + v * L, acc[v] + bv[v], c[v]);
-  }
-}
-
-// dW = X^T dZ + l2 W, vectors along m, PB rows of dW at a time so that their sums over the
-// batch (each a chain of dependent FMAs) overlap.
-template <class T, int NV>
-void small_dw_nv(const T* X, const T* W, const T* dZ, T* dW, idx n, idx k, idx m, double l2) {
-  constexpr int L = lanes<T>;
-  constexpr int PB = NV >= 3 ? 1 : 4 / NV;
-  int c[NV];
-  for (int v = 0; v < NV; ++v) c[v] = lanes_at<T>(m, v);
-  const T beta = T(l2);
-  auto block = [&](idx p0, auto pb) {
-    constexpr int P = decltype(pb)::value;
-    vec<T> acc[P][NV] = {};
-    for (idx r = 0; r < n; ++r) {
-      vec<T> g[NV];
-      for (int v = 0; v < NV; ++v) g[v] = vload_c(dZ + r * m + v * L, c[v]);
-      for (int q = 0; q < P; ++q) {
-        const vec<T> xp = vset<T>(X[r * k + p0 + q]);
-        for (int v = 0; v < NV; ++v) acc[q][v] = vfma(xp, g[v], acc[q][v]);
+  auto block = [&](idx i0, auto rb) {
+    constexpr int RB = decltype(rb)::value;
+    vec<T> acc[RB][NV];
+#pragma GCC unroll 16
+    for (int q = 0; q < RB; ++q)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[q][v] = vec<T>{};
+    for (idx t = 0; t < inner; ++t) {
+      vec<T> bt[NV];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) bt[v] = vload_c(B + t * w + v * L, c[v]);
+#pragma GCC unroll 16
+      for (int q = 0; q < RB; ++q) {
+        const vec<T> x = vset<T>(a[(i0 + q) * rsa + t * csa]);
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[q][v] = vfma(x, bt[v], acc[q][v]);
       }
     }
-    for (int q = 0; q < P; ++q)
+#pragma GCC unroll 16
+    for (int q = 0; q < RB; ++q)
+#pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) {
-        const idx o = (p0 + q) * m + v * L;
-        vec<T> w = acc[q][v];
-        if (l2 != 0.0) w = w + beta * vload_c(W + o, c[v]);
-        vstore_c(dW + o, w, c[v]);
+        const idx o = (i0 + q) * w + v * L;
+        vec<T> y = acc[q][v];
+        if (bias) y = y + bv[v];
+        if (D) y = y + beta * vload_c(D + o, c[v]);
+        vstore_c(C + o, y, c[v]);
       }
   };
-  idx p = 0;
-  for (; p + PB <= k; p += PB) block(p, std::integral_constant<int, PB>{});
-  for (; p < k; ++p) block(p, std::integral_constant<int, 1>{});
-}
-
-// The same dW for outputs narrower than the inputs, vectors along k: column j of dW is KV
-// vectors (the same sums over the batch rows, in the same order).
-template <class T, int KV>
-void small_dw_cols_nv(const T* X, const T* W, const T* dZ, T* dW, idx n, idx k, idx m,
-                      double l2) {
-  constexpr int L = lanes<T>;
-  int c[KV];
-  for (int v = 0; v < KV; ++v) c[v] = lanes_at<T>(k, v);
-  const T beta = T(l2);
-  for (idx j = 0; j < m; ++j) {
-    vec<T> acc[KV] = {};
-    for (idx r = 0; r < n; ++r) {
-      const vec<T> g = vset<T>(dZ[r * m + j]);
-      for (int v = 0; v < KV; ++v) acc[v] = vfma(g, vload_c(X + r * k + v * L, c[v]), acc[v]);
-    }
-    for (int v = 0; v < KV; ++v) {
-      alignas(64) T col[lanes<T>] = {};
-      vec<T> w = acc[v];
-      if (l2 != 0.0) {
-        for (int l = 0; l < c[v]; ++l) col[l] = W[(v * L + l) * m + j];
-        w = w + beta * vload(col);
-      }
-      vstore(col, w);
-      for (int l = 0; l < c[v]; ++l) dW[(v * L + l) * m + j] = col[l];
-    }
+  idx i = 0;
+  for (; i + R <= rows; i += R) block(i, std::integral_constant<int, R>{});
+  // the rest (< R rows) in blocks of 4, 2, 1
+  if constexpr (R > 4) {
+    if (i + 4 <= rows) block(i, std::integral_constant<int, 4>{}), i += 4;
   }
+  if constexpr (R > 2) {
+    if (i + 2 <= rows) block(i, std::integral_constant<int, 2>{}), i += 2;
+  }
+  if (i < rows) block(i, std::integral_constant<int, 1>{});
 }
 
 // db = column sums of dZ, rows added in order.
@@ -264,30 +264,14 @@ template <class T, int NV>
 void small_db_nv(const T* dZ, T* db, idx n, idx m) {
   constexpr int L = lanes<T>;
   int c[NV];
-  for (int v = 0; v < NV; ++v) c[v] = lanes_at<T>(m, v);
-  vec<T> s[NV] = {};
+  vec<T> s[NV];
+  for (int v = 0; v < NV; ++v) {
+    c[v] = lanes_at<T>(m, v);
+    s[v] = vec<T>{};
+  }
   for (idx r = 0; r < n; ++r)
     for (int v = 0; v < NV; ++v) s[v] += vload_c(dZ + r * m + v * L, c[v]);
   for (int v = 0; v < NV; ++v) vstore_c(db + v * L, s[v], c[v]);
-}
-
-// dX = dZ W^T for n rows, by FMA along m against a transposed copy of W (m x k).
-template <class T, int NV>
-void small_dx_nv(const T* dZ, const T* W, T* dX, idx n, idx k, idx m) {
-  constexpr int L = lanes<T>;
-  alignas(64) T wt[small_width<T>() * small_width<T>()];
-  for (idx j = 0; j < m; ++j)
-    for (idx p = 0; p < k; ++p) wt[j * k + p] = W[p * m + j];
-  int c[NV];
-  for (int v = 0; v < NV; ++v) c[v] = lanes_at<T>(k, v);
-  for (idx r = 0; r < n; ++r) {
-    vec<T> acc[NV] = {};
-    for (idx j = 0; j < m; ++j) {
-      const vec<T> g = vset<T>(dZ[r * m + j]);
-      for (int v = 0; v < NV; ++v) acc[v] = vfma(g, vload_c(wt + j * k + v * L, c[v]), acc[v]);
-    }
-    for (int v = 0; v < NV; ++v) vstore_c(dX + r * k + v * L, acc[v], c[v]);
-  }
 }
 
 // call(NV) with NV the vectors a row of w values takes (1 <= w <= small_width).
@@ -307,13 +291,19 @@ void small_dx_nv(const T* dZ, const T* W, T* dX, idx n, idx k, idx m) {
       break;                                        \
   }
 
+template <class T>
+void small_mm(const T* a, idx rsa, idx csa, const T* B, T* C, idx rows, idx inner, idx w,
+              const T* bias, const T* D, T beta) {
+#define RB_CALL(NV) small_mm_nv<T, NV>(a, rsa, csa, B, C, rows, inner, w, bias, D, beta)
+  RB_SMALL_NV(w, RB_CALL)
+#undef RB_CALL
+}
+
 // dense_forward for widths k, m <= small_width (one thread; Z is always written).
 template <class T>
 void small_dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m,
                          int act) {
-#define RB_CALL(NV) small_z_nv<T, NV>(X, W, b, Z, n, k, m)
-  RB_SMALL_NV(m, RB_CALL)
-#undef RB_CALL
+  small_mm<T>(X, k, 1, W, Z, n, k, m, b, nullptr, T(0));
   small_activation<T>(Z, A, n, m, act);
 }
 
@@ -321,29 +311,37 @@ void small_dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, 
 template <class T>
 void small_dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW,
                           T* db, T* dX, idx n, idx k, idx m, int act, double l2, T* dz_buf) {
+  constexpr idx kMax = small_width<T>() * small_width<T>();
+  // W^T for dX, written first: its scalar stores have reached the cache by the time dX
+  // loads it as vectors (a load straight after them would wait for them)
+  alignas(64) T wt[kMax];
+  if (dX)
+    for (idx j = 0; j < m; ++j)
+      for (idx p = 0; p < k; ++p) wt[j * k + p] = W[p * m + j];
   const T* dZ = dA;
   if (act != codes::IDENTITY) {
-    dact_span<T>(act, Z, A, dA, dz_buf, n * m);  // the rows are contiguous: one span
+    small_dactivation<T>(Z, A, dA, dz_buf, n * m, act);  // the rows are contiguous
     dZ = dz_buf;
   }
+  // dW = X^T dZ + l2 W, vectors along m; or, when the outputs are the narrower side,
+  // dW^T = dZ^T X with vectors along k (the same sums in the same order), then transposed
+  const T beta = T(l2);
   const idx mv = (m + lanes<T> - 1) / lanes<T>, kv = (k + lanes<T> - 1) / lanes<T>;
   if (m * kv < k * mv) {
-#define RB_CALL(NV) small_dw_cols_nv<T, NV>(X, W, dZ, dW, n, k, m, l2)
-    RB_SMALL_NV(k, RB_CALL)
-#undef RB_CALL
+    alignas(64) T gt[kMax];
+    small_mm<T>(dZ, 1, m, X, gt, m, n, k, nullptr, nullptr, T(0));
+    for (idx p = 0; p < k; ++p)
+      for (idx j = 0; j < m; ++j) {
+        const idx o = p * m + j;
+        dW[o] = l2 != 0.0 ? gt[j * k + p] + beta * W[o] : gt[j * k + p];
+      }
   } else {
-#define RB_CALL(NV) small_dw_nv<T, NV>(X, W, dZ, dW, n, k, m, l2)
-    RB_SMALL_NV(m, RB_CALL)
-#undef RB_CALL
+    small_mm<T>(X, 1, k, dZ, dW, k, n, m, nullptr, l2 != 0.0 ? W : nullptr, beta);
   }
 #define RB_CALL(NV) small_db_nv<T, NV>(dZ, db, n, m)
   RB_SMALL_NV(m, RB_CALL)
 #undef RB_CALL
-  if (dX) {
-#define RB_CALL(NV) small_dx_nv<T, NV>(dZ, W, dX, n, k, m)
-    RB_SMALL_NV(k, RB_CALL)
-#undef RB_CALL
-  }
+  if (dX) small_mm<T>(dZ, m, 1, wt, dX, n, m, k, nullptr, nullptr, T(0));
 }
 #undef RB_SMALL_NV
 
