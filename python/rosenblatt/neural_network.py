@@ -303,9 +303,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # scikit-learn inspects __init__'s signature on every get_params; once per class
         names = cls.__dict__.get("_param_names")
         if names is None:
-            names = super()._get_param_names()
-            cls._param_names = names
-        return names
+            names = cls._param_names = tuple(super()._get_param_names())
+        return list(names)
 
     def _validate_params(self):
         """scikit-learn's parameter validation, skipped when every parameter is the very
