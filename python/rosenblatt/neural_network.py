@@ -68,9 +68,9 @@ _BN_EPS = 1e-5
 _BN_MOMENTUM = 0.1
 
 
-
-
 def _quiet_numpy():
+    # around the NumPy reference's epochs only: a diverging fit is reported by the
+    # estimator, not by floating-point warnings (the compiled backends raise none)
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
