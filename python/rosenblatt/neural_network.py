@@ -338,7 +338,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         finiteness, which is all validate_data would do with them."""
         if (not reset and type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2
                 and 1 <= y.ndim <= 2 and X.dtype.type in (np.float64, np.float32)
-                and X.shape[0] >= 1 and y.shape[0] == X.shape[0]
+                and X.shape[0] >= 1 and y.shape[0] == X.shape[0] and y.shape[-1] >= 1
                 and X.shape[1] == getattr(self, "n_features_in_", -1)
                 and not hasattr(self, "feature_names_in_") and y.dtype.kind in "biuf"
                 and np.isfinite(X).all() and (y.dtype.kind != "f" or np.isfinite(y).all())):
