@@ -700,6 +700,12 @@ class Trainer:
         Accumulate each layer's gradient norm per epoch into :attr:`grad_norms`.
     """
 
+    # hyperparameter name, slot in `hyper`, default
+    _HYPER = (("lr", C.H_LR, 1e-3), ("momentum", C.H_MOMENTUM, 0.9), ("beta1", C.H_BETA1, 0.9),
+              ("beta2", C.H_BETA2, 0.999), ("eps", C.H_EPS, 1e-8), ("rho", C.H_RHO, 0.9),
+              ("weight_decay", C.H_WEIGHT_DECAY, 0.0), ("alpha", C.H_ALPHA, 0.0),
+              ("l1", C.H_L1, 0.0), ("huber_delta", C.H_HUBER_DELTA, 1.0))
+
     def __init__(self, X, Y, params, layer_sizes, activations, loss, optimizer, hyper,
                  batch_size, *, sample_weight=None, state=None, step=0, backend=None,
                  n_threads=None, track_grad_norms=False):
@@ -733,20 +739,21 @@ class Trainer:
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
         self.batch_size = int(min(batch_size, n))
-        self.hyper = np.zeros(C.N_HYPER, dtype=np.float64)
-        defaults = {"lr": 1e-3, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                    "rho": 0.9, "huber_delta": 1.0}
-        keys = {"lr": C.H_LR, "momentum": C.H_MOMENTUM, "beta1": C.H_BETA1,
-                "beta2": C.H_BETA2, "eps": C.H_EPS, "rho": C.H_RHO,
-                "weight_decay": C.H_WEIGHT_DECAY, "alpha": C.H_ALPHA, "l1": C.H_L1,
-                "huber_delta": C.H_HUBER_DELTA}
+        keys = [key for key, _, _ in self._HYPER]
         unknown = set(hyper) - set(keys)
         if unknown:
             raise ValueError(f"hyper has unknown keys {sorted(unknown)}; "
                              f"expected some of {sorted(keys)}")
-        for key, idx in keys.items():
-            self.hyper[idx] = _finite_scalar(key, hyper.get(key, defaults.get(key, 0.0)),
-                                             low=0.0)
+        values = [hyper.get(key, default) for key, _, default in self._HYPER]
+        try:
+            floats = [float(v) for v in values]
+        except (TypeError, ValueError):
+            floats = None
+        if floats is None or not all(0.0 <= v < float("inf") for v in floats):
+            # one by one, for the error message
+            floats = [_finite_scalar(k, v, low=0.0) for k, v in zip(keys, values, strict=True)]
+        self.hyper = np.zeros(C.N_HYPER, dtype=np.float64)
+        self.hyper[[slot for _, slot, _ in self._HYPER]] = floats
         self.X, self.Y, self.params = X, Y, params
         slots = C.OPTIMIZER_SLOTS[self.optimizer]
         if state is None:
@@ -768,40 +775,49 @@ class Trainer:
         """Change the learning rate between epochs (schedules)."""
         self.hyper[C.H_LR] = _finite_scalar("lr", lr, low=0.0)
 
-    def run_epoch(self, order):
+    def run_epoch(self, order, *, check=True):
         """Train one epoch over the rows in ``order``; return the accumulated loss.
 
         Parameters
         ----------
         order : ndarray of int64 (m,)
             Row indices in visiting order, each in ``[0, n)``.
+        check : bool, default=True
+            Validate ``order``. A caller that builds it from a permutation of valid
+            indices may skip the test (on a small network it costs as much as the
+            minibatches); a wrong order must not reach the backend.
 
         Returns
         -------
         float
             Sum over batches of ``batch_loss * batch_length`` (divide by ``m``).
         """
-        n = self.X.shape[0]
-        if not isinstance(order, np.ndarray) or order.dtype != np.int64:
-            raise TypeError("order must be an int64 numpy.ndarray")
-        order = _arr("order", order, 1, np.int64)
-        if order.size and (order.min() < 0 or order.max() >= n):
-            raise ValueError(f"order must hold row indices in [0, {n}); got values in "
-                             f"[{order.min()}, {order.max()}]")
+        if check:
+            n = self.X.shape[0]
+            if not isinstance(order, np.ndarray) or order.dtype != np.int64:
+                raise TypeError("order must be an int64 numpy.ndarray")
+            order = _arr("order", order, 1, np.int64)
+            if order.size and (order.min() < 0 or order.max() >= n):
+                raise ValueError(f"order must hold row indices in [0, {n}); got values "
+                                 f"in [{order.min()}, {order.max()}]")
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
         # The compiled core checks for Ctrl-C between minibatches itself. A Numba epoch
         # cannot, so it runs in chunks of whole batches lasting ~0.1 s: Python is entered a
         # handful of times per epoch (not per batch) and KeyboardInterrupt lands in time.
-        chunk = order.shape[0] if self.backend != "numba" else self._numba_chunk
+        if self.backend != "numba":
+            return float(self._train(order))
+        chunk = self._numba_chunk
         total = 0.0
         for start in range(0, max(order.shape[0], 1), chunk):
-            total += self._be.train_epoch(
-                self.X, self.Y, self.sample_weight, order[start:start + chunk],
-                self.batch_size, self.layer_sizes, self.activations, self.loss,
-                self.params, self.grads, self.state, self.optimizer, self.hyper, self.step,
-                self.workspace, self.grad_norms, self.n_threads)
+            total += self._train(order[start:start + chunk])
         return float(total)
+
+    def _train(self, order):
+        return self._be.train_epoch(
+            self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,
+            self.activations, self.loss, self.params, self.grads, self.state, self.optimizer,
+            self.hyper, self.step, self.workspace, self.grad_norms, self.n_threads)
 
     @property
     def _numba_chunk(self):

@@ -20,6 +20,7 @@ the optimizer steps as a whole. Prediction folds the running statistics into the
 weights (``kernels.batchnorm_fold``) and runs the usual one-call ``mlp_forward``.
 """
 
+import contextlib
 import math
 import operator
 import time
@@ -65,6 +66,12 @@ _BLOCK = 4096
 # batch normalisation (batch_norm=True): PyTorch's defaults, as the Playground
 _BN_EPS = 1e-5
 _BN_MOMENTUM = 0.1
+
+
+def _quiet_numpy():
+    # around the NumPy reference's epochs only: a diverging fit is reported by the
+    # estimator, not by floating-point warnings (the compiled backends raise none)
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 # backend name -> module, for predict (kernels.get_backend re-resolves on every call)
@@ -248,7 +255,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if not hasattr(hls, "__iter__"):
             hls = [hls]
         hls = list(hls)
-        if np.any(np.array(hls) <= 0):
+        if any(h <= 0 for h in hls):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hls}.")
         return [int(h) for h in hls]
 
@@ -285,6 +292,60 @@ class BaseMultilayerPerceptron(BaseEstimator):
             else:  # lecun (normal)
                 W[...] = rs.normal(0.0, np.sqrt(1.0 / fan_in), (fan_in, fan_out))
             b[...] = 0.0  # the usual convention of these schemes
+
+    # ----------------------------------------------------------------------------------
+    # the entry checks of fit and partial_fit, made cheap for repeated calls: on a small
+    # network scikit-learn's generic checks cost more than many epochs (warm-started fits,
+    # partial_fit loops), so the common cases take a short path with the same outcome
+
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn inspects __init__'s signature on every get_params; once per class
+        names = cls.__dict__.get("_param_names")
+        if names is None:
+            names = cls._param_names = tuple(super()._get_param_names())
+        return list(names)
+
+    def _validate_params(self):
+        """scikit-learn's parameter validation, skipped when every parameter is the very
+        object validated by the previous fit (the constraints on mutable values, lists
+        and arrays, are on their type, which an in-place change keeps)."""
+        values = tuple(getattr(self, name) for name in self._get_param_names())
+        last = self.__dict__.get("_validated_params")
+        if last is not None and len(last) == len(values) and all(map(operator.is_, values,
+                                                                      last)):
+            return
+        super()._validate_params()
+        self._validated_params = values
+
+    def _check_random_state(self):
+        """check_random_state(self.random_state). For an int seed, the RandomState built
+        by an earlier fit is re-seeded instead of building a new one (whose construction
+        first seeds itself from OS entropy, ~0.1 ms): the same draws."""
+        seed = self.random_state
+        if not isinstance(seed, Integral):
+            return check_random_state(seed)
+        rs = self.__dict__.get("_own_random_state")
+        if rs is None:
+            rs = self._own_random_state = np.random.RandomState(seed)
+        else:
+            rs.seed(seed)
+        return rs
+
+    def _check_X_y(self, X, y, reset, y_numeric=False):
+        """validate_data(self, X, y, ...) as fit calls it; dense float X and numeric y of a
+        fitted estimator (same feature count, no feature names) are only checked for
+        finiteness, which is all validate_data would do with them."""
+        if (not reset and type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2
+                and 1 <= y.ndim <= 2 and X.dtype.type in (np.float64, np.float32)
+                and X.shape[0] >= 1 and y.shape[0] == X.shape[0] and y.shape[-1] >= 1
+                and X.shape[1] == getattr(self, "n_features_in_", -1)
+                and not hasattr(self, "feature_names_in_") and y.dtype.kind in "biuf"
+                and np.isfinite(X).all() and (y.dtype.kind != "f" or np.isfinite(y).all())):
+            return X, y
+        return validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=y_numeric, dtype=(np.float64, np.float32),
+                             reset=reset)
 
     # ----------------------------------------------------------------------------------
     # fitting
@@ -344,7 +405,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         sample_weight = self._sample_weight(sample_weight, X, y, incremental)
 
         layer_units = [n_features] + hidden + [Y.shape[1]]
-        self._random_state = check_random_state(self.random_state)
+        self._random_state = self._check_random_state()
         if first_pass:
             self._initialize(Y, layer_units, acts, dtype)
             self._bn_clear()
@@ -356,7 +417,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     f"the fitted network was built with batch_norm={self._has_bn()} but "
                     f"batch_norm={self.batch_norm} now; set warm_start=False to fit a new "
                     "network")
-            if list(self._layer_sizes) != layer_units:
+            if self._layer_list != layer_units:
                 raise ValueError(
                     f"the fitted network has layer sizes {list(self._layer_sizes)} but the "
                     f"data and hidden_layer_sizes ask for {layer_units}; set "
@@ -459,7 +520,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self.batch_size > n:
             warnings.warn("Got `batch_size` less than 1 or larger than "
                           "sample size. It is going to be clipped")
-        return int(np.clip(self.batch_size, 1, n))
+        return int(min(max(self.batch_size, 1), n))
 
     def _fit_stochastic(self, X, y, Y, sample_weight, incremental, validation_data):
         if self.early_stopping and incremental:
@@ -507,26 +568,27 @@ class BaseMultilayerPerceptron(BaseEstimator):
         rbw_best, rbw_params, rbw_bn = np.inf, None, None
         rs = self._random_state
         sample_idx = np.arange(n_train, dtype=np.int64)
+        quiet_numpy = _quiet_numpy if self.backend_ == "numpy" else contextlib.nullcontext
         callbacks = list(self.callbacks) if self.callbacks else []
         self.n_iter_ = 0
         try:
             for _ in range(self.max_iter):
                 t0 = time.perf_counter()
                 if self.shuffle:
-                    # sklearn.utils.shuffle: a fresh permutation composed onto the order
-                    perm = np.arange(n_train)
-                    rs.shuffle(perm)
-                    sample_idx = sample_idx[perm]
+                    # sklearn.utils.shuffle: a fresh permutation perm (rs.shuffle of an
+                    # arange) composed onto the order, sample_idx[perm] - which is what
+                    # shuffling sample_idx in place gives (the same swaps)
+                    rs.shuffle(sample_idx)
                 order = sample_idx if train_idx is None else train_idx[sample_idx]
                 np.copyto(last_good, params)
                 last_run = self._bn_snapshot()
                 lr_epoch = self._opt_lr
                 # a diverging fit is detected and reported below (with the learning rate);
                 # the NumPy reference would first warn about overflow in its matmuls
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    total = trainer.run_epoch(np.ascontiguousarray(order, dtype=np.int64))
+                with quiet_numpy():
+                    total = trainer.run_epoch(order, check=False)
                 loss = total / n_train
-                if not np.isfinite(loss) or not np.isfinite(params).all():
+                if not math.isfinite(loss) or not np.isfinite(params).all():
                     np.copyto(params, last_good)
                     self._bn_restore(last_run)
                     raise ValueError(
@@ -949,7 +1011,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if "_views" in self.__dict__:
             self._sync()
         state = dict(super().__getstate__())
-        for key in ("coefs_", "intercepts_", "_views", "_random_state", "batch_norm_params_"):
+        for key in ("coefs_", "intercepts_", "_views", "_random_state", "_own_random_state",
+                    "_validated_params", "batch_norm_params_"):
             if key in state and "_params" in state:
                 state.pop(key)
         return state
@@ -1101,8 +1164,9 @@ class _BatchNormTrainer:
                                 self.hyper, self.step, self.n_threads)
         return value * nb
 
-    def run_epoch(self, order):
-        """Train one epoch over the rows in ``order``; the accumulated loss (as Trainer)."""
+    def run_epoch(self, order, *, check=True):
+        """Train one epoch over the rows in ``order``; the accumulated loss (as Trainer,
+        whose ``check`` is accepted: the estimator's orders are valid)."""
         total = 0.0
         for start in range(0, order.shape[0], self.batch_size):
             total += self._batch(order[start:start + self.batch_size])
@@ -1326,8 +1390,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         return "softmax" if self._y_type == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = self._check_X_y(X, y, reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         # when classes_ are (re)defined: see scikit-learn's table in its _validate_input
@@ -1336,6 +1399,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
         else:
+            Y = self._encode_known(y)
+            if Y is not None:
+                self._y_type = self._label_binarizer.y_type_
+                return X, y, Y
             classes = unique_labels(y)
             if self.warm_start:
                 if set(classes) != set(self.classes_):
@@ -1354,6 +1421,30 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     def _encode_y(self, y):
         return self._label_binarizer.transform(y)
+
+    def _encode_known(self, y):
+        """The indicator matrix of 1-d labels y (as bool), if they are all in classes_ and,
+        with warm_start, cover them: what the checks and LabelBinarizer.transform of
+        _validate_input give, without their generic machinery (~1 ms per fit). None when
+        y needs that machinery (errors included)."""
+        classes = self.classes_
+        kinds = (y.dtype.kind, classes.dtype.kind)
+        y_type = self._label_binarizer.y_type_
+        if (y.ndim != 1 or y_type not in ("binary", "multiclass") or len(classes) < 2
+                or not (set(kinds) <= set("biuf") or kinds == ("U", "U"))):
+            return None
+        if y_type == "binary":
+            pos = y == classes[1]
+            n1, n0 = np.count_nonzero(pos), np.count_nonzero(y == classes[0])
+            if n0 + n1 != y.shape[0] or (self.warm_start and not (n0 and n1)):
+                return None
+            return pos.reshape(-1, 1)
+        pos = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+        if not (classes[pos] == y).all():
+            return None
+        if self.warm_start and np.bincount(pos, minlength=len(classes)).min() == 0:
+            return None
+        return pos[:, None] == np.arange(len(classes))
 
     def _stratify_target(self, Y):
         return Y.astype(bool)
@@ -1621,8 +1712,7 @@ default='squared_error'
         return self.out_activation or "identity"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = self._check_X_y(X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):

@@ -1,5 +1,7 @@
 // Dense layer forward/backward and the elementwise kernels, on top of gemm.hpp.
 #pragma once
+#include <type_traits>
+
 #include "rosenblatt/gemm.hpp"
 
 namespace rosenblatt {
@@ -117,6 +119,243 @@ void dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA,
                     T* dX, idx n, idx k, idx m, int act, double l2, int nt) {
   dense_backward_impl<T>(X, W, A, Z, dA, dW, db, dX, n, k, m, act, l2, nt, nullptr);
 }
+
+// ---------------------------------------------------------------------------------------
+// Small layers: every width at most kSmallVecs vectors (the playground's 2-8-8-1 nets).
+// A batch then costs a layer a few hundred FLOPs, less than the general path spends on GEMM
+// dispatch, a call per row and separate bias and activation passes. Here a row's outputs
+// stay in registers until stored, the activation runs over the whole layer with its code
+// fixed at compile time, and nothing is dispatched per row. Each output is the sum of the
+// direct GEMM path (k terms by FMA from zero, then the bias; dW over the batch rows in
+// order, then l2 W; db in row order), except where that path takes dot products (outputs
+// 1 wide, and dX): results agree with it to rounding.
+
+constexpr int kSmallVecs = 4;
+
+template <class T>
+constexpr idx small_width() {
+  return idx(kSmallVecs) * lanes<T>;
+}
+
+// Lanes used by vector v of a row of w values.
+template <class T>
+inline int lanes_at(idx w, int v) {
+  return int(tmin<idx>(lanes<T>, w - idx(v) * lanes<T>));
+}
+template <class T>
+inline vec<T> vload_c(const T* p, int c) {
+  return c == lanes<T> ? vload(p) : vload_n(p, c);
+}
+template <class T>
+inline void vstore_c(T* p, vec<T> v, int c) {
+  if (c == lanes<T>)
+    vstore(p, v);
+  else
+    vstore_n(p, v, c);
+}
+
+// A = f(Z) over a contiguous span, f fixed at compile time, four vectors per step so that
+// their independent polynomial and division chains overlap (one row of a small layer is
+// a single vector, too short to hide that latency).
+template <class T, int ACT>
+void act_block(const T* z, T* a, idx len) {
+  constexpr int L = lanes<T>;
+  idx i = 0;
+  for (; i + 4 * L <= len; i += 4 * L) {
+    vec<T> v[4];
+    for (int u = 0; u < 4; ++u) v[u] = act_vec<T>(ACT, vload(z + i + u * L));
+    for (int u = 0; u < 4; ++u) vstore(a + i + u * L, v[u]);
+  }
+  for (; i < len; i += L) {
+    const int c = int(tmin<idx>(L, len - i));
+    vstore_c(a + i, act_vec<T>(ACT, vload_c(z + i, c)), c);
+  }
+}
+
+template <class T>
+void small_activation(const T* z, T* a, idx rows, idx cols, int act) {
+  switch (act) {
+    case codes::TANH:
+      return act_block<T, codes::TANH>(z, a, rows * cols);
+    case codes::LOGISTIC:
+      return act_block<T, codes::LOGISTIC>(z, a, rows * cols);
+    case codes::RELU:
+      return act_block<T, codes::RELU>(z, a, rows * cols);
+    case codes::SOFTMAX:
+      for (idx r = 0; r < rows; ++r) softmax_row<T>(z + r * cols, a + r * cols, cols);
+      return;
+    default:
+      return act_span<T>(act, z, a, rows * cols);
+  }
+}
+
+// dZ = dA f'(Z, A) over a contiguous span, f fixed at compile time.
+template <class T, int ACT>
+void dact_block(const T* z, const T* a, const T* da, T* dz, idx len) {
+  constexpr int L = lanes<T>;
+  for (idx i = 0; i < len; i += L) {
+    const int c = int(tmin<idx>(L, len - i));
+    const vec<T> zv = codes::needs_z(ACT) ? vload_c(z + i, c) : vec<T>{};
+    vstore_c(dz + i, vload_c(da + i, c) * dact_vec<T>(ACT, zv, vload_c(a + i, c)), c);
+  }
+}
+
+template <class T>
+void small_dactivation(const T* z, const T* a, const T* da, T* dz, idx len, int act) {
+  switch (act) {
+    case codes::TANH:
+      return dact_block<T, codes::TANH>(z, a, da, dz, len);
+    case codes::LOGISTIC:
+      return dact_block<T, codes::LOGISTIC>(z, a, da, dz, len);
+    case codes::RELU:
+      return dact_block<T, codes::RELU>(z, a, da, dz, len);
+    default:
+      return dact_span<T>(act, z, a, da, dz, len);
+  }
+}
+
+// C = A B + bias (a row vector) or + beta D, for small widths: C and D are rows x w, B is
+// inner x w (all row-major); A(i, t) = a[i * rsa + t * csa], so X, X^T and dZ^T are read
+// in place. Each C row is NV vectors, summed over t in order by FMA from zero, then the
+// bias or beta D added. R rows are done together: their chains of dependent FMAs overlap
+// and each loaded vector of B serves all of them.
+template <class T, int NV>
+void small_mm_nv(const T* a, idx rsa, idx csa, const T* B, T* C, idx rows, idx inner, idx w,
+                 const T* bias, const T* D, T beta) {
+  constexpr int L = lanes<T>;
+  constexpr int R = NV >= 3 ? 2 : 8 / NV;  // R x NV accumulators + NV of B in registers
+  int c[NV];
+  vec<T> bv[NV];
+  for (int v = 0; v < NV; ++v) {
+    c[v] = lanes_at<T>(w, v);
+    bv[v] = bias ? vload_c(bias + v * L, c[v]) : vec<T>{};
+  }
+  auto block = [&](idx i0, auto rb) {
+    constexpr int RB = decltype(rb)::value;
+    vec<T> acc[RB][NV];
+#pragma GCC unroll 16
+    for (int q = 0; q < RB; ++q)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[q][v] = vec<T>{};
+    for (idx t = 0; t < inner; ++t) {
+      vec<T> bt[NV];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) bt[v] = vload_c(B + t * w + v * L, c[v]);
+#pragma GCC unroll 16
+      for (int q = 0; q < RB; ++q) {
+        const vec<T> x = vset<T>(a[(i0 + q) * rsa + t * csa]);
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[q][v] = vfma(x, bt[v], acc[q][v]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int q = 0; q < RB; ++q)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) {
+        const idx o = (i0 + q) * w + v * L;
+        vec<T> y = acc[q][v];
+        if (bias) y = y + bv[v];
+        if (D) y = y + beta * vload_c(D + o, c[v]);
+        vstore_c(C + o, y, c[v]);
+      }
+  };
+  idx i = 0;
+  for (; i + R <= rows; i += R) block(i, std::integral_constant<int, R>{});
+  // the rest (< R rows) in blocks of 4, 2, 1
+  if constexpr (R > 4) {
+    if (i + 4 <= rows) block(i, std::integral_constant<int, 4>{}), i += 4;
+  }
+  if constexpr (R > 2) {
+    if (i + 2 <= rows) block(i, std::integral_constant<int, 2>{}), i += 2;
+  }
+  if (i < rows) block(i, std::integral_constant<int, 1>{});
+}
+
+// db = column sums of dZ, rows added in order.
+template <class T, int NV>
+void small_db_nv(const T* dZ, T* db, idx n, idx m) {
+  constexpr int L = lanes<T>;
+  int c[NV];
+  vec<T> s[NV];
+  for (int v = 0; v < NV; ++v) {
+    c[v] = lanes_at<T>(m, v);
+    s[v] = vec<T>{};
+  }
+  for (idx r = 0; r < n; ++r)
+    for (int v = 0; v < NV; ++v) s[v] += vload_c(dZ + r * m + v * L, c[v]);
+  for (int v = 0; v < NV; ++v) vstore_c(db + v * L, s[v], c[v]);
+}
+
+// call(NV) with NV the vectors a row of w values takes (1 <= w <= small_width).
+#define RB_SMALL_NV(w, call)                        \
+  switch (int(((w) + lanes<T> - 1) / lanes<T>)) { \
+    case 1:                                         \
+      call(1);                                      \
+      break;                                        \
+    case 2:                                         \
+      call(2);                                      \
+      break;                                        \
+    case 3:                                         \
+      call(3);                                      \
+      break;                                        \
+    default:                                        \
+      call(4);                                      \
+      break;                                        \
+  }
+
+template <class T>
+void small_mm(const T* a, idx rsa, idx csa, const T* B, T* C, idx rows, idx inner, idx w,
+              const T* bias, const T* D, T beta) {
+#define RB_CALL(NV) small_mm_nv<T, NV>(a, rsa, csa, B, C, rows, inner, w, bias, D, beta)
+  RB_SMALL_NV(w, RB_CALL)
+#undef RB_CALL
+}
+
+// dense_forward for widths k, m <= small_width (one thread; Z is always written).
+template <class T>
+void small_dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m,
+                         int act) {
+  small_mm<T>(X, k, 1, W, Z, n, k, m, b, nullptr, T(0));
+  small_activation<T>(Z, A, n, m, act);
+}
+
+// dense_backward_impl for widths k, m <= small_width (one thread).
+template <class T>
+void small_dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW,
+                          T* db, T* dX, idx n, idx k, idx m, int act, double l2, T* dz_buf) {
+  constexpr idx kMax = small_width<T>() * small_width<T>();
+  // W^T for dX, written first: its scalar stores have reached the cache by the time dX
+  // loads it as vectors (a load straight after them would wait for them)
+  alignas(64) T wt[kMax];
+  if (dX)
+    for (idx j = 0; j < m; ++j)
+      for (idx p = 0; p < k; ++p) wt[j * k + p] = W[p * m + j];
+  const T* dZ = dA;
+  if (act != codes::IDENTITY) {
+    small_dactivation<T>(Z, A, dA, dz_buf, n * m, act);  // the rows are contiguous
+    dZ = dz_buf;
+  }
+  // dW = X^T dZ + l2 W, vectors along m; or, when the outputs are the narrower side,
+  // dW^T = dZ^T X with vectors along k (the same sums in the same order), then transposed
+  const T beta = T(l2);
+  const idx mv = (m + lanes<T> - 1) / lanes<T>, kv = (k + lanes<T> - 1) / lanes<T>;
+  if (m * kv < k * mv) {
+    alignas(64) T gt[kMax];
+    small_mm<T>(dZ, 1, m, X, gt, m, n, k, nullptr, nullptr, T(0));
+    for (idx p = 0; p < k; ++p)
+      for (idx j = 0; j < m; ++j) {
+        const idx o = p * m + j;
+        dW[o] = l2 != 0.0 ? gt[j * k + p] + beta * W[o] : gt[j * k + p];
+      }
+  } else {
+    small_mm<T>(X, 1, k, dZ, dW, k, n, m, nullptr, l2 != 0.0 ? W : nullptr, beta);
+  }
+#define RB_CALL(NV) small_db_nv<T, NV>(dZ, db, n, m)
+  RB_SMALL_NV(m, RB_CALL)
+#undef RB_CALL
+  if (dX) small_mm<T>(dZ, m, 1, wt, dX, n, m, k, nullptr, nullptr, T(0));
+}
+#undef RB_SMALL_NV
 
 }  // namespace ROSENBLATT_ISA_NS
 }  // namespace rosenblatt

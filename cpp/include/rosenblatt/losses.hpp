@@ -10,15 +10,10 @@
 namespace rosenblatt {
 namespace ROSENBLATT_ISA_NS {
 
-template <class T>
-double loss_gradient(const T* P, const T* Y, const T* sw, T* G, idx n, idx k, int loss,
-                     double delta, int /*nt*/) {
-  double S = 0.0;
-  if (sw) {
-    for (idx i = 0; i < n; ++i) S += double(sw[i]);
-  } else {
-    S = double(n);
-  }
+// The rows of one loss, its code fixed at compile time (no switch per element).
+template <class T, int LOSS>
+double loss_rows(const T* P, const T* Y, const T* sw, T* G, idx n, idx k, double S,
+                 double delta) {
   const double eps = double(std::numeric_limits<T>::epsilon());
   double total = 0.0;
   for (idx i = 0; i < n; ++i) {
@@ -28,39 +23,62 @@ double loss_gradient(const T* P, const T* Y, const T* sw, T* G, idx n, idx k, in
       const double p = double(P[i * k + j]), y = double(Y[i * k + j]);
       const double r = p - y;
       double per, g;
-      switch (loss) {
-        case codes::SQUARED_ERROR:
-          per = 0.5 * r * r;
-          g = r;
-          break;
-        case codes::ABSOLUTE_ERROR:
-          per = std::fabs(r);
-          g = r > 0 ? 1.0 : (r < 0 ? -1.0 : r);
-          break;
-        case codes::HUBER: {
-          const double ar = std::fabs(r);
-          per = ar <= delta ? 0.5 * r * r : delta * (ar - 0.5 * delta);
-          g = r < -delta ? -delta : (r > delta ? delta : r);
-          break;
-        }
-        case codes::BINARY_LOG_LOSS:
-        case codes::LOG_LOSS: {
-          const double pc = p < eps ? eps : (p > 1 - eps ? 1 - eps : p);
-          per = y != 0 ? -(y * std::log(pc)) : -0.0;
-          if (loss == codes::BINARY_LOG_LOSS && y != 1) per -= (1 - y) * std::log(1 - pc);
-          g = r;
-          break;
-        }
-        default: {  // POISSON
-          per = (y != 0 ? y * std::log(y / p) : 0.0) - y + p;
-          g = r;
-          break;
-        }
+      if constexpr (LOSS == codes::SQUARED_ERROR) {
+        per = 0.5 * r * r;
+        g = r;
+      } else if constexpr (LOSS == codes::ABSOLUTE_ERROR) {
+        per = std::fabs(r);
+        g = r > 0 ? 1.0 : (r < 0 ? -1.0 : r);
+      } else if constexpr (LOSS == codes::HUBER) {
+        const double ar = std::fabs(r);
+        per = ar <= delta ? 0.5 * r * r : delta * (ar - 0.5 * delta);
+        g = r < -delta ? -delta : (r > delta ? delta : r);
+      } else if constexpr (LOSS == codes::BINARY_LOG_LOSS || LOSS == codes::LOG_LOSS) {
+        const double pc = p < eps ? eps : (p > 1 - eps ? 1 - eps : p);
+        per = y != 0 ? -(y * std::log(pc)) : -0.0;
+        if (LOSS == codes::BINARY_LOG_LOSS && y != 1) per -= (1 - y) * std::log(1 - pc);
+        g = r;
+      } else {  // POISSON
+        per = (y != 0 ? y * std::log(y / p) : 0.0) - y + p;
+        g = r;
       }
       row += per;
       G[i * k + j] = T(s * g / S);
     }
     total += s * row;
+  }
+  return total;
+}
+
+template <class T>
+double loss_gradient(const T* P, const T* Y, const T* sw, T* G, idx n, idx k, int loss,
+                     double delta, int /*nt*/) {
+  double S = 0.0;
+  if (sw) {
+    for (idx i = 0; i < n; ++i) S += double(sw[i]);
+  } else {
+    S = double(n);
+  }
+  double total;
+  switch (loss) {
+    case codes::SQUARED_ERROR:
+      total = loss_rows<T, codes::SQUARED_ERROR>(P, Y, sw, G, n, k, S, delta);
+      break;
+    case codes::ABSOLUTE_ERROR:
+      total = loss_rows<T, codes::ABSOLUTE_ERROR>(P, Y, sw, G, n, k, S, delta);
+      break;
+    case codes::HUBER:
+      total = loss_rows<T, codes::HUBER>(P, Y, sw, G, n, k, S, delta);
+      break;
+    case codes::BINARY_LOG_LOSS:
+      total = loss_rows<T, codes::BINARY_LOG_LOSS>(P, Y, sw, G, n, k, S, delta);
+      break;
+    case codes::LOG_LOSS:
+      total = loss_rows<T, codes::LOG_LOSS>(P, Y, sw, G, n, k, S, delta);
+      break;
+    default:
+      total = loss_rows<T, codes::POISSON>(P, Y, sw, G, n, k, S, delta);
+      break;
   }
   double value = total / S;
   if (loss == codes::SQUARED_ERROR || loss == codes::ABSOLUTE_ERROR || loss == codes::HUBER)

@@ -68,6 +68,20 @@ double sum_abs(const T* x, idx n) {
   return sum_widened<T, true>(x, n);
 }
 
+// dst[0, len) = src[0, len): short rows (the small path's inputs and targets) by vector
+// moves, not a library call per row.
+template <class T>
+inline void copy_row(T* dst, const T* src, idx len) {
+  if (len > small_width<T>()) {
+    std::memcpy(dst, src, sizeof(T) * size_t(len));
+    return;
+  }
+  for (idx j = 0; j < len; j += lanes<T>) {
+    const int c = int(tmin<idx>(lanes<T>, len - j));
+    vstore_c(dst + j, vload_c(src + j, c), c);
+  }
+}
+
 template <class T>
 double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   using clock = std::chrono::steady_clock;
@@ -88,6 +102,8 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   const T* Ws[kMaxLayers];
   T *dWs[kMaxLayers], *dbs[kMaxLayers];
   const T* bsv[kMaxLayers];
+  // Small networks (every width within small_width) take the small-layer kernels.
+  bool small = true;
   {
     T* p = layer_base;
     idx off = 0;
@@ -103,6 +119,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       dWs[i] = a.grads + off;
       dbs[i] = a.grads + off + k * m;
       off += k * m + m;
+      small = small && k <= small_width<T>() && m <= small_width<T>();
     }
   }
   const int out_act = a.activations[L - 1];
@@ -114,12 +131,13 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
 
   double total = 0.0;
   auto last_check = clock::now();
+  double work = 0.0;  // multiply-adds since the clock was last read
   for (idx start = 0; start < a.n_order; start += bs) {
     const idx nb = tmin<idx>(bs, a.n_order - start);
     const std::int64_t* rows = a.order + start;
     for (idx r = 0; r < nb; ++r) {
-      std::memcpy(Xb + r * d, a.X + rows[r] * d, sizeof(T) * d);
-      std::memcpy(Yb + r * ko, a.Y + rows[r] * ko, sizeof(T) * ko);
+      copy_row(Xb + r * d, a.X + rows[r] * d, d);
+      copy_row(Yb + r * ko, a.Y + rows[r] * ko, ko);
     }
     double S = double(nb);
     if (a.sample_weight) {
@@ -134,8 +152,11 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     for (int i = 0; i < L; ++i) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
       const int act = a.activations[i];
-      dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k, m,
-                       act, nt);
+      if (small)
+        small_dense_forward<T>(in, Ws[i], bsv[i], As[i], Zs[i], nb, k, m, act);
+      else
+        dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k,
+                         m, act, nt);
       in = As[i];
     }
     double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1], nb,
@@ -157,8 +178,12 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       const int act = (i == L - 1) ? out_back : int(a.activations[i]);
       const T* xin = i == 0 ? Xb : As[i - 1];
       T* dX = i > 0 ? dAs[i - 1] : nullptr;
-      dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
-                             alpha / S, nt, dZs[i]);
+      if (small)
+        small_dense_backward<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
+                                act, alpha / S, dZs[i]);
+      else
+        dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
+                               act, alpha / S, nt, dZs[i]);
       const idx len = k * m;
       if (l1 != 0.0) {
         const T c = T(l1 / S);
@@ -178,7 +203,11 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     optimizer_step<T>(a.params, a.grads, a.state, a.n_params, a.optimizer, a.hyper, a.step, nt);
     // Ctrl-C: look at most every 20 ms (the check takes the GIL, which other Python
     // threads may hold) and only between batches, so params and step stay consistent.
-    if (a.interrupt.fn && start + bs < a.n_order) {
+    // The clock itself is read after about 1e5 multiply-adds (tens of microseconds), not
+    // after every batch of a small network.
+    work += 3.0 * double(nb) * double(a.n_params);
+    if (a.interrupt.fn && start + bs < a.n_order && work >= 1e5) {
+      work = 0.0;
       auto now = clock::now();
       if (now - last_check > std::chrono::milliseconds(20)) {
         last_check = now;
