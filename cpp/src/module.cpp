@@ -477,6 +477,8 @@ void check_order(const View<std::int64_t>& ord, index_t n) {
       throw py::value_error("order must hold row indices in [0, " + std::to_string(n) + ")");
 }
 
+// Y: targets (n, k) in X's dtype, or int64 class labels (n,) for one-hot targets (k is then
+// W's second dimension).
 template <class T>
 std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py::handle W,
                                 py::handle b, double eta, int step) {
@@ -484,18 +486,28 @@ std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py
     throw py::value_error("step must be the heaviside or sign code");
   auto x = view<T>(X, "X", 2, false);
   const index_t n = x.shape[0], d = x.shape[1];
-  auto y = view<T>(Y, "Y", 2, false);
-  const index_t k = y.shape[1];
-  expect_shape(y, "Y", n, k);
+  const bool onehot = py::isinstance<py::array>(Y) && py::reinterpret_borrow<py::array>(Y).ndim() == 1;
+  View<T> y;
+  View<std::int64_t> lab;
+  auto w = view<T>(W, "W", 2, true);
+  index_t k;
+  if (onehot) {
+    lab = view<std::int64_t>(Y, "labels", 1, false);
+    expect_shape(lab, "labels", n);
+    k = w.shape[1];
+  } else {
+    y = view<T>(Y, "Y", 2, false);
+    k = y.shape[1];
+    expect_shape(y, "Y", n, k);
+  }
   auto ord = view<std::int64_t>(order, "order", 1, false);
   check_order(ord, n);
-  auto w = view<T>(W, "W", 2, true);
   expect_shape(w, "W", d, k);
   auto bb = view<T>(b, "b", 1, true);
   expect_shape(bb, "b", k);
   py::gil_scoped_release nogil;
-  return ks<T>().perceptron_epoch(x.ptr, y.ptr, ord.ptr, ord.shape[0], d, k, w.ptr, bb.ptr, eta,
-                                  step, 1);
+  return ks<T>().perceptron_epoch(x.ptr, y.ptr, lab.ptr, ord.ptr, ord.shape[0], d, k, w.ptr,
+                                  bb.ptr, eta, step, 1);
 }
 
 template <class T>

@@ -152,6 +152,7 @@ _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
 _EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32),
            np.dtype(np.float64): np.empty((0, 0), np.float64)}
+_EMPTY_I64 = np.empty(0, np.int64)
 
 
 # --------------------------------------------------------------------------------------
@@ -846,47 +847,82 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
 
 
 @_jit
-def _perceptron_epoch(X, Y, order, W, b, eta, step):
-    d, k = W.shape
+def _perceptron_epoch(X, Y, labels, onehot, order, W, b, eta, step):
+    # The C++ kernel's arithmetic: W transposed and padded to whole chunks of 8 features,
+    # each score the fold ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of 8 partial
+    # sums by feature index mod 8 (the 8-lane inner loop vectorises without reassociation),
+    # and only the wrong outputs updated. Every backend then gives the same bits.
+    n, d = X.shape
+    k = W.shape[1]
     dt = X.dtype
     e_eta = dt.type(eta)
     zero = dt.type(0)
     one = dt.type(1)
-    z = np.empty(k, dt)
-    err = np.empty(k, dt)
+    lo = zero if step == HEAVISIDE else -one
+    dp = (d + 7) // 8 * 8
+    Wt = np.zeros((k, dp), dt)
+    for j in range(d):
+        for c in range(k):
+            Wt[c, j] = W[j, c]
+    bb = b.copy()
+    xb = np.zeros(dp, dt)
+    acc = np.empty(8, dt)
+    g = np.empty(k, dt)
     mistakes = 0
     for r in order:
-        for j in range(k):
-            z[j] = zero
-        for p in range(d):
-            xp = X[r, p]
-            for j in range(k):
-                z[j] += xp * W[p, j]
+        for j in range(d):
+            xb[j] = X[r, j]
         wrong = False
-        for j in range(k):
-            v = z[j] + b[j]
+        finite = True
+        for c in range(k):
+            for t in range(8):
+                acc[t] = zero
+            for q in range(0, dp, 8):
+                for t in range(8):
+                    acc[t] += xb[q + t] * Wt[c, q + t]
+            z = (((acc[0] + acc[4]) + (acc[2] + acc[6]))
+                 + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + bb[c]
+            if z - z != zero:
+                finite = False
             if step == HEAVISIDE:
-                yhat = one if v >= zero else zero
+                yhat = one if z >= zero else zero
             else:
-                yhat = one if v > zero else (-one if v < zero else v * zero)
-            e = Y[r, j] - yhat
-            err[j] = e_eta * e
+                yhat = one if z > zero else (-one if z < zero else zero)
+            if onehot:
+                yc = one if labels[r] == c else lo
+            else:
+                yc = Y[r, c]
+            e = yc - yhat
+            g[c] = e_eta * e
             if e != zero:
                 wrong = True
+        if not finite:
+            for j in range(d):
+                if not np.isfinite(X[r, j]):
+                    return -1
         if wrong:
             mistakes += 1
-            for p in range(d):
-                xp = X[r, p]
-                for j in range(k):
-                    W[p, j] = W[p, j] + xp * err[j]
-            for j in range(k):
-                b[j] = b[j] + err[j]
+            for c in range(k):
+                if g[c] != zero:
+                    for j in range(dp):
+                        Wt[c, j] = Wt[c, j] + xb[j] * g[c]
+            for c in range(k):
+                bb[c] = bb[c] + g[c]
+    for j in range(d):
+        for c in range(k):
+            W[j, c] = Wt[c, j]
+    for c in range(k):
+        b[c] = bb[c]
     return mistakes
 
 
 def perceptron_epoch(X, Y, order, W, b, eta, step, n_threads=0):
-    """One online epoch of Rosenblatt's rule; returns the number of rows with a mistake."""
-    return int(_perceptron_epoch(X, Y, order, W, b, float(eta), int(step)))
+    """One online epoch of Rosenblatt's rule; returns the number of rows with a mistake
+    (-1, with W and b unchanged, when a visited row of X is not finite)."""
+    if Y.ndim == 1:
+        return int(_perceptron_epoch(X, _EMPTY2[X.dtype], Y, True, order, W, b, float(eta),
+                                     int(step)))
+    return int(_perceptron_epoch(X, Y, _EMPTY_I64, False, order, W, b, float(eta), int(step)))
 
 
 @_jit

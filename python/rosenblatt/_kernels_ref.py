@@ -410,15 +410,30 @@ def perceptron_epoch(X, Y, order, W, b, eta, step, n_threads=0):
 
     For each row x (in order): yhat = step(x W + b);  W += eta x^T (y - yhat);
     b += eta (y - yhat). ``step`` is HEAVISIDE (targets 0/1) or SIGN (targets -1/+1).
-    X (n, d), Y (n, k), W (d, k), b (k,). Returns the number of rows with at least one
-    wrong output (a mistake, counted before that row's update).
+    X (n, d), W (d, k), b (k,). Y is (n, k) targets, or int64 labels (n,) meaning one-hot
+    targets: output c of row r has target 1 when Y[r] == c, else 0 (HEAVISIDE) or -1
+    (SIGN). Returns the number of rows with at least one wrong output (a mistake, counted
+    before that row's update); -1 when a visited row of X holds a NaN or an infinity, with
+    W and b left as they were before the call.
+
+    The products x_j W_jc may be summed in any order here; the compiled backends use 8
+    partial sums s_r over j = r mod 8, folded ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 +
+    s7)), which no vector width changes.
     """
     mistakes = 0
     e_eta = X.dtype.type(eta)
+    k = W.shape[1]
+    lo = 0.0 if step == C.HEAVISIDE else -1.0
+    W0, b0 = W.copy(), b.copy()
     for r in order:
         x = X[r]
+        if not np.isfinite(x).all():
+            W[...] = W0
+            b[...] = b0
+            return -1
+        y = Y[r] if Y.ndim == 2 else np.where(np.arange(k) == Y[r], 1.0, lo).astype(X.dtype)
         yhat = _step(x @ W + b, step)
-        err = Y[r] - yhat
+        err = y - yhat
         if np.any(err != 0):
             mistakes += 1
             W += np.outer(x, e_eta * err)

@@ -724,10 +724,12 @@ def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backe
     Parameters
     ----------
     X : ndarray (n, d), float32 or float64
-    Y : ndarray (n, k), same dtype
-        Targets: 0/1 for ``step="heaviside"``, -1/+1 for ``step="sign"``.
-    W : ndarray (d, k), same dtype, written in place
-    b : ndarray (k,), same dtype, written in place
+    Y : ndarray (n, k) of X's dtype, or int64 ndarray (n,) of labels
+        Targets: 0/1 for ``step="heaviside"``, -1/+1 for ``step="sign"``. Labels mean one-hot
+        targets (k = ``W.shape[1]``): output c of row r has target 1 when ``Y[r] == c``, else
+        0 / -1 (a label outside [0, k) gives every output 0 / -1).
+    W : ndarray (d, k), X's dtype, written in place
+    b : ndarray (k,), X's dtype, written in place
     order : ndarray of int64, optional
         Row visiting order (default: 0..n-1).
     eta : float, default=1.0
@@ -736,23 +738,29 @@ def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backe
     Returns
     -------
     int
-        Rows with at least one wrong output (counted before their update).
+        Rows with at least one wrong output (counted before their update), or -1 when a
+        visited row of X holds a NaN or an infinity; W and b are then left unchanged.
     """
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
     n, d = X.shape
-    _arr("Y", Y, 2, dt, (n, None))
-    k = Y.shape[1]
-    _arr("W", W, 2, dt, (d, k), writable=True)
-    _arr("b", b, 1, dt, (k,), writable=True)
     code = _code(C.ACTIVATIONS, "step", step, C.STEPS)
-    allowed = (0.0, 1.0) if code == C.HEAVISIDE else (-1.0, 1.0)
-    if Y.size and not np.isin(Y, allowed).all():
-        raise ValueError(f"Y must hold only {allowed} for step={step!r}")
+    if isinstance(Y, np.ndarray) and Y.ndim == 1:
+        _arr("Y", Y, 1, np.int64, (n,))
+        _arr("W", W, 2, dt, (d, None), writable=True)
+        k = W.shape[1]
+    else:
+        _arr("Y", Y, 2, dt, (n, None))
+        k = Y.shape[1]
+        _arr("W", W, 2, dt, (d, k), writable=True)
+        allowed = (0.0, 1.0) if code == C.HEAVISIDE else (-1.0, 1.0)
+        if Y.size and not np.isin(Y, allowed).all():
+            raise ValueError(f"Y must hold only {allowed} for step={step!r}")
+    _arr("b", b, 1, dt, (k,), writable=True)
     order = _order(order, n)
     eta = _finite_scalar("eta", eta, low=0.0, low_open=True)
     return int(_call(backend, "perceptron_epoch", X, Y, order, W, b, eta, code,
-                                                     _threads(n_threads)))
+                     _threads(n_threads)))
 
 
 def _order(order, n):

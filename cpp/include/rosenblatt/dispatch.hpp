@@ -94,8 +94,10 @@ struct KernelSet {
   // Returns the accumulated loss; *interrupted set when stopped early by the interrupt check.
   double (*train_epoch)(const TrainArgs<T>& args, bool* interrupted);
   // ---- perceptron kernels (perceptron.hpp) ----
-  index_t (*perceptron_epoch)(const T* X, const T* Y, const std::int64_t* order, index_t m,
-                              index_t d, index_t k, T* W, T* b, double eta, int step, int nt);
+  // Y (n, k) targets, or Y null and labels (n,) for one-hot targets
+  index_t (*perceptron_epoch)(const T* X, const T* Y, const std::int64_t* labels,
+                              const std::int64_t* order, index_t m, index_t d, index_t k, T* W,
+                              T* b, double eta, int step, int nt);
   void (*xorshift_shuffle)(std::int64_t* order, index_t n, std::uint32_t seed);
   double (*perceptron_epoch_sklearn)(const PerceptronArgs<T>& a, const std::int64_t* order,
                                      index_t m, index_t* mistakes);

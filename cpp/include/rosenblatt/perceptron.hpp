@@ -398,75 +398,219 @@ inline void xorshift_shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
   perc::shuffle(order, n, seed);
 }
 
-// Rosenblatt's rule, all outputs in one pass over order[0..m): yhat = step(x W + b);
-// W += eta x^T (y - yhat); b += eta (y - yhat). W is (d, k) row-major. Returns the rows
-// with at least one wrong output. Row-times-matrix with the outputs in SIMD lanes; each
-// output accumulates over j in order, so every ISA gives the same bits.
+// ---- Rosenblatt's rule --------------------------------------------------------------
+
+namespace perc {
+
+// The rule keeps W transposed and padded, Wt (k, dp) with dp = d rounded up to 8: one row
+// of features per output, so a mistake updates only the rows of the wrong outputs (one or
+// two of ten for one-hot targets) with contiguous vectors.
+//
+// A score is a dot product of x with a row of Wt over "chunks" of 8 features: 8 partial
+// sums s_0..s_7 (s_r over the features j = r mod 8, in increasing j), folded as
+// ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)). The order depends on no vector width,
+// so every ISA (and the Numba twin) computes the same bits. A chunk is NPC native vectors
+// CV of 8 / NPC lanes (AVX-512 float uses 8-lane halves).
 template <class T>
-idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* order, idx m, idx d, idx k,
-                     T* W, T* b, double eta, int step, int /*n_threads*/) {
+struct Chunk {
+  static constexpr int NL = lanes<T> < 8 ? lanes<T> : 8;  // lanes of CV
+  typedef T CV __attribute__((vector_size(NL * sizeof(T))));
+  static constexpr int NPC = 8 / NL;
+  // outputs scored together: about eight accumulators
+  static constexpr int G = 8 / NPC;
+};
+
+template <class T, int N>
+struct SmallVec;
+template <class T>
+struct SmallVec<T, 4> {
+  typedef T V __attribute__((vector_size(4 * sizeof(T))));
+};
+template <class T>
+struct SmallVec<T, 2> {
+  typedef T V __attribute__((vector_size(2 * sizeof(T))));
+};
+
+template <class V>
+inline V cload(const void* p) {
+  V r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+template <class V>
+inline void cstore(void* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// The canonical fold of one output's partial sums (NPC vectors of CV).
+template <class T>
+inline T fold8(const typename Chunk<T>::CV* a) {
+  using C = Chunk<T>;
+  using V4 = typename SmallVec<T, 4>::V;
+  using V2 = typename SmallVec<T, 2>::V;
+  V2 u;
+  if constexpr (C::NPC == 1) {
+    const V4 t = __builtin_shufflevector(a[0], a[0], 0, 1, 2, 3) +
+                 __builtin_shufflevector(a[0], a[0], 4, 5, 6, 7);  // s_r + s_r+4
+    u = __builtin_shufflevector(t, t, 0, 1) + __builtin_shufflevector(t, t, 2, 3);
+  } else if constexpr (C::NPC == 2) {
+    const V4 t = a[0] + a[1];
+    u = __builtin_shufflevector(t, t, 0, 1) + __builtin_shufflevector(t, t, 2, 3);
+  } else {
+    u = (a[0] + a[2]) + (a[1] + a[3]);
+  }
+  return u[0] + u[1];
+}
+
+// z[0..G) = x . Wt[g] for G rows of Wt (stride dp); x has nc full chunks, then the zero-
+// padded tail chunk xt when tail is set. Not inlined: inside the epoch loop GCC keeps the
+// step's constants in vector registers and spills accumulators.
+template <class T, int G>
+__attribute__((noinline)) void scores_group(const T* x, const T* xt, bool tail, const T* Wt,
+                                            idx nc, idx dp, T* z) {
+  using C = Chunk<T>;
+  using CV = typename C::CV;
+  constexpr int NP = C::NPC, NL = C::NL;
+  CV acc[G][NP];
+  for (int g = 0; g < G; ++g)
+    for (int p = 0; p < NP; ++p) acc[g][p] = CV{};
+  auto chunk = [&](const T* xc, idx off) {
+    CV xv[NP];
+    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(xc + p * NL);
+    for (int g = 0; g < G; ++g)
+      for (int p = 0; p < NP; ++p) acc[g][p] += xv[p] * cload<CV>(Wt + g * dp + off + p * NL);
+  };
+  for (idx q = 0; q < nc; ++q) chunk(x + 8 * q, 8 * q);
+  if (tail) chunk(xt, 8 * nc);
+  for (int g = 0; g < G; ++g) z[g] = fold8<T>(acc[g]);
+}
+
+template <class T>
+inline void scores(const T* x, const T* xt, bool tail, const T* Wt, idx k, idx nc, idx dp,
+                   T* z) {
+  constexpr int G = Chunk<T>::G;
+  idx c = 0;
+  for (; c + G <= k; c += G) scores_group<T, G>(x, xt, tail, Wt + c * dp, nc, dp, z + c);
+  const idx r = k - c;
+  const T* w = Wt + c * dp;
+  if constexpr (G > 7) if (r == 7) scores_group<T, 7>(x, xt, tail, w, nc, dp, z + c);
+  if constexpr (G > 6) if (r == 6) scores_group<T, 6>(x, xt, tail, w, nc, dp, z + c);
+  if constexpr (G > 5) if (r == 5) scores_group<T, 5>(x, xt, tail, w, nc, dp, z + c);
+  if constexpr (G > 4) if (r == 4) scores_group<T, 4>(x, xt, tail, w, nc, dp, z + c);
+  if constexpr (G > 3) if (r == 3) scores_group<T, 3>(x, xt, tail, w, nc, dp, z + c);
+  if constexpr (G > 2) if (r == 2) scores_group<T, 2>(x, xt, tail, w, nc, dp, z + c);
+  if constexpr (G > 1) if (r == 1) scores_group<T, 1>(x, xt, tail, w, nc, dp, z + c);
+}
+
+// w[0..dp) += g x, chunk by chunk (the product rounded, then the sum: no FMA).
+template <class T>
+inline void update_row(T* w, const T* x, const T* xt, bool tail, idx nc, T g) {
+  using CV = typename Chunk<T>::CV;
+  constexpr int NL = Chunk<T>::NL;
+  const CV gv = CV{} + g;
+  const idx full = nc * 8;
+  idx j = 0;
+  for (; j < full; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
+  if (tail)
+    for (int p = 0; p < 8; p += NL) cstore(w + j + p, cload<CV>(w + j + p) + cload<CV>(xt + p) * gv);
+}
+
+template <class T>
+inline bool any_lane(ivec<T> m) {
+  bool a = false;
+  for (int l = 0; l < lanes<T>; ++l) a |= m[l] != 0;
+  return a;
+}
+
+template <class T>
+inline bool row_finite(const T* x, idx d) {
+  for (idx j = 0; j < d; ++j)
+    if (!std::isfinite(x[j])) return false;
+  return true;
+}
+
+}  // namespace perc
+
+// Rosenblatt's rule, all outputs in one pass over order[0..m): yhat = step(x W + b);
+// W += eta x^T (y - yhat); b += eta (y - yhat). W is (d, k) row-major. The targets are
+// the rows of Y (n, k), or, when labels is given (Y null), one-hot: output c of row r has
+// target 1 when labels[r] == c, else 0 (heaviside) or -1 (sign) - no second (n, k) array
+// to fetch at random rows. Returns the rows
+// with at least one wrong output, or -1 when a visited row of X holds a non-finite value
+// (W and b are then left as they were: the epoch runs on a transposed copy, written back
+// at the end). Each row is read once, in the given order, with the rows ahead prefetched;
+// the scores are dot products from L1 (see perc::Chunk for the summation order); a mistake
+// updates only the weights of the wrong outputs (adding x * 0 to the others would change
+// nothing).
+template <class T>
+idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
+                     const std::int64_t* order, idx m, idx d, idx k, T* W, T* b, double eta,
+                     int step, int /*n_threads*/) {
   using V = vec<T>;
+  using I = ivec<T>;
   constexpr int L = lanes<T>;
-  constexpr int G = 4;  // vectors of outputs held in registers at once
-  IsaBuffer<T> z{std::size_t(k)}, g{std::size_t(k)};
-  const T teta = T(eta);
-  const idx row_bytes = d * idx(sizeof(T));
+  const idx nv = (k + L - 1) / L, kp = nv * L;  // outputs padded for the vector step
+  const idx nc = d / 8, dp = (d + 7) / 8 * 8;    // full chunks; padded features
+  const bool tail = dp != d;
+  IsaBuffer<T> Wt{std::size_t(k * dp)}, bp{std::size_t(kp)}, z{std::size_t(kp)},
+      g{std::size_t(kp)}, xt{8};
+  for (idx j = 0; j < d; ++j)
+    for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
+  for (idx c = 0; c < k; ++c) bp[c] = b[c];
+  const V teta = vset<T>(T(eta)), one = vset<T>(T(1));
+  const bool heaviside = step == codes::HEAVISIDE;
+  const V lo = heaviside ? V{} : vset<T>(T(-1));
+  using Int = typename VecTraits<T>::Int;
+  I lane;  // output index of each lane in the first vector
+  for (int l = 0; l < L; ++l) lane[l] = Int(l);
+  const idx ktail = k - (nv - 1) * L;  // outputs in the last vector
+  I valid;
+  for (int l = 0; l < L; ++l) valid[l] = l < ktail ? -1 : 0;
+  const idx row_bytes = d * idx(sizeof(T)), y_bytes = k * idx(sizeof(T));
   idx mistakes = 0;
   for (idx i = 0; i < m; ++i) {
     if (i + perc::kAhead < m) {
-      perc::prefetch_row(X + order[i + perc::kAhead] * d, row_bytes);
-      perc::prefetch_row(Y + order[i + perc::kAhead] * k, k * idx(sizeof(T)));
+      const idx r = idx(order[i + perc::kAhead]);
+      perc::prefetch_row(X + r * d, row_bytes);
+      if (labels) __builtin_prefetch(labels + r);
+      else perc::prefetch_row(Y + r * k, y_bytes);
     }
     const idx r = idx(order[i]);
     const T* x = X + r * d;
-    const T* y = Y + r * k;
-    for (idx c0 = 0; c0 < k; c0 += G * L) {
-      const int nv = int(tmin<idx>(G, (k - c0 + L - 1) / L));
-      // lanes used by the group's last vector (a full one unless the outputs end here)
-      const int last = int(tmin<idx>(L, k - c0 - idx(nv - 1) * L));
-      V acc[G] = {};
-      for (idx j = 0; j < d; ++j) {
-        const V xv = vset<T>(x[j]);
-        const T* wr = W + j * k + c0;
-        for (int q = 0; q < nv; ++q) {
-          const V wv = (q == nv - 1 && last < L) ? vload_n(wr + q * L, last) : vload(wr + q * L);
-          const V prod = xv * wv;
-          acc[q] += prod;
-        }
-      }
-      for (int q = 0; q < nv; ++q) {
-        const int cnt = q == nv - 1 ? last : L;
-        for (int l = 0; l < cnt; ++l) z[c0 + q * L + l] = acc[q][l];
-      }
+    const T* y = labels ? nullptr : Y + r * k;
+    const std::int64_t lab = labels ? labels[r] : -1;
+    const Int cls = lab >= 0 && lab < k ? Int(lab) : Int(-1);
+    for (idx j = 8 * nc; j < d; ++j) xt[j - 8 * nc] = x[j];
+    perc::scores(x, xt.data(), tail, Wt.data(), k, nc, dp, z.data());
+    // step, error and step-size-scaled error, one vector of outputs at a time
+    I anyw = {}, bad = {};
+    for (idx v = 0; v < nv; ++v) {
+      const V zc = vload(z.data() + v * L) + vload(bp.data() + v * L);
+      bad |= (zc - zc) != V{};  // NaN or infinity
+      const V yhat = heaviside ? vselect<T>(zc >= V{}, one, V{})
+                               : vselect<T>(zc > V{}, one, V{}) - vselect<T>(zc < V{}, one, V{});
+      V yv;
+      if (!y) yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
+      else if (v == nv - 1 && ktail < L) yv = vload_n(y + v * L, int(ktail));
+      else yv = vload(y + v * L);
+      V e = yv - yhat;
+      if (v == nv - 1) e = vselect<T>(valid, e, V{});
+      anyw |= e != V{};
+      vstore(g.data() + v * L, teta * e);
     }
-    bool wrong = false;
-    for (idx c = 0; c < k; ++c) {
-      const T zc = z[c] + b[c];
-      T yhat;
-      if (step == codes::HEAVISIDE) yhat = zc >= T(0) ? T(1) : T(0);
-      else yhat = zc > T(0) ? T(1) : (zc < T(0) ? T(-1) : T(0));
-      const T e = y[c] - yhat;
-      g[c] = teta * e;
-      wrong |= e != T(0);
-    }
-    if (!wrong) continue;
+    // a non-finite x makes some score non-finite; so can overflowed weights (the caller
+    // checks those), hence the look at the row itself
+    if (perc::any_lane<T>(bad) && !perc::row_finite(x, d)) return -1;
+    if (!perc::any_lane<T>(anyw)) continue;
     ++mistakes;
-    for (idx j = 0; j < d; ++j) {
-      const V xv = vset<T>(x[j]);
-      T* wr = W + j * k;
-      idx c = 0;
-      for (; c + L <= k; c += L) {
-        const V prod = xv * vload(g.data() + c);
-        vstore(wr + c, vload(wr + c) + prod);
-      }
-      if (c < k) {
-        const int cnt = int(k - c);
-        const V prod = xv * vload_n(g.data() + c, cnt);
-        vstore_n(wr + c, vload_n(wr + c, cnt) + prod, cnt);
-      }
-    }
-    for (idx c = 0; c < k; ++c) b[c] += g[c];
+    for (idx c = 0; c < k; ++c)
+      if (g[c] != T(0)) perc::update_row(Wt.data() + c * dp, x, xt.data(), tail, nc, g[c]);
+    for (idx v = 0; v < nv; ++v)
+      vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
   }
+  for (idx j = 0; j < d; ++j)
+    for (idx c = 0; c < k; ++c) W[j * k + c] = Wt[c * dp + j];
+  for (idx c = 0; c < k; ++c) b[c] = bp[c];
   return mistakes;
 }
 
