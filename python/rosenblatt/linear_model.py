@@ -22,7 +22,12 @@ from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import _check_partial_fit_first_call
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _assert_all_finite,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import kernels
 
@@ -163,38 +168,42 @@ def _sgd_epoch(Xd, data, indices, indptr, dense, y, sw, order, vmask, w, q, st, 
     return sumloss, objective
 
 
-def _rosenblatt_epoch_weighted(X, Y, order, W, b, eta, sign):
+def _rosenblatt_epoch_weighted(X, labels, lo, order, W, b, eta, sign):
     """Rosenblatt's rule with a step size per row (sample and class weights).
 
-    Same operations as the kernels' perceptron_epoch, with ``eta[r]`` for row r.
+    The kernels' perceptron_epoch with one-hot targets (``labels``; ``lo`` the off target)
+    and ``eta[r]`` for row r: the same operations, scores included (8 partial sums by
+    feature index mod 8, folded ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))).
     """
-    n_out = Y.shape[1]
+    d = X.shape[1]
+    n_out = W.shape[1]
     mistakes = 0
-    z = np.zeros(n_out, dtype=W.dtype)
+    acc = np.zeros(8, dtype=W.dtype)
     g = np.zeros(n_out, dtype=W.dtype)
     for i in range(order.shape[0]):
         r = order[i]
-        for c in range(n_out):
-            z[c] = 0.0
-        for j in range(X.shape[1]):
-            for c in range(n_out):
-                z[c] += X[r, j] * W[j, c]
         wrong = False
         for c in range(n_out):
-            zc = z[c] + b[c]
+            for t in range(8):
+                acc[t] = 0.0
+            for j in range(d):
+                acc[j % 8] += X[r, j] * W[j, c]
+            zc = (((acc[0] + acc[4]) + (acc[2] + acc[6]))
+                  + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + b[c]
             if sign:
                 yhat = 1.0 if zc > 0 else (-1.0 if zc < 0 else 0.0)
             else:
                 yhat = 1.0 if zc >= 0 else 0.0
-            e = Y[r, c] - yhat
+            e = (1.0 if labels[r] == c else lo) - yhat
             g[c] = eta[r] * e
             if e != 0.0:
                 wrong = True
         if wrong:
             mistakes += 1
-            for j in range(X.shape[1]):
-                for c in range(n_out):
-                    W[j, c] += X[r, j] * g[c]
+            for c in range(n_out):
+                if g[c] != 0.0:
+                    for j in range(d):
+                        W[j, c] += X[r, j] * g[c]
             for c in range(n_out):
                 b[c] += g[c]
     return mistakes
@@ -217,6 +226,26 @@ def _jit(name, fn, backend):
 def _epoch_function(backend):
     """The generic scikit-learn epoch (penalties, sparse rows)."""
     return _jit("sgd", _sgd_epoch, backend)
+
+
+def _class_index(classes, y):
+    """Position in ``classes`` (sorted, unique) of each label of ``y``, as int64.
+
+    Raises compute_class_weight's ValueError when a label is not a class. Integer labels
+    of a contiguous range take a subtraction instead of a binary search.
+    """
+    K = classes.shape[0]
+    if (classes.dtype.kind == "i" and y.dtype.kind == "i"
+            and int(classes[-1]) - int(classes[0]) == K - 1):
+        pos = y.astype(np.int64) - np.int64(classes[0])
+        ok = pos.min() >= 0 and pos.max() < K
+    else:
+        pos = np.searchsorted(classes, y)
+        np.minimum(pos, K - 1, out=pos)
+        ok = bool(np.all(classes[pos] == y))
+    if not ok:
+        raise ValueError("classes should include all valid labels that can be in y")
+    return pos.astype(np.int64, copy=False)
 
 
 def _nonfinite_error(epoch):
@@ -504,16 +533,27 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     def _partial_fit(self, X, y, max_iter, classes, sample_weight, coef_init,
                      intercept_init):
         first_call = not hasattr(self, "classes_")
+        # Rosenblatt's kernel reads every row of dense X anyway and reports a non-finite one
+        # (then _fit_rosenblatt raises scikit-learn's error): no separate pass over X
+        self._finite_checked = self.rule != "rosenblatt" or sp.issparse(X)
         X, y = validate_data(self, X, y, accept_sparse="csr",
                              dtype=[np.float64, np.float32], order="C",
-                             accept_large_sparse=False, reset=first_call)
+                             accept_large_sparse=False, reset=first_call,
+                             ensure_all_finite=self._finite_checked)
         n_features = X.shape[1]
         _check_partial_fit_first_call(self, classes)
         n_classes = self.classes_.shape[0]
-        self._expanded_class_weight = compute_class_weight(self.class_weight,
-                                                           classes=self.classes_, y=y)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
-                                             allow_all_zero_weights=self.early_stopping)
+        if self.class_weight is None:
+            # compute_class_weight would only check that y holds no unknown label (with a
+            # np.unique of y on every call): _class_index checks that
+            self._expanded_class_weight = np.ones(n_classes)
+        else:
+            self._expanded_class_weight = compute_class_weight(self.class_weight,
+                                                               classes=self.classes_, y=y)
+        y_index = _class_index(self.classes_, y)
+        if sample_weight is not None:  # None: unit weights, without an array of ones
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                                 allow_all_zero_weights=self.early_stopping)
         if getattr(self, "coef_", None) is None or coef_init is not None:
             self._allocate(n_classes, n_features, X.dtype, coef_init, intercept_init)
         elif n_features != self.coef_.shape[-1]:
@@ -531,9 +571,9 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         # overflow is detected after each epoch and raised as a ValueError
         with np.errstate(over="ignore", invalid="ignore"):
             if self.rule == "rosenblatt":
-                self._fit_rosenblatt(X, y, sample_weight, max_iter)
+                self._fit_rosenblatt(X, y_index, sample_weight, max_iter)
             else:
-                self._fit_sklearn(X, y, sample_weight, max_iter)
+                self._fit_sklearn(X, y, y_index, sample_weight, max_iter)
         self._rule_fitted = self.rule
         return self
 
@@ -579,15 +619,15 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     # ---- scikit-learn's rule
 
-    def _problems(self, y, dtype):
-        """(Y, class_weight, seeds, label of the +1 side) of the one-vs-rest problems."""
+    def _problems(self, y_index):
+        """(Y, class_weight) of the one-vs-rest problems: Y (K, n) of -1/+1."""
         K = self.classes_.shape[0]
         cw = self._expanded_class_weight
         if K == 2:
-            Y = np.where(y == self.classes_[1], 1.0, -1.0)[None, :]
+            Y = np.where(y_index == 1, 1.0, -1.0)[None, :]
             CW = np.array([[cw[0], cw[1]]], dtype=np.float64)
         else:
-            Y = np.stack([np.where(y == c, 1.0, -1.0) for c in self.classes_])
+            Y = np.where(y_index[None, :] == np.arange(K)[:, None], 1.0, -1.0)
             CW = np.stack([[1.0, cw[i]] for i in range(K)]).astype(np.float64)
         return np.ascontiguousarray(Y), np.ascontiguousarray(CW)
 
@@ -613,10 +653,12 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         mask[idx_val] = True
         return mask
 
-    def _fit_sklearn(self, X, y, sample_weight, max_iter):
+    def _fit_sklearn(self, X, y, y_index, sample_weight, max_iter):
         dtype = X.dtype
+        if sample_weight is None:
+            sample_weight = np.ones(X.shape[0], dtype=dtype)
         K = self.classes_.shape[0]
-        Y, CW = self._problems(y, dtype)
+        Y, CW = self._problems(y_index)
         # random draws in scikit-learn's order
         if K == 2:
             rs = check_random_state(self.random_state)
@@ -771,7 +813,11 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     # ---- Rosenblatt's rule
 
-    def _fit_rosenblatt(self, X, y, sample_weight, max_iter):
+    def _assert_finite(self, X):
+        _assert_all_finite(X.data if sp.issparse(X) else X, input_name="X",
+                           estimator_name=type(self).__name__)
+
+    def _fit_rosenblatt(self, X, y_index, sample_weight, max_iter):
         if sp.issparse(X):
             X = X.toarray()
         X = np.ascontiguousarray(X)
@@ -779,38 +825,44 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         K = self.classes_.shape[0]
         sign = self.step == "sign"
         lo = -1.0 if sign else 0.0
+        # one-hot targets as labels: output c's target is 1 where labels == c (a binary
+        # problem has one output, label 0 for the positive class, -1 for the other)
         if K == 2:
-            Y = np.where(y == self.classes_[1], 1.0, lo)[:, None]
+            labels = y_index - 1
+            k = 1
         else:
-            Y = np.where(y[:, None] == self.classes_[None, :], 1.0, lo)
-        Y = np.ascontiguousarray(Y, dtype=dtype)
-        k = Y.shape[1]
+            labels = y_index
+            k = K
         W = np.array(np.asarray(self.coef_, dtype=dtype).reshape(k, -1).T, order="C")
         b = np.array(np.asarray(self.intercept_, dtype=dtype).reshape(-1), order="C")
         rs = check_random_state(self.random_state)
         n = X.shape[0]
         # sample and class weights scale the step of a row (all its outputs)
-        cls = np.searchsorted(self.classes_, y)
-        eta_row = float(self.eta0) * np.asarray(sample_weight, dtype=np.float64) \
-            * self._expanded_class_weight[cls]
-        weighted = not np.all(eta_row == float(self.eta0))
+        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        cw = np.asarray(self._expanded_class_weight, dtype=np.float64)
+        weighted = not (np.all(cw == 1.0) and (sample_weight is None or np.all(sw == 1.0)))
         if weighted:
+            if not self._finite_checked:
+                self._assert_finite(X)
             epoch_w = _jit("rosenblatt", _rosenblatt_epoch_weighted, self.backend_)
-            eta_row = eta_row.astype(dtype)
+            eta_row = (float(self.eta0) * sw * cw[y_index]).astype(dtype)
         tol = -np.inf if self.tol is None else float(self.tol)
         best = np.inf
         no_imp = 0
         epochs = 0
         try:
             for _ in range(max_iter):
-                order = rs.permutation(n).astype(np.int64) if self.shuffle else \
+                order = rs.permutation(n).astype(np.int64, copy=False) if self.shuffle else \
                     np.arange(n, dtype=np.int64)
                 if weighted:
-                    mistakes = int(epoch_w(X, Y, order, W, b, eta_row, self.step == "sign"))
+                    mistakes = int(epoch_w(X, labels, lo, order, W, b, eta_row, sign))
                 else:
-                    mistakes = kernels.perceptron_epoch(X, Y, W, b, order=order, eta=self.eta0,
-                                                        step=self.step, backend=self.backend_,
+                    mistakes = kernels.perceptron_epoch(X, labels, W, b, order=order,
+                                                        eta=self.eta0, step=self.step,
+                                                        backend=self.backend_,
                                                         n_threads=self._threads())
+                    if mistakes < 0:  # a NaN or an infinity in X; W and b are unchanged
+                        self._assert_finite(X)
                 epochs += 1
                 if not (np.isfinite(W).all() and np.isfinite(b).all()):
                     raise _nonfinite_error(epochs)
