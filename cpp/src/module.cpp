@@ -481,7 +481,7 @@ void check_order(const View<std::int64_t>& ord, index_t n) {
 // W's second dimension).
 template <class T>
 std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py::handle W,
-                                py::handle b, double eta, int step) {
+                                py::handle b, double eta, int step, int nt) {
   if (step != rb::codes::HEAVISIDE && step != rb::codes::SIGN)
     throw py::value_error("step must be the heaviside or sign code");
   auto x = view<T>(X, "X", 2, false);
@@ -507,7 +507,7 @@ std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py
   expect_shape(bb, "b", k);
   py::gil_scoped_release nogil;
   return ks<T>().perceptron_epoch(x.ptr, y.ptr, lab.ptr, ord.ptr, ord.shape[0], d, k, w.ptr,
-                                  bb.ptr, eta, step, 1);
+                                  bb.ptr, eta, step, nt);
 }
 
 template <class T>
@@ -800,8 +800,10 @@ PYBIND11_MODULE(_core, mod) {
   mod.def(
       "perceptron_epoch",
       [](py::handle X, py::handle Y, py::handle order, py::handle W, py::handle b, double eta,
-         int step,
-         OptInt) { return RB_DISPATCH(X, "X", perceptron_epoch_t)(X, Y, order, W, b, eta, step); },
+         int step, OptInt nt) {
+        return RB_DISPATCH(X, "X", perceptron_epoch_t)(X, Y, order, W, b, eta, step,
+                                                       threads_arg(nt));
+      },
       py::arg("X"), py::arg("Y"), py::arg("order"), py::arg("W"), py::arg("b"), py::arg("eta"),
       py::arg("step"), py::arg("n_threads") = 0);
   mod.def(

@@ -416,8 +416,8 @@ struct Chunk {
   static constexpr int NL = lanes<T> < 8 ? lanes<T> : 8;  // lanes of CV
   typedef T CV __attribute__((vector_size(NL * sizeof(T))));
   static constexpr int NPC = 8 / NL;
-  // outputs scored together: about eight accumulators
-  static constexpr int G = 8 / NPC;
+  // most outputs scored together: 12 accumulators (of 16 AVX2 / SSE registers)
+  static constexpr int G = 12 / NPC;
 };
 
 template <class T, int N>
@@ -462,57 +462,54 @@ inline T fold8(const typename Chunk<T>::CV* a) {
   return u[0] + u[1];
 }
 
-// z[0..G) = x . Wt[g] for G rows of Wt (stride dp); x has nc full chunks, then the zero-
-// padded tail chunk xt when tail is set. Not inlined: inside the epoch loop GCC keeps the
-// step's constants in vector registers and spills accumulators.
+// z[0..G) = x . Wt[g] for G rows of Wt (stride dp), x zero-padded to nc chunks. Not
+// inlined: inside the epoch loop GCC keeps the step's constants in vector registers and
+// spills accumulators.
 template <class T, int G>
-__attribute__((noinline)) void scores_group(const T* x, const T* xt, bool tail, const T* Wt,
-                                            idx nc, idx dp, T* z) {
+__attribute__((noinline)) void scores_group(const T* x, const T* Wt, idx nc, idx dp, T* z) {
   using C = Chunk<T>;
   using CV = typename C::CV;
   constexpr int NP = C::NPC, NL = C::NL;
   CV acc[G][NP];
   for (int g = 0; g < G; ++g)
     for (int p = 0; p < NP; ++p) acc[g][p] = CV{};
-  auto chunk = [&](const T* xc, idx off) {
+  for (idx q = 0; q < nc; ++q) {
     CV xv[NP];
-    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(xc + p * NL);
+    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(x + 8 * q + p * NL);
     for (int g = 0; g < G; ++g)
-      for (int p = 0; p < NP; ++p) acc[g][p] += xv[p] * cload<CV>(Wt + g * dp + off + p * NL);
-  };
-  for (idx q = 0; q < nc; ++q) chunk(x + 8 * q, 8 * q);
-  if (tail) chunk(xt, 8 * nc);
+      for (int p = 0; p < NP; ++p) acc[g][p] += xv[p] * cload<CV>(Wt + g * dp + 8 * q + p * NL);
+  }
   for (int g = 0; g < G; ++g) z[g] = fold8<T>(acc[g]);
 }
 
-template <class T>
-inline void scores(const T* x, const T* xt, bool tail, const T* Wt, idx k, idx nc, idx dp,
-                   T* z) {
-  constexpr int G = Chunk<T>::G;
-  idx c = 0;
-  for (; c + G <= k; c += G) scores_group<T, G>(x, xt, tail, Wt + c * dp, nc, dp, z + c);
-  const idx r = k - c;
-  const T* w = Wt + c * dp;
-  if constexpr (G > 7) if (r == 7) scores_group<T, 7>(x, xt, tail, w, nc, dp, z + c);
-  if constexpr (G > 6) if (r == 6) scores_group<T, 6>(x, xt, tail, w, nc, dp, z + c);
-  if constexpr (G > 5) if (r == 5) scores_group<T, 5>(x, xt, tail, w, nc, dp, z + c);
-  if constexpr (G > 4) if (r == 4) scores_group<T, 4>(x, xt, tail, w, nc, dp, z + c);
-  if constexpr (G > 3) if (r == 3) scores_group<T, 3>(x, xt, tail, w, nc, dp, z + c);
-  if constexpr (G > 2) if (r == 2) scores_group<T, 2>(x, xt, tail, w, nc, dp, z + c);
-  if constexpr (G > 1) if (r == 1) scores_group<T, 1>(x, xt, tail, w, nc, dp, z + c);
+template <class T, int G>
+inline void scores_n(idx n, const T* x, const T* Wt, idx nc, idx dp, T* z) {
+  if constexpr (G > 0) {
+    if (n == G) return scores_group<T, G>(x, Wt, nc, dp, z);
+    scores_n<T, G - 1>(n, x, Wt, nc, dp, z);
+  }
 }
 
-// w[0..dp) += g x, chunk by chunk (the product rounded, then the sum: no FMA).
+// All k scores, in as few groups as the registers allow, of balanced sizes.
 template <class T>
-inline void update_row(T* w, const T* x, const T* xt, bool tail, idx nc, T g) {
+inline void scores(const T* x, const T* Wt, idx k, idx nc, idx dp, T* z) {
+  constexpr int G = Chunk<T>::G;
+  const idx ng = (k + G - 1) / G, base = k / ng, extra = k % ng;
+  idx c = 0;
+  for (idx i = 0; i < ng; ++i) {
+    const idx n = base + (i < extra ? 1 : 0);
+    scores_n<T, G>(n, x, Wt + c * dp, nc, dp, z + c);
+    c += n;
+  }
+}
+
+// w[0..8 nc) += g x (the product rounded, then the sum: no FMA).
+template <class T>
+inline void update_row(T* w, const T* x, idx nc, T g) {
   using CV = typename Chunk<T>::CV;
   constexpr int NL = Chunk<T>::NL;
   const CV gv = CV{} + g;
-  const idx full = nc * 8;
-  idx j = 0;
-  for (; j < full; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
-  if (tail)
-    for (int p = 0; p < 8; p += NL) cstore(w + j + p, cload<CV>(w + j + p) + cload<CV>(xt + p) * gv);
+  for (idx j = 0; j < 8 * nc; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
 }
 
 template <class T>
@@ -531,57 +528,50 @@ inline bool row_finite(const T* x, idx d) {
 
 }  // namespace perc
 
-// Rosenblatt's rule, all outputs in one pass over order[0..m): yhat = step(x W + b);
-// W += eta x^T (y - yhat); b += eta (y - yhat). W is (d, k) row-major. The targets are
-// the rows of Y (n, k), or, when labels is given (Y null), one-hot: output c of row r has
-// target 1 when labels[r] == c, else 0 (heaviside) or -1 (sign) - no second (n, k) array
-// to fetch at random rows. Returns the rows
-// with at least one wrong output, or -1 when a visited row of X holds a non-finite value
-// (W and b are then left as they were: the epoch runs on a transposed copy, written back
-// at the end). Each row is read once, in the given order, with the rows ahead prefetched;
-// the scores are dot products from L1 (see perc::Chunk for the summation order); a mistake
-// updates only the weights of the wrong outputs (adding x * 0 to the others would change
-// nothing).
+namespace perc {
+
+// Rosenblatt's rule for the outputs [c0, c1) of the k: their rows of Wt (k, 8 nc) and of
+// the bias bt (k,), updated in place. flags[i] (when given) records whether one of these
+// outputs was wrong at the i-th visited row. Returns the rows with a wrong output among
+// these, or -1 at a non-finite row of X.
 template <class T>
-idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
-                     const std::int64_t* order, idx m, idx d, idx k, T* W, T* b, double eta,
-                     int step, int /*n_threads*/) {
+idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
+                    const std::int64_t* order, idx m, idx d, idx k, idx c0, idx c1, T* Wt,
+                    T* bt, idx nc, T eta, int step, unsigned char* flags) {
   using V = vec<T>;
   using I = ivec<T>;
+  using Int = typename VecTraits<T>::Int;
   constexpr int L = lanes<T>;
-  const idx nv = (k + L - 1) / L, kp = nv * L;  // outputs padded for the vector step
-  const idx nc = d / 8, dp = (d + 7) / 8 * 8;    // full chunks; padded features
-  const bool tail = dp != d;
-  IsaBuffer<T> Wt{std::size_t(k * dp)}, bp{std::size_t(kp)}, z{std::size_t(kp)},
-      g{std::size_t(kp)}, xt{8};
-  for (idx j = 0; j < d; ++j)
-    for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
-  for (idx c = 0; c < k; ++c) bp[c] = b[c];
-  const V teta = vset<T>(T(eta)), one = vset<T>(T(1));
+  const idx kc = c1 - c0, dp = 8 * nc;
+  const idx nv = (kc + L - 1) / L, kp = nv * L;  // outputs padded for the vector step
+  T* Wc = Wt + c0 * dp;
+  IsaBuffer<T> bp{std::size_t(kp)}, z{std::size_t(kp)}, g{std::size_t(kp)},
+      xb{std::size_t(dp)};
+  for (idx c = 0; c < kc; ++c) bp[c] = bt[c0 + c];
+  const V teta = vset<T>(eta), one = vset<T>(T(1));
   const bool heaviside = step == codes::HEAVISIDE;
   const V lo = heaviside ? V{} : vset<T>(T(-1));
-  using Int = typename VecTraits<T>::Int;
-  I lane;  // output index of each lane in the first vector
+  I lane;  // output index (from c0) of each lane in the first vector
   for (int l = 0; l < L; ++l) lane[l] = Int(l);
-  const idx ktail = k - (nv - 1) * L;  // outputs in the last vector
+  const idx ktail = kc - (nv - 1) * L;  // outputs in the last vector
   I valid;
   for (int l = 0; l < L; ++l) valid[l] = l < ktail ? -1 : 0;
   const idx row_bytes = d * idx(sizeof(T)), y_bytes = k * idx(sizeof(T));
   idx mistakes = 0;
   for (idx i = 0; i < m; ++i) {
-    if (i + perc::kAhead < m) {
-      const idx r = idx(order[i + perc::kAhead]);
-      perc::prefetch_row(X + r * d, row_bytes);
+    if (i + kAhead < m) {
+      const idx r = idx(order[i + kAhead]);
+      prefetch_row(X + r * d, row_bytes);
       if (labels) __builtin_prefetch(labels + r);
-      else perc::prefetch_row(Y + r * k, y_bytes);
+      else prefetch_row(Y + r * k + c0, kc * idx(sizeof(T)));
     }
     const idx r = idx(order[i]);
     const T* x = X + r * d;
-    const T* y = labels ? nullptr : Y + r * k;
-    const std::int64_t lab = labels ? labels[r] : -1;
-    const Int cls = lab >= 0 && lab < k ? Int(lab) : Int(-1);
-    for (idx j = 8 * nc; j < d; ++j) xt[j - 8 * nc] = x[j];
-    perc::scores(x, xt.data(), tail, Wt.data(), k, nc, dp, z.data());
+    const T* y = labels ? nullptr : Y + r * k + c0;
+    const std::int64_t lab = labels ? labels[r] - c0 : -1;
+    const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
+    std::memcpy(xb.data(), x, std::size_t(row_bytes));  // padded and in L1 for the update
+    scores(xb.data(), Wc, kc, nc, dp, z.data());
     // step, error and step-size-scaled error, one vector of outputs at a time
     I anyw = {}, bad = {};
     for (idx v = 0; v < nv; ++v) {
@@ -600,18 +590,77 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
     }
     // a non-finite x makes some score non-finite; so can overflowed weights (the caller
     // checks those), hence the look at the row itself
-    if (perc::any_lane<T>(bad) && !perc::row_finite(x, d)) return -1;
-    if (!perc::any_lane<T>(anyw)) continue;
+    if (any_lane<T>(bad) && !row_finite(x, d)) return -1;
+    const bool wrong = any_lane<T>(anyw);
+    if (flags) flags[i] = wrong;
+    if (!wrong) continue;
     ++mistakes;
-    for (idx c = 0; c < k; ++c)
-      if (g[c] != T(0)) perc::update_row(Wt.data() + c * dp, x, xt.data(), tail, nc, g[c]);
+    for (idx c = 0; c < kc; ++c)
+      if (g[c] != T(0)) update_row(Wc + c * dp, xb.data(), nc, g[c]);
     for (idx v = 0; v < nv; ++v)
       vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
   }
+  for (idx c = 0; c < kc; ++c) bt[c0 + c] = bp[c];
+  return mistakes;
+}
+
+}  // namespace perc
+
+// Rosenblatt's rule, all outputs in one pass over order[0..m): yhat = step(x W + b);
+// W += eta x^T (y - yhat); b += eta (y - yhat). W is (d, k) row-major. The targets are
+// the rows of Y (n, k), or, when labels is given (Y null), one-hot: output c of row r has
+// target 1 when labels[r] == c, else 0 (heaviside) or -1 (sign) - no second (n, k) array
+// to fetch at random rows. Returns the rows with at least one wrong output, or -1 when a
+// visited row of X holds a non-finite value (W and b are then left as they were: the
+// epoch runs on a transposed copy, written back at the end).
+//
+// Each row is read once, in the given order, with the rows ahead prefetched; the scores
+// are dot products from L1 (see perc::Chunk for the summation order); a mistake updates
+// only the weights of the wrong outputs (adding x * 0 to the others would change
+// nothing). An output's weights depend on its own score and target only, so with several
+// threads each takes a share of the outputs through all the rows (the threads read the
+// same rows at about the same time, from DRAM once); the result does not depend on the
+// thread count.
+template <class T>
+idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
+                     const std::int64_t* order, idx m, idx d, idx k, T* W, T* b, double eta,
+                     int step, int n_threads) {
+  const idx nc = (d + 7) / 8, dp = 8 * nc;  // chunks of 8 features, zero-padded
+  IsaBuffer<T> Wt{std::size_t(k * dp)}, bt{std::size_t(k)};
+  for (idx j = 0; j < d; ++j)
+    for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
+  for (idx c = 0; c < k; ++c) bt[c] = b[c];
+  // threads split the outputs when there are several and enough work to repay a job
+  idx nt = resolve_threads(n_threads);
+  if (nt > k) nt = k;
+  if (double(m) * double(d) * double(k) < 4e6) nt = 1;
+  idx result;
+  if (nt <= 1) {
+    result = perc::rosenblatt_part(X, Y, labels, order, m, d, k, 0, k, Wt.data(), bt.data(),
+                                   nc, T(eta), step, nullptr);
+  } else {
+    IsaBuffer<unsigned char> flags{std::size_t(nt * m)};
+    IsaBuffer<idx> res{std::size_t(nt)};
+    parallel_for(long(nt), int(nt), [&](long p) {
+      const idx c0 = k * p / nt, c1 = k * (p + 1) / nt;
+      res[p] = perc::rosenblatt_part(X, Y, labels, order, m, d, k, c0, c1, Wt.data(),
+                                     bt.data(), nc, T(eta), step, flags.data() + p * m);
+    });
+    result = 0;
+    for (idx p = 0; p < nt; ++p)
+      if (res[p] < 0) result = -1;
+    if (result == 0)
+      for (idx i = 0; i < m; ++i) {
+        unsigned char any = 0;
+        for (idx p = 0; p < nt; ++p) any |= flags[p * m + i];
+        result += any;
+      }
+  }
+  if (result < 0) return result;
   for (idx j = 0; j < d; ++j)
     for (idx c = 0; c < k; ++c) W[j * k + c] = Wt[c * dp + j];
-  for (idx c = 0; c < k; ++c) b[c] = bp[c];
-  return mistakes;
+  for (idx c = 0; c < k; ++c) b[c] = bt[c];
+  return result;
 }
 
 // One epoch of scikit-learn's update for one binary problem (a.K == 1: a.Y is y, a.W is
