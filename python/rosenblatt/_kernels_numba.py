@@ -850,24 +850,25 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
 def _perceptron_epoch(X, Y, labels, onehot, order, W, b, eta, step):
     # The C++ kernel's arithmetic: W transposed and padded to whole chunks of 8 features,
     # each score the fold ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of 8 partial
-    # sums by feature index mod 8 (the 8-lane inner loop vectorises without reassociation),
-    # and only the wrong outputs updated. Every backend then gives the same bits.
-    n, d = X.shape
+    # sums by feature index mod 8, and only the wrong outputs updated: every backend gives
+    # the same bits. (Unsigned indices spare numba's negative-index fix-ups in the loops.)
+    d = X.shape[1]
     k = W.shape[1]
     dt = X.dtype
     e_eta = dt.type(eta)
     zero = dt.type(0)
     one = dt.type(1)
     lo = zero if step == HEAVISIDE else -one
-    dp = (d + 7) // 8 * 8
-    Wt = np.zeros((k, dp), dt)
+    nc = (d + 7) // 8
+    dp = nc * 8
+    Wt = np.zeros(k * dp, dt)
     for j in range(d):
         for c in range(k):
-            Wt[c, j] = W[j, c]
+            Wt[c * dp + j] = W[j, c]
     bb = b.copy()
     xb = np.zeros(dp, dt)
-    acc = np.empty(8, dt)
     g = np.empty(k, dt)
+    u1 = np.uint64(1)
     mistakes = 0
     for r in order:
         for j in range(d):
@@ -875,13 +876,20 @@ def _perceptron_epoch(X, Y, labels, onehot, order, W, b, eta, step):
         wrong = False
         finite = True
         for c in range(k):
-            for t in range(8):
-                acc[t] = zero
-            for q in range(0, dp, 8):
-                for t in range(8):
-                    acc[t] += xb[q + t] * Wt[c, q + t]
-            z = (((acc[0] + acc[4]) + (acc[2] + acc[6]))
-                 + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + bb[c]
+            w0 = np.uint64(c * dp)
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+            for qq in range(nc):
+                q = np.uint64(qq * 8)
+                w = w0 + q
+                s0 += xb[q] * Wt[w]
+                s1 += xb[q + u1] * Wt[w + u1]
+                s2 += xb[q + np.uint64(2)] * Wt[w + np.uint64(2)]
+                s3 += xb[q + np.uint64(3)] * Wt[w + np.uint64(3)]
+                s4 += xb[q + np.uint64(4)] * Wt[w + np.uint64(4)]
+                s5 += xb[q + np.uint64(5)] * Wt[w + np.uint64(5)]
+                s6 += xb[q + np.uint64(6)] * Wt[w + np.uint64(6)]
+                s7 += xb[q + np.uint64(7)] * Wt[w + np.uint64(7)]
+            z = (((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))) + bb[c]
             if z - z != zero:
                 finite = False
             if step == HEAVISIDE:
@@ -903,14 +911,17 @@ def _perceptron_epoch(X, Y, labels, onehot, order, W, b, eta, step):
         if wrong:
             mistakes += 1
             for c in range(k):
-                if g[c] != zero:
-                    for j in range(dp):
-                        Wt[c, j] = Wt[c, j] + xb[j] * g[c]
+                gc = g[c]
+                if gc != zero:
+                    w0 = np.uint64(c * dp)
+                    for jj in range(dp):
+                        j = np.uint64(jj)
+                        Wt[w0 + j] = Wt[w0 + j] + xb[j] * gc
             for c in range(k):
                 bb[c] = bb[c] + g[c]
     for j in range(d):
         for c in range(k):
-            W[j, c] = Wt[c, j]
+            W[j, c] = Wt[c * dp + j]
     for c in range(k):
         b[c] = bb[c]
     return mistakes
