@@ -253,3 +253,50 @@ def test_weighted_loop_does_the_kernels_arithmetic(backend, dtype):
                        tol=None).fit(X, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
     np.testing.assert_array_equal(a.intercept_, b.intercept_)
+
+
+# ---------------------------------------------------------------- scikit-learn's rule
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_sklearn_kernels_report_non_finite_rows(backend, dtype, bad):
+    rng = np.random.default_rng(2)
+    n, d, K_ = 40, 9, 3
+    X = rng.standard_normal((n, d)).astype(dtype)
+    X[23, 5] = bad
+    Y = np.where(rng.integers(0, K_, n)[None, :] == np.arange(K_)[:, None], 1.0, -1.0)
+    W = np.zeros((K_, d), dtype)
+    B = np.zeros(K_)
+    seeds = np.array([3, 5, 7], dtype=np.int64)
+    it = K.perceptron_fit_sklearn(X, Y, W, B, seeds, max_iter=5, backend=backend,
+                                  n_threads=2)
+    np.testing.assert_array_equal(it, [-1, -1, -1])
+    w = np.zeros(d, dtype)
+    b = np.zeros(1)
+    _, m = K.perceptron_epoch_sklearn(X, Y[0], w, b, backend=backend)
+    assert m == -1
+    # the bad row never visited: an ordinary epoch
+    order = np.delete(np.arange(n), 23).astype(np.int64)
+    _, m = K.perceptron_epoch_sklearn(X, Y[0], w, b, order=order, backend=backend)
+    assert m >= 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("classes", [2, 4])
+def test_sklearn_rule_raises_scikit_learns_message_and_keeps_the_model(backend, classes):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 4))
+    y = rng.integers(0, classes, 50)
+    clf = Perceptron(backend=backend, max_iter=3, tol=None).fit(X, y)
+    coef, inter = clf.coef_.copy(), clf.intercept_.copy()
+    for bad, msg in ((np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity")):
+        Xb = X.copy()
+        Xb[41, 1] = bad
+        with pytest.raises(ValueError, match=msg):
+            clf.partial_fit(Xb, y)
+        np.testing.assert_array_equal(clf.coef_, coef)
+        np.testing.assert_array_equal(clf.intercept_, inter)
+        with pytest.raises(ValueError, match=msg):
+            Perceptron(backend=backend).fit(Xb, y)

@@ -998,6 +998,10 @@ def _perceptron_epoch_sklearn(X, y, order, w, b, eta0, sw, has_sw, class_weight,
         p = np.float64(dt.type(acc)) + b[0]
         if abs(p) <= rel * mag + 4.0 * e64 * abs(b[0]) or p * yk <= 0.0:
             p = _dot_exact(w, X, k) + b[0]
+        if p - p != 0.0:  # NaN or infinity: from the row (report it) or from the weights
+            for j in range(d):
+                if not np.isfinite(X[k, j]):
+                    return sumloss, -1
         z = p * yk
         if z <= 0.0:
             sumloss -= z
@@ -1043,9 +1047,12 @@ def _perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sw, has_sw, class_weight,
         for _ in range(max_iter):
             if shuffle:
                 _xorshift_shuffle(order, seeds[c] & 0xFFFFFFFF)
-            sumloss, _m = _perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0, sw, has_sw,
-                                                    class_weight[c], fit_intercept)
+            sumloss, m = _perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0, sw, has_sw,
+                                                   class_weight[c], fit_intercept)
             epochs += 1
+            if m < 0:  # a row of X holds a NaN or an infinity
+                epochs = -1
+                break
             obj = sumloss / n
             if tol > -np.inf:
                 if obj > best - tol:

@@ -479,13 +479,17 @@ def perceptron_epoch_sklearn(X, y, order, w, b, eta0, sample_weight, class_weigh
     and w_j = dtype(double(w_j) + double(x_j) double(dtype(u))): WeightVector.add forms
     the product and the sum in double and rounds once (not fused; for float32 this
     differs from a float32 product x * u); b += u (float64) if fit_intercept.
-    Returns (sum of max(0, -y p) over the epoch, number of mistakes).
+    Returns (sum of max(0, -y p) over the epoch, number of mistakes); the number of
+    mistakes is -1 when a visited row of X holds a NaN or an infinity (the epoch stops at
+    that row, its weights undefined).
     """
     dt = X.dtype.type
     sumloss = 0.0
     mistakes = 0
     for k in order:
         x = X[k]
+        if not np.isfinite(x).all():
+            return sumloss, -1
         acc = 0.0
         for j in range(x.shape[0]):
             acc += float(dt(w[j]) * dt(x[j]))
@@ -520,7 +524,9 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
     count reaches n_iter_no_change. tol = -inf disables stopping (scikit-learn's
     tol=None). Rows of zero sample weight never update the weights, but they still count in
     the loss, the mistakes and n (so they are not scikit-learn's skipped early-stopping
-    validation rows). Classes are independent (threads may split them). Returns nothing.
+    validation rows). Classes are independent (threads may split them). A class that meets
+    a row of X holding a NaN or an infinity stops with n_iter -1 (its weights undefined).
+    Returns nothing.
     """
     n = X.shape[0]
     for c in range(Y.shape[0]):
@@ -533,10 +539,13 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
         for _ in range(max_iter):
             if shuffle:
                 xorshift_shuffle(order, int(seeds[c]))
-            sumloss, _ = perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0,
+            sumloss, m = perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0,
                                                   sample_weight, class_weight[c],
                                                   fit_intercept)
             epochs += 1
+            if m < 0:  # a row of X holds a NaN or an infinity
+                epochs = -1
+                break
             obj = sumloss / n
             if tol > -np.inf:
                 no_imp = no_imp + 1 if obj > best - tol else 0

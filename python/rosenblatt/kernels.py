@@ -795,6 +795,8 @@ def perceptron_epoch_sklearn(X, y, w, b, *, order=None, eta0=1.0, sample_weight=
     sumloss : float
         Sum of ``max(0, -y p)`` over the epoch.
     mistakes : int
+        -1 when a visited row of X holds a NaN or an infinity (the epoch stops at that
+        row; w and b are then undefined).
     """
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
@@ -834,7 +836,8 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
     Returns
     -------
     ndarray of int64 (K,)
-        Epochs run per class.
+        Epochs run per class; -1 for a class that met a row of X holding a NaN or an
+        infinity (its weights are then undefined).
     """
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)

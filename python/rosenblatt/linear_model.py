@@ -533,9 +533,11 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     def _partial_fit(self, X, y, max_iter, classes, sample_weight, coef_init,
                      intercept_init):
         first_call = not hasattr(self, "classes_")
-        # Rosenblatt's kernel reads every row of dense X anyway and reports a non-finite one
-        # (then _fit_rosenblatt raises scikit-learn's error): no separate pass over X
-        self._finite_checked = self.rule != "rosenblatt" or sp.issparse(X)
+        # The kernels read every row of dense X anyway and report a non-finite one (then
+        # scikit-learn's error is raised): no separate pass over X. The Python-driven
+        # paths (penalties, early stopping, sparse X) keep scikit-learn's check.
+        self._finite_checked = sp.issparse(X) or (
+            self.rule == "sklearn" and (self.penalty is not None or self.early_stopping))
         X, y = validate_data(self, X, y, accept_sparse="csr",
                              dtype=[np.float64, np.float32], order="C",
                              accept_large_sparse=False, reset=first_call,
@@ -655,7 +657,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     def _fit_sklearn(self, X, y, y_index, sample_weight, max_iter):
         dtype = X.dtype
-        if sample_weight is None:
+        unit_weights = sample_weight is None
+        if unit_weights:
             sample_weight = np.ones(X.shape[0], dtype=dtype)
         K = self.classes_.shape[0]
         Y, CW = self._problems(y_index)
@@ -681,15 +684,19 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         tol = -np.inf if self.tol is None else float(self.tol)
         n_iter = np.zeros(Y.shape[0], dtype=np.int64)
         sparse = sp.issparse(X)
+        store = True
         try:
             if self.penalty is None and not sparse and not self.early_stopping:
-                sw_arg = None if np.all(sw == 1.0) else sw
+                sw_arg = None if unit_weights or np.all(sw == 1.0) else sw
                 n_iter[:] = kernels.perceptron_fit_sklearn(
                     X, Y, W, B, seeds, eta0=self.eta0, sample_weight=sw_arg, class_weight=CW,
                     fit_intercept=self.fit_intercept, shuffle=self.shuffle,
                     max_iter=int(max_iter), tol=self.tol,
                     n_iter_no_change=int(self.n_iter_no_change), backend=self.backend_,
                     n_threads=self._threads())
+                if n_iter.min() < 0:  # a NaN or an infinity in X: nothing is stored
+                    store = False
+                    self._assert_finite(X)
                 if not (np.isfinite(W).all() and np.isfinite(B).all()):
                     raise _nonfinite_error(int(n_iter.max()))
             else:
@@ -699,7 +706,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         except KeyboardInterrupt:
             self._interrupt_warning()
         finally:
-            self._store(W, B, K, dtype)
+            if store:
+                self._store(W, B, K, dtype)
         it = int(n_iter.max())
         self.n_iter_ = it
         self.t_ += it * X.shape[0]

@@ -211,6 +211,13 @@ inline void add_scaled(float* w, const float* x, idx d, float c) {
 }
 
 template <class T>
+inline bool row_finite(const T* x, idx d) {
+  for (idx j = 0; j < d; ++j)
+    if (!std::isfinite(x[j])) return false;
+  return true;
+}
+
+template <class T>
 inline bool all_finite(const T* w, idx d, double b) {
   if (!std::isfinite(b)) return false;
   for (idx j = 0; j < d; ++j)
@@ -235,6 +242,7 @@ struct EpochStats {
   double err = 0.0;      // bound on |sumloss - scikit-learn's sumloss| (0: identical)
   idx mistakes = 0;
   bool stopped = false;  // interrupted
+  bool bad_input = false;  // met a row of X holding a NaN or an infinity (epoch abandoned)
 };
 
 // One epoch over order[0..m). exact_loss: p of every mistake is scikit-learn's value, so
@@ -257,6 +265,12 @@ EpochStats run_epoch(const Problem<T>& P, const std::int64_t* order, idx m, T* w
     const T* x = P.X + k * d;
     double err;
     double p = margin(w, x, d, bb, &err);
+    // a non-finite x makes p non-finite (so can overflowed weights: the caller checks
+    // those after the epoch); the caller reports the row instead of training on it
+    if (!(p - p == 0.0) && !row_finite(x, d)) {
+      st.bad_input = true;
+      break;
+    }
     const double yk = P.y[k];
     double z = p * yk;
     if (z <= 0.0) {  // a tie is a mistake; with err > 0 the sign of p is certain
@@ -309,7 +323,7 @@ inline void shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
 template <class T>
 idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool shuf,
                 idx max_iter, double tol, idx n_iter_no_change, const InterruptCheck* ic,
-                bool* stopped, bool* nonfinite) {
+                bool* stopped, bool* nonfinite, bool* bad_input) {
   const idx n = P.n, d = P.d;
   IsaBuffer<std::int64_t> order{std::size_t(n)};
   iota_order(order, std::size_t(n));
@@ -337,6 +351,10 @@ idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool s
     }
     const EpochStats st = run_epoch(P, order.data(), n, w, b, false, ic);
     ++epochs;
+    if (st.bad_input) {
+      *bad_input = true;
+      break;
+    }
     if (st.stopped) {
       *stopped = true;
       break;
@@ -519,13 +537,6 @@ inline bool any_lane(ivec<T> m) {
   return a;
 }
 
-template <class T>
-inline bool row_finite(const T* x, idx d) {
-  for (idx j = 0; j < d; ++j)
-    if (!std::isfinite(x[j])) return false;
-  return true;
-}
-
 }  // namespace perc
 
 namespace perc {
@@ -665,19 +676,21 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
 
 // One epoch of scikit-learn's update for one binary problem (a.K == 1: a.Y is y, a.W is
 // w, a.B is b). Returns the epoch's summed loss (bit-identical to scikit-learn's);
-// *mistakes receives the number of mistakes.
+// *mistakes receives the number of mistakes, or -1 when a visited row of X holds a NaN or
+// an infinity (the epoch stops there).
 template <class T>
 double perceptron_epoch_sklearn(const PerceptronArgs<T>& a, const std::int64_t* order,
                                 idx m, idx* mistakes) {
   const perc::Problem<T> P{a.X,           a.n, a.d, a.Y, a.sample_weight, a.class_weight[0],
                            a.class_weight[1], a.eta0, a.fit_intercept};
   const perc::EpochStats st = perc::run_epoch(P, order, m, a.W, a.B, true, nullptr);
-  *mistakes = st.mistakes;
+  *mistakes = st.bad_input ? -1 : st.mistakes;
   return st.sumloss;
 }
 
 // scikit-learn's whole fit of a.K one-vs-rest problems, split over the thread pool (one
-// task per class; a class's result does not depend on the thread that runs it).
+// task per class; a class's result does not depend on the thread that runs it). A class
+// that meets a row of X holding a NaN or an infinity stops there with n_iter -1.
 template <class T>
 void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool* nonfinite) {
   const idx K = a.K;
@@ -694,11 +707,12 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
                              a.class_weight[2 * c + 1],
                              a.eta0,
                              a.fit_intercept};
-    bool s = false, nf = false;
+    bool s = false, nf = false, bad_x = false;
     a.n_iter[c] = perc::fit_problem(P, a.W + c * a.d, a.B + c,
                                     std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
                                     a.shuffle, a.max_iter, a.tol, a.n_iter_no_change,
-                                    &a.interrupt, &s, &nf);
+                                    &a.interrupt, &s, &nf, &bad_x);
+    if (bad_x) a.n_iter[c] = -1;
     stop[c] = s;
     bad[c] = nf;
   });
