@@ -782,7 +782,7 @@ def xorshift_shuffle(order, seed, *, backend=None):
 
 def _y_pm1(name, y, shape):
     _arr(name, y, len(shape), np.float64, shape)
-    if y.size and not np.isin(y, (-1.0, 1.0)).all():
+    if y.size and not ((y == 1.0) | (y == -1.0)).all():
         raise ValueError(f"{name} must hold only -1.0 and +1.0")
 
 

@@ -629,7 +629,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
             Y = np.where(y_index == 1, 1.0, -1.0)[None, :]
             CW = np.array([[cw[0], cw[1]]], dtype=np.float64)
         else:
-            Y = np.where(y_index[None, :] == np.arange(K)[:, None], 1.0, -1.0)
+            Y = np.full((K, y_index.shape[0]), -1.0)
+            Y[y_index, np.arange(y_index.shape[0])] = 1.0
             CW = np.stack([[1.0, cw[i]] for i in range(K)]).astype(np.float64)
         return np.ascontiguousarray(Y), np.ascontiguousarray(CW)
 
