@@ -315,7 +315,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         ``tol`` for ``n_iter_no_change`` epochs. Prediction: argmax of the scores, binary
         ``score >= 0 -> classes_[1]``. Sample and class weights scale the step of a row
         (a Numba or Python loop instead of the kernel); no penalty or early stopping. Rows
-        are shuffled with a NumPy permutation per epoch.
+        are shuffled each epoch by scikit-learn's xorshift shuffle, with a seed drawn
+        from ``random_state``.
     step : {'heaviside', 'sign'}, default='heaviside'
         Output unit of ``rule='rosenblatt'`` (targets 0/1 or -1/+1). For the default rule
         it is ignored.
@@ -847,10 +848,11 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         rs = check_random_state(self.random_state)
         n = X.shape[0]
         # sample and class weights scale the step of a row (all its outputs)
-        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
         cw = np.asarray(self._expanded_class_weight, dtype=np.float64)
-        weighted = not (np.all(cw == 1.0) and (sample_weight is None or np.all(sw == 1.0)))
+        weighted = not (np.all(cw == 1.0) and (sample_weight is None
+                                               or np.all(sample_weight == 1.0)))
         if weighted:
+            sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
             if not self._finite_checked:
                 self._assert_finite(X)
             epoch_w = _jit("rosenblatt", _rosenblatt_epoch_weighted, self.backend_)
@@ -859,10 +861,14 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         best = np.inf
         no_imp = 0
         epochs = 0
+        order = np.arange(n, dtype=np.int64)
         try:
             for _ in range(max_iter):
-                order = rs.permutation(n).astype(np.int64, copy=False) if self.shuffle else \
-                    np.arange(n, dtype=np.int64)
+                # each epoch shuffles the previous order again (the kernel's xorshift
+                # Fisher-Yates, a fraction of a NumPy permutation's time)
+                if self.shuffle:
+                    kernels.xorshift_shuffle(order, int(rs.randint(MAX_INT)),
+                                             backend=self.backend_)
                 if weighted:
                     mistakes = int(epoch_w(X, labels, lo, order, W, b, eta_row, sign))
                 else:
