@@ -530,11 +530,29 @@ inline void update_row(T* w, const T* x, idx nc, T g) {
   for (idx j = 0; j < 8 * nc; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
 }
 
+// Bit l set when lane l of the comparison mask m is set (a movemask).
 template <class T>
-inline bool any_lane(ivec<T> m) {
-  bool a = false;
-  for (int l = 0; l < lanes<T>; ++l) a |= m[l] != 0;
-  return a;
+inline unsigned lane_bits(ivec<T> m) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 8)
+    return _mm512_cmpneq_epi64_mask((__m512i)m, _mm512_setzero_si512());
+  else
+    return _mm512_cmpneq_epi32_mask((__m512i)m, _mm512_setzero_si512());
+#elif defined(__AVX2__)
+  if constexpr (sizeof(T) == 8)
+    return unsigned(_mm256_movemask_pd((__m256d)m));
+  else
+    return unsigned(_mm256_movemask_ps((__m256)m));
+#elif defined(__SSE2__)
+  if constexpr (sizeof(T) == 8)
+    return unsigned(_mm_movemask_pd((__m128d)m));
+  else
+    return unsigned(_mm_movemask_ps((__m128)m));
+#else
+  unsigned bits = 0;
+  for (int l = 0; l < lanes<T>; ++l) bits |= unsigned(m[l] != 0) << l;
+  return bits;
+#endif
 }
 
 }  // namespace perc
@@ -583,8 +601,10 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
     const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
     std::memcpy(xb.data(), x, std::size_t(row_bytes));  // padded and in L1 for the update
     scores(xb.data(), Wc, kc, nc, dp, z.data());
-    // step, error and step-size-scaled error, one vector of outputs at a time
-    I anyw = {}, bad = {};
+    // step, error and step-size-scaled error, one vector of outputs at a time; the
+    // weights of the wrong outputs are updated at once (every score is computed already)
+    I bad = {};
+    bool wrong = false;
     for (idx v = 0; v < nv; ++v) {
       const V zc = vload(z.data() + v * L) + vload(bp.data() + v * L);
       bad |= (zc - zc) != V{};  // NaN or infinity
@@ -596,18 +616,21 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
       else yv = vload(y + v * L);
       V e = yv - yhat;
       if (v == nv - 1) e = vselect<T>(valid, e, V{});
-      anyw |= e != V{};
-      vstore(g.data() + v * L, teta * e);
+      const V gv = teta * e;
+      vstore(g.data() + v * L, gv);
+      unsigned bits = lane_bits<T>(e != V{});
+      wrong |= bits != 0;
+      for (; bits; bits &= bits - 1) {
+        const int l = __builtin_ctz(bits);
+        update_row(Wc + (v * L + l) * dp, xb.data(), nc, gv[l]);
+      }
     }
     // a non-finite x makes some score non-finite; so can overflowed weights (the caller
     // checks those), hence the look at the row itself
-    if (any_lane<T>(bad) && !row_finite(x, d)) return -1;
-    const bool wrong = any_lane<T>(anyw);
+    if (lane_bits<T>(bad) && !row_finite(x, d)) return -1;
     if (flags) flags[i] = wrong;
     if (!wrong) continue;
     ++mistakes;
-    for (idx c = 0; c < kc; ++c)
-      if (g[c] != T(0)) update_row(Wc + c * dp, xb.data(), nc, g[c]);
     for (idx v = 0; v < nv; ++v)
       vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
   }
