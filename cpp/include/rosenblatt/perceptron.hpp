@@ -652,9 +652,10 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
 // are dot products from L1 (see perc::Chunk for the summation order); a mistake updates
 // only the weights of the wrong outputs (adding x * 0 to the others would change
 // nothing). An output's weights depend on its own score and target only, so with several
-// threads each takes a share of the outputs through all the rows (the threads read the
-// same rows at about the same time, from DRAM once); the result does not depend on the
-// thread count.
+// threads each takes a share of the outputs through all the rows; the result does not
+// depend on the thread count. The threads are not kept in step: running the same work
+// they stay close, and a row one has brought from DRAM is found by the others in the L3
+// (a victim cache of the L2s on AMD Zen: about 40000 rows of 100 doubles).
 template <class T>
 idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
                      const std::int64_t* order, idx m, idx d, idx k, T* W, T* b, double eta,
