@@ -734,6 +734,9 @@ def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backe
         Row visiting order (default: 0..n-1).
     eta : float, default=1.0
     step : {"heaviside", "sign"}
+    n_threads : int, optional
+        The compiled backend splits the outputs over threads on large problems (an
+        output's weights depend on its own scores only, so the result is the same).
 
     Returns
     -------
