@@ -302,3 +302,35 @@ def test_sklearn_rule_raises_scikit_learns_message_and_keeps_the_model(backend, 
         np.testing.assert_array_equal(clf.intercept_, inter)
         with pytest.raises(ValueError, match=msg):
             Perceptron(backend=backend).fit(Xb, y)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("K_", [1, 3, 11])
+def test_sklearn_fit_labels_equal_plus_minus_one_targets(backend, dtype, K_):
+    rng = np.random.default_rng(K_)
+    n, d = 60, 9
+    X = rng.standard_normal((n, d)).astype(dtype)
+    lab = rng.integers(-1, K_ + 1, n).astype(np.int64)  # out of range: -1 for every problem
+    Y = np.where(lab[None, :] == np.arange(K_)[:, None], 1.0, -1.0)
+    seeds = rng.integers(0, 2**31 - 1, K_).astype(np.int64)
+    out = []
+    for targets in (Y, lab):
+        W = np.zeros((K_, d), dtype)
+        B = np.zeros(K_)
+        it = K.perceptron_fit_sklearn(X, targets, W, B, seeds, max_iter=7, tol=1e-3,
+                                      backend=backend, n_threads=2)
+        out.append((it, W, B))
+    for a, b in zip(out[0], out[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cached_shuffle_seeds_are_scikit_learns_draws():
+    from rosenblatt.linear_model import _draw_shuffle_seeds, _shuffle_seeds
+
+    for seed in (0, 1, 12345):
+        for K_ in (2, 3, 10):
+            want = _draw_shuffle_seeds(np.random.RandomState(seed), K_)
+            np.testing.assert_array_equal(_shuffle_seeds(seed, K_), want)
+            np.testing.assert_array_equal(_shuffle_seeds(np.int64(seed), K_), want)
+            np.testing.assert_array_equal(_shuffle_seeds(np.random.RandomState(seed), K_), want)

@@ -510,18 +510,32 @@ std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py
                                   bb.ptr, eta, step, nt);
 }
 
+// ydim 1: one problem, y (n,); ydim 2: K problems, Y (K, n) of -1/+1 or int64 labels (n,)
+// (problem c's y is +1 where labels == c; K is then W's first dimension).
 template <class T>
 rb::PerceptronArgs<T> perceptron_args(py::handle X, py::handle Y, int ydim, py::handle W,
                                       py::handle B, py::handle sw, py::handle cw, double eta0,
                                       bool fit_intercept) {
   auto x = view<T>(X, "X", 2, false);
   const index_t n = x.shape[0], d = x.shape[1];
-  auto y = view<double>(Y, "Y", ydim, false);
-  const index_t K = ydim == 1 ? 1 : y.shape[0];
-  if (ydim == 1)
-    expect_shape(y, "y", n);
-  else
-    expect_shape(y, "Y", K, n);
+  const bool labels = ydim == 2 && py::isinstance<py::array>(Y) &&
+                      py::reinterpret_borrow<py::array>(Y).ndim() == 1;
+  View<double> y;
+  View<std::int64_t> lab;
+  index_t K = 1;
+  if (labels) {
+    lab = view<std::int64_t>(Y, "labels", 1, false);
+    expect_shape(lab, "labels", n);
+    auto w0 = view<T>(W, "W", 2, true);
+    K = w0.shape[0];
+  } else {
+    y = view<double>(Y, "Y", ydim, false);
+    K = ydim == 1 ? 1 : y.shape[0];
+    if (ydim == 1)
+      expect_shape(y, "y", n);
+    else
+      expect_shape(y, "Y", K, n);
+  }
   auto w = view<T>(W, "W", ydim, true);
   if (ydim == 1)
     expect_shape(w, "w", d);
@@ -541,6 +555,7 @@ rb::PerceptronArgs<T> perceptron_args(py::handle X, py::handle Y, int ydim, py::
   a.n = n;
   a.d = d;
   a.Y = y.ptr;
+  a.labels = lab.ptr;
   a.sample_weight = s.ptr;
   a.class_weight = c.ptr;
   a.K = K;

@@ -1074,6 +1074,8 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
     range of classes in the compiled (GIL-free) loop; the result does not depend on the
     thread count.
     """
+    if Y.ndim == 1:  # labels: problem c has +1 where Y == c
+        Y = np.where(Y[None, :] == np.arange(W.shape[0])[:, None], 1.0, -1.0)
     sw = _EMPTY[np.dtype(np.float64)] if sample_weight is None else sample_weight
     K = Y.shape[0]
     args = (X, Y, W, B, seeds, float(eta0), sw, sample_weight is not None, class_weight,

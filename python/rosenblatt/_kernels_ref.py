@@ -515,11 +515,12 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
                            n_threads=0):
     """scikit-learn's whole Perceptron fit for K independent binary problems (one-vs-rest).
 
-    Y: float64 (K, n) of -1/+1; W: (K, d) in X's dtype; B: float64 (K,); seeds: int64 (K,)
-    shuffle seeds; class_weight: float64 (K, 2); n_iter: int64 (K,) out, epochs run per
-    class. Each class starts from its row of W/B and runs up to max_iter epochs: the row
-    order starts as 0..n-1 and, when ``shuffle``, is xorshift-shuffled with that class's
-    seed before each epoch; obj = sumloss / n; the no-improvement count grows when
+    Y: float64 (K, n) of -1/+1, or int64 labels (n,) (problem c: +1 where Y == c, -1
+    elsewhere); W: (K, d) in X's dtype; B: float64 (K,); seeds: int64 (K,) shuffle seeds;
+    class_weight: float64 (K, 2); n_iter: int64 (K,) out, epochs run per class. Each class
+    starts from its row of W/B and runs up to max_iter epochs: the row order starts as
+    0..n-1 and, when ``shuffle``, is xorshift-shuffled with that class's seed before each
+    epoch; obj = sumloss / n; the no-improvement count grows when
     obj > best - tol, else it resets; best = min(best, obj); the class stops when the
     count reaches n_iter_no_change. tol = -inf disables stopping (scikit-learn's
     tol=None). Rows of zero sample weight never update the weights, but they still count in
@@ -528,6 +529,8 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
     a row of X holding a NaN or an infinity stops with n_iter -1 (its weights undefined).
     Returns nothing.
     """
+    if Y.ndim == 1:  # labels: problem c has +1 where Y == c
+        Y = np.where(Y[None, :] == np.arange(W.shape[0])[:, None], 1.0, -1.0)
     n = X.shape[0]
     for c in range(Y.shape[0]):
         order = np.arange(n, dtype=np.int64)

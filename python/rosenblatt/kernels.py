@@ -826,7 +826,9 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
     Parameters
     ----------
     X : ndarray (n, d)
-    Y : float64 ndarray (K, n) of -1/+1
+    Y : float64 ndarray (K, n) of -1/+1, or int64 ndarray (n,) of labels
+        Targets of each problem; labels: problem c has +1 where ``Y == c``, -1 elsewhere
+        (K = ``W.shape[0]``).
     W : ndarray (K, d), X's dtype, in/out
     B : float64 ndarray (K,), in/out
     seeds : int64 ndarray (K,)
@@ -847,8 +849,13 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
     n, d = X.shape
     if n == 0:
         raise ValueError("X must have at least one row; got 0")
-    _y_pm1("Y", Y, (None, n))
-    K = Y.shape[0]
+    if isinstance(Y, np.ndarray) and Y.ndim == 1:
+        _arr("Y", Y, 1, np.int64, (n,))
+        _arr("W", W, 2, dt, (None, d), writable=True)
+        K = W.shape[0]
+    else:
+        _y_pm1("Y", Y, (None, n))
+        K = Y.shape[0]
     _arr("W", W, 2, dt, (K, d), writable=True)
     _arr("B", B, 1, np.float64, (K,), writable=True)
     _arr("seeds", seeds, 1, np.int64, (K,))

@@ -8,6 +8,7 @@ scikit-learn's for the same ``random_state``. The one-vs-rest problems run in on
 call, split over the core's threads.
 """
 
+import functools
 import importlib.util
 import numbers
 import warnings
@@ -226,6 +227,43 @@ def _jit(name, fn, backend):
 def _epoch_function(backend):
     """The generic scikit-learn epoch (penalties, sparse rows)."""
     return _jit("sgd", _sgd_epoch, backend)
+
+
+def _int_seed(random_state):
+    """random_state when it is an int (its draws are then always the same), else None."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return None
+
+
+def _shuffle_seeds(random_state, K):
+    """scikit-learn's shuffle seed of each one-vs-rest problem (one problem when K == 2).
+
+    Binary: the second draw of check_random_state(random_state) (the first seeds
+    make_dataset). K >= 3: one draw per class, each the second draw of a RandomState seeded
+    with it. Creating those RandomStates takes milliseconds: for an int random_state the
+    seeds are cached.
+    """
+    if _int_seed(random_state) is not None:
+        return np.array(_int_shuffle_seeds(int(random_state), K), dtype=np.int64)
+    return np.array(_draw_shuffle_seeds(check_random_state(random_state), K), dtype=np.int64)
+
+
+def _draw_shuffle_seeds(rs, K):
+    if K == 2:
+        rs.randint(1, MAX_INT)  # make_dataset's own seed (unused for shuffling)
+        return (int(rs.randint(MAX_INT)),)
+    seeds = []
+    for s in rs.randint(MAX_INT, size=K):
+        r2 = check_random_state(s)
+        r2.randint(1, MAX_INT)
+        seeds.append(int(r2.randint(MAX_INT)))
+    return tuple(seeds)
+
+
+@functools.lru_cache(maxsize=64)
+def _int_shuffle_seeds(random_state, K):
+    return _draw_shuffle_seeds(check_random_state(random_state), K)
 
 
 def _class_index(classes, y):
@@ -623,20 +661,21 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     # ---- scikit-learn's rule
 
     def _problems(self, y_index):
-        """(Y, class_weight) of the one-vs-rest problems: Y (K, n) of -1/+1."""
+        """(labels, class_weight) of the one-vs-rest problems: problem c has +1 where
+        labels == c (binary: one problem, the positive class classes_[1])."""
         K = self.classes_.shape[0]
         cw = self._expanded_class_weight
         if K == 2:
-            Y = np.where(y_index == 1, 1.0, -1.0)[None, :]
+            labels = 1 - y_index
             CW = np.array([[cw[0], cw[1]]], dtype=np.float64)
         else:
-            Y = np.full((K, y_index.shape[0]), -1.0)
-            Y[y_index, np.arange(y_index.shape[0])] = 1.0
+            labels = y_index
             CW = np.stack([[1.0, cw[i]] for i in range(K)]).astype(np.float64)
-        return np.ascontiguousarray(Y), np.ascontiguousarray(CW)
+        return labels, np.ascontiguousarray(CW)
 
     def _validation_mask(self, y, sample_weight):
-        """scikit-learn's stratified validation split (all False without early stopping)."""
+        """scikit-learn's stratified validation split (all False without early stopping);
+        sample_weight None means unit weights."""
         n = y.shape[0]
         mask = np.zeros(n, dtype=np.bool_)
         if not self.early_stopping:
@@ -644,7 +683,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         cv = StratifiedShuffleSplit(test_size=self.validation_fraction,
                                     random_state=self.random_state)
         idx_train, idx_val = next(cv.split(np.zeros(shape=(n, 1)), y))
-        if not np.any(sample_weight[idx_val] > 0):
+        if sample_weight is not None and not np.any(sample_weight[idx_val] > 0):
             raise ValueError("The sample weights for validation set are all zero, consider "
                              "using a different random state.")
         if idx_train.shape[0] == 0 or idx_val.shape[0] == 0:
@@ -660,38 +699,38 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     def _fit_sklearn(self, X, y, y_index, sample_weight, max_iter):
         dtype = X.dtype
         unit_weights = sample_weight is None
-        if unit_weights:
-            sample_weight = np.ones(X.shape[0], dtype=dtype)
         K = self.classes_.shape[0]
-        Y, CW = self._problems(y_index)
-        # random draws in scikit-learn's order
+        labels, CW = self._problems(y_index)
+        P = CW.shape[0]
+
+        def pm1(c):  # targets of problem c, -1/+1
+            return np.where(labels == c, 1.0, -1.0)
+
+        # random draws in scikit-learn's order (which matters when random_state is a
+        # RandomState the validation split draws from too)
+        cached = _int_seed(self.random_state)
         if K == 2:
-            rs = check_random_state(self.random_state)
-            rs.randint(1, MAX_INT)  # make_dataset's own seed (unused for shuffling)
-            masks = [self._validation_mask(Y[0].astype(dtype), sample_weight)]
-            seeds = np.array([rs.randint(MAX_INT)], dtype=np.int64)
+            if cached is None:
+                rs = check_random_state(self.random_state)
+                rs.randint(1, MAX_INT)  # make_dataset's own seed (unused for shuffling)
+            masks = [self._validation_mask(pm1(0).astype(dtype), sample_weight)]
+            seeds = (np.array([rs.randint(MAX_INT)], dtype=np.int64) if cached is None
+                     else _shuffle_seeds(cached, K))
         else:
-            mask = self._validation_mask(y, sample_weight)
-            rs = check_random_state(self.random_state)
-            outer = rs.randint(MAX_INT, size=K)
-            seeds = np.empty(K, dtype=np.int64)
-            for i, s in enumerate(outer):
-                r2 = check_random_state(s)
-                r2.randint(1, MAX_INT)
-                seeds[i] = r2.randint(MAX_INT)
-            masks = [mask] * K
-        W = np.array(self.coef_, dtype=dtype, order="C").reshape(Y.shape[0], -1)
+            masks = [self._validation_mask(y, sample_weight)] * K
+            seeds = _shuffle_seeds(self.random_state if cached is None else cached, K)
+        W = np.array(self.coef_, dtype=dtype, order="C").reshape(P, -1)
         B = np.asarray(self.intercept_, dtype=np.float64).reshape(-1).copy()
-        sw = np.asarray(sample_weight, dtype=np.float64)
+        sw = np.ones(X.shape[0]) if unit_weights else np.asarray(sample_weight, np.float64)
         tol = -np.inf if self.tol is None else float(self.tol)
-        n_iter = np.zeros(Y.shape[0], dtype=np.int64)
+        n_iter = np.zeros(P, dtype=np.int64)
         sparse = sp.issparse(X)
         store = True
         try:
             if self.penalty is None and not sparse and not self.early_stopping:
                 sw_arg = None if unit_weights or np.all(sw == 1.0) else sw
                 n_iter[:] = kernels.perceptron_fit_sklearn(
-                    X, Y, W, B, seeds, eta0=self.eta0, sample_weight=sw_arg, class_weight=CW,
+                    X, labels, W, B, seeds, eta0=self.eta0, sample_weight=sw_arg, class_weight=CW,
                     fit_intercept=self.fit_intercept, shuffle=self.shuffle,
                     max_iter=int(max_iter), tol=self.tol,
                     n_iter_no_change=int(self.n_iter_no_change), backend=self.backend_,
@@ -702,8 +741,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                 if not (np.isfinite(W).all() and np.isfinite(B).all()):
                     raise _nonfinite_error(int(n_iter.max()))
             else:
-                for c in range(Y.shape[0]):
-                    n_iter[c] = self._fit_one_python(X, Y[c], W[c], B[c:c + 1], sw, CW[c],
+                for c in range(P):
+                    n_iter[c] = self._fit_one_python(X, pm1(c), W[c], B[c:c + 1], sw, CW[c],
                                                      int(seeds[c]), masks[c], max_iter, tol)
         except KeyboardInterrupt:
             self._interrupt_warning()
@@ -714,7 +753,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         self.n_iter_ = it
         self.t_ += it * X.shape[0]
         if self.verbose:
-            for c in range(Y.shape[0]):
+            for c in range(P):
                 print(f"-- Class {c}: {int(n_iter[c])} epochs, norm {np.linalg.norm(W[c]):.2f},"
                       f" bias {B[c]:.6f}")
 

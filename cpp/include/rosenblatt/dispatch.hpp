@@ -49,7 +49,8 @@ template <class T>
 struct PerceptronArgs {
   const T* X;  // (n, d)
   index_t n, d;
-  const double* Y;              // (K, n) of -1/+1
+  const double* Y;              // (K, n) of -1/+1, or null when labels is given
+  const std::int64_t* labels;   // (n,) or null: problem c's y is +1 where labels == c
   const double* sample_weight;  // (n,) or null
   const double* class_weight;   // (K, 2): weights of the -1 and the +1 side
   index_t K;

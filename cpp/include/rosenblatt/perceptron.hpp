@@ -230,11 +230,18 @@ template <class T>
 struct Problem {
   const T* X;
   idx n, d;
-  const double* y;   // (n,) -1/+1
+  const double* y;   // (n,) -1/+1, or null: labels
   const double* sw;  // (n,) or null
   double cw_neg, cw_pos;
   double eta0;
   bool fit_intercept;
+  const std::int64_t* labels = nullptr;  // (n,): y = +1 where labels == cls, else -1
+  std::int64_t cls = 0;
+
+  double target(idx k) const { return y ? y[k] : (labels[k] == cls ? 1.0 : -1.0); }
+  const void* target_ptr(idx k) const {
+    return y ? static_cast<const void*>(y + k) : static_cast<const void*>(labels + k);
+  }
 };
 
 struct EpochStats {
@@ -259,7 +266,7 @@ EpochStats run_epoch(const Problem<T>& P, const std::int64_t* order, idx m, T* w
   for (idx i = 0; i < m; ++i) {
     if (i + kAhead < m) {
       prefetch_row(P.X + order[i + kAhead] * d, row_bytes);
-      __builtin_prefetch(P.y + order[i + kAhead]);
+      __builtin_prefetch(P.target_ptr(order[i + kAhead]));
     }
     const idx k = idx(order[i]);
     const T* x = P.X + k * d;
@@ -271,7 +278,7 @@ EpochStats run_epoch(const Problem<T>& P, const std::int64_t* order, idx m, T* w
       st.bad_input = true;
       break;
     }
-    const double yk = P.y[k];
+    const double yk = P.target(k);
     double z = p * yk;
     if (z <= 0.0) {  // a tie is a mistake; with err > 0 the sign of p is certain
       if (exact_loss && err != 0.0) {
@@ -713,7 +720,8 @@ double perceptron_epoch_sklearn(const PerceptronArgs<T>& a, const std::int64_t* 
 }
 
 // scikit-learn's whole fit of a.K one-vs-rest problems, split over the thread pool (one
-// task per class; a class's result does not depend on the thread that runs it). A class
+// task per class; a class's result does not depend on the thread that runs it). The
+// targets of problem c are row c of a.Y, or +1 where a.labels == c and -1 elsewhere. A class
 // that meets a row of X holding a NaN or an infinity stops there with n_iter -1.
 template <class T>
 void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool* nonfinite) {
@@ -725,12 +733,14 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
     const perc::Problem<T> P{a.X,
                              a.n,
                              a.d,
-                             a.Y + c * a.n,
+                             a.labels ? nullptr : a.Y + c * a.n,
                              a.sample_weight,
                              a.class_weight[2 * c],
                              a.class_weight[2 * c + 1],
                              a.eta0,
-                             a.fit_intercept};
+                             a.fit_intercept,
+                             a.labels,
+                             std::int64_t(c)};
     bool s = false, nf = false, bad_x = false;
     a.n_iter[c] = perc::fit_problem(P, a.W + c * a.d, a.B + c,
                                     std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
