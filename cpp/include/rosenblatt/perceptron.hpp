@@ -512,11 +512,12 @@ inline T fold8(const typename Chunk<T>::CV* a) {
   return u[0] + u[1];
 }
 
-// z[0..G) = x . Wt[g] for G rows of Wt (stride dp), x zero-padded to nc chunks. Not
-// inlined: inside the epoch loop GCC keeps the step's constants in vector registers and
-// spills accumulators.
+// z[0..G) = x . Wt[g] for G rows of Wt (stride dp) over nc chunks: the first nf read from
+// x, the last (when nf < nc) from xt, x's tail zero-padded. Not inlined: inside the epoch
+// loop GCC keeps the step's constants in vector registers and spills accumulators.
 template <class T, int G>
-__attribute__((noinline)) void scores_group(const T* x, const T* Wt, idx nc, idx dp, T* z) {
+__attribute__((noinline)) void scores_group(const T* x, const T* xt, idx nf, const T* Wt,
+                                            idx nc, idx dp, T* z) {
   using C = Chunk<T>;
   using CV = typename C::CV;
   constexpr int NP = C::NPC, NL = C::NL;
@@ -524,8 +525,9 @@ __attribute__((noinline)) void scores_group(const T* x, const T* Wt, idx nc, idx
   for (int g = 0; g < G; ++g)
     for (int p = 0; p < NP; ++p) acc[g][p] = CV{};
   for (idx q = 0; q < nc; ++q) {
+    const T* xc = q < nf ? x + 8 * q : xt;
     CV xv[NP];
-    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(x + 8 * q + p * NL);
+    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(xc + p * NL);
     for (int g = 0; g < G; ++g)
       for (int p = 0; p < NP; ++p) acc[g][p] += xv[p] * cload<CV>(Wt + g * dp + 8 * q + p * NL);
   }
@@ -533,33 +535,39 @@ __attribute__((noinline)) void scores_group(const T* x, const T* Wt, idx nc, idx
 }
 
 template <class T, int G>
-inline void scores_n(idx n, const T* x, const T* Wt, idx nc, idx dp, T* z) {
+inline void scores_n(idx n, const T* x, const T* xt, idx nf, const T* Wt, idx nc, idx dp,
+                     T* z) {
   if constexpr (G > 0) {
-    if (n == G) return scores_group<T, G>(x, Wt, nc, dp, z);
-    scores_n<T, G - 1>(n, x, Wt, nc, dp, z);
+    if (n == G) return scores_group<T, G>(x, xt, nf, Wt, nc, dp, z);
+    scores_n<T, G - 1>(n, x, xt, nf, Wt, nc, dp, z);
   }
 }
 
 // All k scores, in as few groups as the registers allow, of balanced sizes.
 template <class T>
-inline void scores(const T* x, const T* Wt, idx k, idx nc, idx dp, T* z) {
+inline void scores(const T* x, const T* xt, idx nf, const T* Wt, idx k, idx nc, idx dp, T* z) {
   constexpr int G = Chunk<T>::G;
   const idx ng = (k + G - 1) / G, base = k / ng, extra = k % ng;
   idx c = 0;
   for (idx i = 0; i < ng; ++i) {
     const idx n = base + (i < extra ? 1 : 0);
-    scores_n<T, G>(n, x, Wt + c * dp, nc, dp, z + c);
+    scores_n<T, G>(n, x, xt, nf, Wt + c * dp, nc, dp, z + c);
     c += n;
   }
 }
 
-// w[0..8 nc) += g x (the product rounded, then the sum: no FMA).
+// w[0..8 nc) += g x (x as in scores_group; the product rounded, then the sum: no FMA).
 template <class T>
-inline void update_row(T* w, const T* x, idx nc, T g) {
+inline void update_row(T* w, const T* x, const T* xt, idx nf, idx nc, T g) {
   using CV = typename Chunk<T>::CV;
   constexpr int NL = Chunk<T>::NL;
   const CV gv = CV{} + g;
-  for (idx j = 0; j < 8 * nc; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
+  for (idx j = 0; j < 8 * nf; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
+  if (nf < nc)
+    for (int j = 0; j < 8; j += NL) {
+      T* wj = w + 8 * nf + j;
+      cstore(wj, cload<CV>(wj) + cload<CV>(xt + j) * gv);
+    }
 }
 
 // Bit l set when lane l of the comparison mask m is set (a movemask).
@@ -607,7 +615,8 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
   const idx nv = (kc + L - 1) / L, kp = nv * L;  // outputs padded for the vector step
   T* Wc = Wt + c0 * dp;
   IsaBuffer<T> bp{std::size_t(kp)}, z{std::size_t(kp)}, g{std::size_t(kp)},
-      xb{std::size_t(dp)};
+      xt{8};
+  const idx nf = d / 8;  // chunks read from the row itself
   for (idx c = 0; c < kc; ++c) bp[c] = bt[c0 + c];
   const V teta = vset<T>(eta), one = vset<T>(T(1));
   const bool heaviside = step == codes::HEAVISIDE;
@@ -631,8 +640,8 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
     const T* y = labels ? nullptr : Y + r * k + c0;
     const std::int64_t lab = labels ? labels[r] - c0 : -1;
     const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
-    std::memcpy(xb.data(), x, std::size_t(row_bytes));  // padded and in L1 for the update
-    scores(xb.data(), Wc, kc, nc, dp, z.data());
+    for (idx j = 8 * nf; j < d; ++j) xt[j - 8 * nf] = x[j];  // the zero-padded tail
+    scores(x, xt.data(), nf, Wc, kc, nc, dp, z.data());
     // step, error and step-size-scaled error, one vector of outputs at a time; the
     // weights of the wrong outputs are updated at once (every score is computed already)
     I bad = {};
@@ -654,7 +663,7 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
       wrong |= bits != 0;
       for (; bits; bits &= bits - 1) {
         const int l = __builtin_ctz(bits);
-        update_row(Wc + (v * L + l) * dp, xb.data(), nc, gv[l]);
+        update_row(Wc + (v * L + l) * dp, x, xt.data(), nf, nc, gv[l]);
       }
     }
     // a non-finite x makes some score non-finite; so can overflowed weights (the caller
