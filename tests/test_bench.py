@@ -4,6 +4,7 @@ Only the NumPy backend and the numpy/scikit-learn peers run here, so the tests n
 compile numba kernels nor import PyTorch or JAX, and finish in seconds.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -228,6 +229,73 @@ def test_targets_report_met_missed_and_failed():
     assert "**MISSED**" in md and "**FAILED**" in md
 
 
+def test_perceptron_rows_for_both_rules_run_and_are_checked():
+    cfg = _cfg(repeat=2, patterns=["perceptron/10classes"])
+    sel = select(build_workloads(cfg), cfg)
+    assert [w.id for w in sel] == ["perceptron/10classes/float64"]
+    assert "onepass[*] = rule='rosenblatt'" in sel[0].title
+    by = {r.impl: r for r in run_suite(sel, cfg, PEAK, progress=False)}
+    assert set(by) == {"sklearn", "rosenblatt[numpy]", "onepass[numpy]"}
+    for impl in ("rosenblatt[numpy]", "onepass[numpy]"):
+        r = by[impl]
+        assert r.status == "ok", r.reason
+        assert r.rosenblatt and len(r.times) == 2
+        assert r.check["ref"] == "sklearn" and 0.3 < r.check["accuracy"] <= 1
+    # scikit-learn's rule retraces scikit-learn's model: the same predictions
+    assert by["rosenblatt[numpy]"].check["accuracy"] == by["sklearn"].check["accuracy"]
+
+
+def test_perceptron_check_holds_each_rule_to_its_own_standard():
+    from rosenblatt.bench.workloads import PerceptronWorkload
+
+    w = PerceptronWorkload(10, 600, "float64", 100000)
+    w.setup(_cfg())
+    out = {("sklearn", 1): 0.70, ("rosenblatt[cpp]", 1): 0.70, ("rosenblatt[numba]", 1): 0.80,
+           ("onepass[cpp]", 1): 0.80, ("onepass[numba]", 1): 0.60}
+    v = w.check(out)
+    assert v[("rosenblatt[cpp]", 1)][0] and v[("onepass[cpp]", 1)][0]
+    # scikit-learn's rule must match scikit-learn, better or worse; the one-pass rule may
+    # learn faster but not be clearly worse
+    assert not v[("rosenblatt[numba]", 1)][0] and not v[("onepass[numba]", 1)][0]
+    assert "one-pass rule" in v[("onepass[numba]", 1)][1]["why"]
+    # without scikit-learn in the run: better than always answering the commonest class
+    v = w.check({("onepass[cpp]", 1): 0.75, ("onepass[numba]", 1): 0.01})
+    assert v[("onepass[cpp]", 1)][0] and not v[("onepass[numba]", 1)][0]
+
+
+def _perc(dt, impl, t, median, **kw):
+    return dataclasses.replace(_row(f"perceptron/10classes/{dt}", impl, t, median, **kw),
+                               rosenblatt=impl != "sklearn")
+
+
+def test_perceptron_target_reports_both_rules_and_names_the_one_that_meets_it():
+    cfg = Config(size="full", threads=(1, 2))
+    res = []
+    for dt in ("float64", "float32"):
+        res += [_perc(dt, "sklearn", 1, 0.40), _perc(dt, "sklearn", 2, 0.35),
+                _perc(dt, "rosenblatt[cpp]", 1, 0.10), _perc(dt, "rosenblatt[cpp]", 2, 0.07),
+                _perc(dt, "rosenblatt[numba]", 1, 0.01),  # not the primary backend
+                _perc(dt, "onepass[cpp]", 1, 0.014), _perc(dt, "onepass[cpp]", 2, 0.016)]
+    t = {x["id"]: x for x in evaluate_targets(res, cfg, 2)}["perceptron-10"]
+    assert t["status"] == "met"
+    m = t["measured"]
+    assert "sklearn-exact OvR 5.0x (rosenblatt[cpp] t2)" in m
+    assert "one-pass rule='rosenblatt' 25.0x (onepass[cpp] t1)" in m
+    assert m.endswith("met by the one-pass rule='rosenblatt'") and "f32" in m
+    assert t["values"]["rosenblatt/float64"] == pytest.approx(5.0)
+    # one dtype short of 20x: missed, with both figures still shown
+    slow = [dataclasses.replace(r, median_s=0.02) if r.impl == "onepass[cpp]"
+            and r.workload.endswith("float32") else r for r in res]
+    t = {x["id"]: x for x in evaluate_targets(slow, cfg, 2)}["perceptron-10"]
+    assert t["status"] == "MISSED" and "met by neither rule" in t["measured"]
+    assert "17.5x (onepass[cpp] t1)" in t["measured"]
+    # a wrong one-pass result fails the target, whatever its speed
+    bad = res + [_perc("float64", "onepass[cpp]", 1, 0.001, status="FAILED",
+                       reason="accuracy 0.1")]
+    t = {x["id"]: x for x in evaluate_targets(bad, cfg, 2)}["perceptron-10"]
+    assert t["status"] == "FAILED" and "onepass[cpp]" in t["measured"]
+
+
 def test_plot_with_no_rows(tmp_path):
     png = tmp_path / "empty.png"
     write_plot(str(png), [], PEAK, 2)
@@ -349,10 +417,12 @@ def test_quick_leaves_the_reference_out_of_heavy_workloads():
     assert "rosenblatt[numpy]" in impls["kernel"]
     for g in ("train", "perceptron", "memory"):
         assert "rosenblatt[numpy]" not in impls[g] and "rosenblatt[cpp]" in impls[g]
+    assert "onepass[numpy]" not in impls["perceptron"] and "onepass[cpp]" in impls["perceptron"]
     cfg = Config(size="quick", threads=(1,), backends=["numpy"])
     w = next(w for w in build_workloads(cfg) if w.group == "perceptron")
     w.setup(cfg)
-    assert [c.impl for c in w.contenders(cfg) if c.rosenblatt] == ["rosenblatt[numpy]"]
+    assert [c.impl for c in w.contenders(cfg) if c.rosenblatt] == ["rosenblatt[numpy]",
+                                                                   "onepass[numpy]"]
 
 
 def test_float64_parity_catches_a_subtly_wrong_trainer(monkeypatch):

@@ -547,39 +547,65 @@ void check_order(const View<std::int64_t>& ord, index_t n) {
       throw py::value_error("order must hold row indices in [0, " + std::to_string(n) + ")");
 }
 
+// Y: targets (n, k) in X's dtype, or int64 class labels (n,) for one-hot targets (k is then
+// W's second dimension).
 template <class T>
 std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py::handle W,
-                                py::handle b, double eta, int step) {
+                                py::handle b, double eta, int step, int nt) {
   if (step != rb::codes::HEAVISIDE && step != rb::codes::SIGN)
     throw py::value_error("step must be the heaviside or sign code");
   auto x = view<T>(X, "X", 2, false);
   const index_t n = x.shape[0], d = x.shape[1];
-  auto y = view<T>(Y, "Y", 2, false);
-  const index_t k = y.shape[1];
-  expect_shape(y, "Y", n, k);
+  const bool onehot = py::isinstance<py::array>(Y) && py::reinterpret_borrow<py::array>(Y).ndim() == 1;
+  View<T> y;
+  View<std::int64_t> lab;
+  auto w = view<T>(W, "W", 2, true);
+  index_t k;
+  if (onehot) {
+    lab = view<std::int64_t>(Y, "labels", 1, false);
+    expect_shape(lab, "labels", n);
+    k = w.shape[1];
+  } else {
+    y = view<T>(Y, "Y", 2, false);
+    k = y.shape[1];
+    expect_shape(y, "Y", n, k);
+  }
   auto ord = view<std::int64_t>(order, "order", 1, false);
   check_order(ord, n);
-  auto w = view<T>(W, "W", 2, true);
   expect_shape(w, "W", d, k);
   auto bb = view<T>(b, "b", 1, true);
   expect_shape(bb, "b", k);
   py::gil_scoped_release nogil;
-  return ks<T>().perceptron_epoch(x.ptr, y.ptr, ord.ptr, ord.shape[0], d, k, w.ptr, bb.ptr, eta,
-                                  step, 1);
+  return ks<T>().perceptron_epoch(x.ptr, y.ptr, lab.ptr, ord.ptr, ord.shape[0], d, k, w.ptr,
+                                  bb.ptr, eta, step, nt);
 }
 
+// ydim 1: one problem, y (n,); ydim 2: K problems, Y (K, n) of -1/+1 or int64 labels (n,)
+// (problem c's y is +1 where labels == c; K is then W's first dimension).
 template <class T>
 rb::PerceptronArgs<T> perceptron_args(py::handle X, py::handle Y, int ydim, py::handle W,
                                       py::handle B, py::handle sw, py::handle cw, double eta0,
                                       bool fit_intercept) {
   auto x = view<T>(X, "X", 2, false);
   const index_t n = x.shape[0], d = x.shape[1];
-  auto y = view<double>(Y, "Y", ydim, false);
-  const index_t K = ydim == 1 ? 1 : y.shape[0];
-  if (ydim == 1)
-    expect_shape(y, "y", n);
-  else
-    expect_shape(y, "Y", K, n);
+  const bool labels = ydim == 2 && py::isinstance<py::array>(Y) &&
+                      py::reinterpret_borrow<py::array>(Y).ndim() == 1;
+  View<double> y;
+  View<std::int64_t> lab;
+  index_t K = 1;
+  if (labels) {
+    lab = view<std::int64_t>(Y, "labels", 1, false);
+    expect_shape(lab, "labels", n);
+    auto w0 = view<T>(W, "W", 2, true);
+    K = w0.shape[0];
+  } else {
+    y = view<double>(Y, "Y", ydim, false);
+    K = ydim == 1 ? 1 : y.shape[0];
+    if (ydim == 1)
+      expect_shape(y, "y", n);
+    else
+      expect_shape(y, "Y", K, n);
+  }
   auto w = view<T>(W, "W", ydim, true);
   if (ydim == 1)
     expect_shape(w, "w", d);
@@ -599,6 +625,7 @@ rb::PerceptronArgs<T> perceptron_args(py::handle X, py::handle Y, int ydim, py::
   a.n = n;
   a.d = d;
   a.Y = y.ptr;
+  a.labels = lab.ptr;
   a.sample_weight = s.ptr;
   a.class_weight = c.ptr;
   a.K = K;
@@ -982,8 +1009,10 @@ PYBIND11_MODULE(_core, mod) {
   mod.def(
       "perceptron_epoch",
       [](py::handle X, py::handle Y, py::handle order, py::handle W, py::handle b, double eta,
-         int step,
-         OptInt) { return RB_DISPATCH(X, "X", perceptron_epoch_t)(X, Y, order, W, b, eta, step); },
+         int step, OptInt nt) {
+        return RB_DISPATCH(X, "X", perceptron_epoch_t)(X, Y, order, W, b, eta, step,
+                                                       threads_arg(nt));
+      },
       py::arg("X"), py::arg("Y"), py::arg("order"), py::arg("W"), py::arg("b"), py::arg("eta"),
       py::arg("step"), py::arg("n_threads") = 0);
   mod.def(

@@ -152,6 +152,7 @@ _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
 _EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32),
            np.dtype(np.float64): np.empty((0, 0), np.float64)}
+_EMPTY_I64 = np.empty(0, np.int64)
 
 
 # --------------------------------------------------------------------------------------
@@ -846,47 +847,93 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
 
 
 @_jit
-def _perceptron_epoch(X, Y, order, W, b, eta, step):
-    d, k = W.shape
+def _perceptron_epoch(X, Y, labels, onehot, order, W, b, eta, step):
+    # The C++ kernel's arithmetic: W transposed and padded to whole chunks of 8 features,
+    # each score the fold ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of 8 partial
+    # sums by feature index mod 8, and only the wrong outputs updated: every backend gives
+    # the same bits. (Unsigned indices spare numba's negative-index fix-ups in the loops.)
+    d = X.shape[1]
+    k = W.shape[1]
     dt = X.dtype
     e_eta = dt.type(eta)
     zero = dt.type(0)
     one = dt.type(1)
-    z = np.empty(k, dt)
-    err = np.empty(k, dt)
+    lo = zero if step == HEAVISIDE else -one
+    nc = (d + 7) // 8
+    dp = nc * 8
+    Wt = np.zeros(k * dp, dt)
+    for j in range(d):
+        for c in range(k):
+            Wt[c * dp + j] = W[j, c]
+    bb = b.copy()
+    xb = np.zeros(dp, dt)
+    g = np.empty(k, dt)
+    u1 = np.uint64(1)
     mistakes = 0
     for r in order:
-        for j in range(k):
-            z[j] = zero
-        for p in range(d):
-            xp = X[r, p]
-            for j in range(k):
-                z[j] += xp * W[p, j]
+        for j in range(d):
+            xb[j] = X[r, j]
         wrong = False
-        for j in range(k):
-            v = z[j] + b[j]
+        finite = True
+        for c in range(k):
+            w0 = np.uint64(c * dp)
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+            for qq in range(nc):
+                q = np.uint64(qq * 8)
+                w = w0 + q
+                s0 += xb[q] * Wt[w]
+                s1 += xb[q + u1] * Wt[w + u1]
+                s2 += xb[q + np.uint64(2)] * Wt[w + np.uint64(2)]
+                s3 += xb[q + np.uint64(3)] * Wt[w + np.uint64(3)]
+                s4 += xb[q + np.uint64(4)] * Wt[w + np.uint64(4)]
+                s5 += xb[q + np.uint64(5)] * Wt[w + np.uint64(5)]
+                s6 += xb[q + np.uint64(6)] * Wt[w + np.uint64(6)]
+                s7 += xb[q + np.uint64(7)] * Wt[w + np.uint64(7)]
+            z = (((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))) + bb[c]
+            if z - z != zero:
+                finite = False
             if step == HEAVISIDE:
-                yhat = one if v >= zero else zero
+                yhat = one if z >= zero else zero
             else:
-                yhat = one if v > zero else (-one if v < zero else v * zero)
-            e = Y[r, j] - yhat
-            err[j] = e_eta * e
+                yhat = one if z > zero else (-one if z < zero else zero)
+            if onehot:
+                yc = one if labels[r] == c else lo
+            else:
+                yc = Y[r, c]
+            e = yc - yhat
+            g[c] = e_eta * e
             if e != zero:
                 wrong = True
+        if not finite:
+            for j in range(d):
+                if not np.isfinite(X[r, j]):
+                    return -1
         if wrong:
             mistakes += 1
-            for p in range(d):
-                xp = X[r, p]
-                for j in range(k):
-                    W[p, j] = W[p, j] + xp * err[j]
-            for j in range(k):
-                b[j] = b[j] + err[j]
+            for c in range(k):
+                gc = g[c]
+                if gc != zero:
+                    w0 = np.uint64(c * dp)
+                    for jj in range(dp):
+                        j = np.uint64(jj)
+                        Wt[w0 + j] = Wt[w0 + j] + xb[j] * gc
+            for c in range(k):
+                bb[c] = bb[c] + g[c]
+    for j in range(d):
+        for c in range(k):
+            W[j, c] = Wt[c * dp + j]
+    for c in range(k):
+        b[c] = bb[c]
     return mistakes
 
 
 def perceptron_epoch(X, Y, order, W, b, eta, step, n_threads=0):
-    """One online epoch of Rosenblatt's rule; returns the number of rows with a mistake."""
-    return int(_perceptron_epoch(X, Y, order, W, b, float(eta), int(step)))
+    """One online epoch of Rosenblatt's rule; returns the number of rows with a mistake
+    (-1, with W and b unchanged, when a visited row of X is not finite)."""
+    if Y.ndim == 1:
+        return int(_perceptron_epoch(X, _EMPTY2[X.dtype], Y, True, order, W, b, float(eta),
+                                     int(step)))
+    return int(_perceptron_epoch(X, Y, _EMPTY_I64, False, order, W, b, float(eta), int(step)))
 
 
 @_jit
@@ -951,6 +998,10 @@ def _perceptron_epoch_sklearn(X, y, order, w, b, eta0, sw, has_sw, class_weight,
         p = np.float64(dt.type(acc)) + b[0]
         if abs(p) <= rel * mag + 4.0 * e64 * abs(b[0]) or p * yk <= 0.0:
             p = _dot_exact(w, X, k) + b[0]
+        if p - p != 0.0:  # NaN or infinity: from the row (report it) or from the weights
+            for j in range(d):
+                if not np.isfinite(X[k, j]):
+                    return sumloss, -1
         z = p * yk
         if z <= 0.0:
             sumloss -= z
@@ -996,9 +1047,12 @@ def _perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sw, has_sw, class_weight,
         for _ in range(max_iter):
             if shuffle:
                 _xorshift_shuffle(order, seeds[c] & 0xFFFFFFFF)
-            sumloss, _m = _perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0, sw, has_sw,
-                                                    class_weight[c], fit_intercept)
+            sumloss, m = _perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0, sw, has_sw,
+                                                   class_weight[c], fit_intercept)
             epochs += 1
+            if m < 0:  # a row of X holds a NaN or an infinity
+                epochs = -1
+                break
             obj = sumloss / n
             if tol > -np.inf:
                 if obj > best - tol:
@@ -1020,6 +1074,8 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
     range of classes in the compiled (GIL-free) loop; the result does not depend on the
     thread count.
     """
+    if Y.ndim == 1:  # labels: problem c has +1 where Y == c
+        Y = np.where(Y[None, :] == np.arange(W.shape[0])[:, None], 1.0, -1.0)
     sw = _EMPTY[np.dtype(np.float64)] if sample_weight is None else sample_weight
     K = Y.shape[0]
     args = (X, Y, W, B, seeds, float(eta0), sw, sample_weight is not None, class_weight,

@@ -410,15 +410,30 @@ def perceptron_epoch(X, Y, order, W, b, eta, step, n_threads=0):
 
     For each row x (in order): yhat = step(x W + b);  W += eta x^T (y - yhat);
     b += eta (y - yhat). ``step`` is HEAVISIDE (targets 0/1) or SIGN (targets -1/+1).
-    X (n, d), Y (n, k), W (d, k), b (k,). Returns the number of rows with at least one
-    wrong output (a mistake, counted before that row's update).
+    X (n, d), W (d, k), b (k,). Y is (n, k) targets, or int64 labels (n,) meaning one-hot
+    targets: output c of row r has target 1 when Y[r] == c, else 0 (HEAVISIDE) or -1
+    (SIGN). Returns the number of rows with at least one wrong output (a mistake, counted
+    before that row's update); -1 when a visited row of X holds a NaN or an infinity, with
+    W and b left as they were before the call.
+
+    The products x_j W_jc may be summed in any order here; the compiled backends use 8
+    partial sums s_r over j = r mod 8, folded ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 +
+    s7)), which no vector width changes.
     """
     mistakes = 0
     e_eta = X.dtype.type(eta)
+    k = W.shape[1]
+    lo = 0.0 if step == C.HEAVISIDE else -1.0
+    W0, b0 = W.copy(), b.copy()
     for r in order:
         x = X[r]
+        if not np.isfinite(x).all():
+            W[...] = W0
+            b[...] = b0
+            return -1
+        y = Y[r] if Y.ndim == 2 else np.where(np.arange(k) == Y[r], 1.0, lo).astype(X.dtype)
         yhat = _step(x @ W + b, step)
-        err = Y[r] - yhat
+        err = y - yhat
         if np.any(err != 0):
             mistakes += 1
             W += np.outer(x, e_eta * err)
@@ -464,13 +479,17 @@ def perceptron_epoch_sklearn(X, y, order, w, b, eta0, sample_weight, class_weigh
     and w_j = dtype(double(w_j) + double(x_j) double(dtype(u))): WeightVector.add forms
     the product and the sum in double and rounds once (not fused; for float32 this
     differs from a float32 product x * u); b += u (float64) if fit_intercept.
-    Returns (sum of max(0, -y p) over the epoch, number of mistakes).
+    Returns (sum of max(0, -y p) over the epoch, number of mistakes); the number of
+    mistakes is -1 when a visited row of X holds a NaN or an infinity (the epoch stops at
+    that row, its weights undefined).
     """
     dt = X.dtype.type
     sumloss = 0.0
     mistakes = 0
     for k in order:
         x = X[k]
+        if not np.isfinite(x).all():
+            return sumloss, -1
         acc = 0.0
         for j in range(x.shape[0]):
             acc += float(dt(w[j]) * dt(x[j]))
@@ -496,17 +515,22 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
                            n_threads=0):
     """scikit-learn's whole Perceptron fit for K independent binary problems (one-vs-rest).
 
-    Y: float64 (K, n) of -1/+1; W: (K, d) in X's dtype; B: float64 (K,); seeds: int64 (K,)
-    shuffle seeds; class_weight: float64 (K, 2); n_iter: int64 (K,) out, epochs run per
-    class. Each class starts from its row of W/B and runs up to max_iter epochs: the row
-    order starts as 0..n-1 and, when ``shuffle``, is xorshift-shuffled with that class's
-    seed before each epoch; obj = sumloss / n; the no-improvement count grows when
+    Y: float64 (K, n) of -1/+1, or int64 labels (n,) (problem c: +1 where Y == c, -1
+    elsewhere); W: (K, d) in X's dtype; B: float64 (K,); seeds: int64 (K,) shuffle seeds;
+    class_weight: float64 (K, 2); n_iter: int64 (K,) out, epochs run per class. Each class
+    starts from its row of W/B and runs up to max_iter epochs: the row order starts as
+    0..n-1 and, when ``shuffle``, is xorshift-shuffled with that class's seed before each
+    epoch; obj = sumloss / n; the no-improvement count grows when
     obj > best - tol, else it resets; best = min(best, obj); the class stops when the
     count reaches n_iter_no_change. tol = -inf disables stopping (scikit-learn's
     tol=None). Rows of zero sample weight never update the weights, but they still count in
     the loss, the mistakes and n (so they are not scikit-learn's skipped early-stopping
-    validation rows). Classes are independent (threads may split them). Returns nothing.
+    validation rows). Classes are independent (threads may split them). A class that meets
+    a row of X holding a NaN or an infinity stops with n_iter -1 (its weights undefined).
+    Returns nothing.
     """
+    if Y.ndim == 1:  # labels: problem c has +1 where Y == c
+        Y = np.where(Y[None, :] == np.arange(W.shape[0])[:, None], 1.0, -1.0)
     n = X.shape[0]
     for c in range(Y.shape[0]):
         order = np.arange(n, dtype=np.int64)
@@ -518,10 +542,13 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
         for _ in range(max_iter):
             if shuffle:
                 xorshift_shuffle(order, int(seeds[c]))
-            sumloss, _ = perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0,
+            sumloss, m = perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0,
                                                   sample_weight, class_weight[c],
                                                   fit_intercept)
             epochs += 1
+            if m < 0:  # a row of X holds a NaN or an infinity
+                epochs = -1
+                break
             obj = sumloss / n
             if tol > -np.inf:
                 no_imp = no_imp + 1 if obj > best - tol else 0

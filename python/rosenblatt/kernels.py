@@ -841,35 +841,46 @@ def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backe
     Parameters
     ----------
     X : ndarray (n, d), float32 or float64
-    Y : ndarray (n, k), same dtype
-        Targets: 0/1 for ``step="heaviside"``, -1/+1 for ``step="sign"``.
-    W : ndarray (d, k), same dtype, written in place
-    b : ndarray (k,), same dtype, written in place
+    Y : ndarray (n, k) of X's dtype, or int64 ndarray (n,) of labels
+        Targets: 0/1 for ``step="heaviside"``, -1/+1 for ``step="sign"``. Labels mean one-hot
+        targets (k = ``W.shape[1]``): output c of row r has target 1 when ``Y[r] == c``, else
+        0 / -1 (a label outside [0, k) gives every output 0 / -1).
+    W : ndarray (d, k), X's dtype, written in place
+    b : ndarray (k,), X's dtype, written in place
     order : ndarray of int64, optional
         Row visiting order (default: 0..n-1).
     eta : float, default=1.0
     step : {"heaviside", "sign"}
+    n_threads : int, optional
+        The compiled backend splits the outputs over threads on large problems (an
+        output's weights depend on its own scores only, so the result is the same).
 
     Returns
     -------
     int
-        Rows with at least one wrong output (counted before their update).
+        Rows with at least one wrong output (counted before their update), or -1 when a
+        visited row of X holds a NaN or an infinity; W and b are then left unchanged.
     """
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
     n, d = X.shape
-    _arr("Y", Y, 2, dt, (n, None))
-    k = Y.shape[1]
-    _arr("W", W, 2, dt, (d, k), writable=True)
-    _arr("b", b, 1, dt, (k,), writable=True)
     code = _code(C.ACTIVATIONS, "step", step, C.STEPS)
-    allowed = (0.0, 1.0) if code == C.HEAVISIDE else (-1.0, 1.0)
-    if Y.size and not np.isin(Y, allowed).all():
-        raise ValueError(f"Y must hold only {allowed} for step={step!r}")
+    if isinstance(Y, np.ndarray) and Y.ndim == 1:
+        _arr("Y", Y, 1, np.int64, (n,))
+        _arr("W", W, 2, dt, (d, None), writable=True)
+        k = W.shape[1]
+    else:
+        _arr("Y", Y, 2, dt, (n, None))
+        k = Y.shape[1]
+        _arr("W", W, 2, dt, (d, k), writable=True)
+        allowed = (0.0, 1.0) if code == C.HEAVISIDE else (-1.0, 1.0)
+        if Y.size and not np.isin(Y, allowed).all():
+            raise ValueError(f"Y must hold only {allowed} for step={step!r}")
+    _arr("b", b, 1, dt, (k,), writable=True)
     order = _order(order, n)
     eta = _finite_scalar("eta", eta, low=0.0, low_open=True)
     return int(_call(backend, "perceptron_epoch", X, Y, order, W, b, eta, code,
-                                                     _threads(n_threads)))
+                     _threads(n_threads)))
 
 
 def _order(order, n):
@@ -891,7 +902,7 @@ def xorshift_shuffle(order, seed, *, backend=None):
 
 def _y_pm1(name, y, shape):
     _arr(name, y, len(shape), np.float64, shape)
-    if y.size and not np.isin(y, (-1.0, 1.0)).all():
+    if y.size and not ((y == 1.0) | (y == -1.0)).all():
         raise ValueError(f"{name} must hold only -1.0 and +1.0")
 
 
@@ -904,6 +915,8 @@ def perceptron_epoch_sklearn(X, y, w, b, *, order=None, eta0=1.0, sample_weight=
     sumloss : float
         Sum of ``max(0, -y p)`` over the epoch.
     mistakes : int
+        -1 when a visited row of X holds a NaN or an infinity (the epoch stops at that
+        row; w and b are then undefined).
     """
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
@@ -930,7 +943,9 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
     Parameters
     ----------
     X : ndarray (n, d)
-    Y : float64 ndarray (K, n) of -1/+1
+    Y : float64 ndarray (K, n) of -1/+1, or int64 ndarray (n,) of labels
+        Targets of each problem; labels: problem c has +1 where ``Y == c``, -1 elsewhere
+        (K = ``W.shape[0]``).
     W : ndarray (K, d), X's dtype, in/out
     B : float64 ndarray (K,), in/out
     seeds : int64 ndarray (K,)
@@ -943,15 +958,21 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
     Returns
     -------
     ndarray of int64 (K,)
-        Epochs run per class.
+        Epochs run per class; -1 for a class that met a row of X holding a NaN or an
+        infinity (its weights are then undefined).
     """
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
     n, d = X.shape
     if n == 0:
         raise ValueError("X must have at least one row; got 0")
-    _y_pm1("Y", Y, (None, n))
-    K = Y.shape[0]
+    if isinstance(Y, np.ndarray) and Y.ndim == 1:
+        _arr("Y", Y, 1, np.int64, (n,))
+        _arr("W", W, 2, dt, (None, d), writable=True)
+        K = W.shape[0]
+    else:
+        _y_pm1("Y", Y, (None, n))
+        K = Y.shape[0]
     _arr("W", W, 2, dt, (K, d), writable=True)
     _arr("B", B, 1, np.float64, (K,), writable=True)
     _arr("seeds", seeds, 1, np.int64, (K,))

@@ -8,6 +8,7 @@ scikit-learn's for the same ``random_state``. The one-vs-rest problems run in on
 call, split over the core's threads.
 """
 
+import functools
 import importlib.util
 import numbers
 import warnings
@@ -22,7 +23,12 @@ from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import _check_partial_fit_first_call
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _assert_all_finite,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import kernels
 
@@ -163,38 +169,42 @@ def _sgd_epoch(Xd, data, indices, indptr, dense, y, sw, order, vmask, w, q, st, 
     return sumloss, objective
 
 
-def _rosenblatt_epoch_weighted(X, Y, order, W, b, eta, sign):
+def _rosenblatt_epoch_weighted(X, labels, lo, order, W, b, eta, sign):
     """Rosenblatt's rule with a step size per row (sample and class weights).
 
-    Same operations as the kernels' perceptron_epoch, with ``eta[r]`` for row r.
+    The kernels' perceptron_epoch with one-hot targets (``labels``; ``lo`` the off target)
+    and ``eta[r]`` for row r: the same operations, scores included (8 partial sums by
+    feature index mod 8, folded ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))).
     """
-    n_out = Y.shape[1]
+    d = X.shape[1]
+    n_out = W.shape[1]
     mistakes = 0
-    z = np.zeros(n_out, dtype=W.dtype)
+    acc = np.zeros(8, dtype=W.dtype)
     g = np.zeros(n_out, dtype=W.dtype)
     for i in range(order.shape[0]):
         r = order[i]
-        for c in range(n_out):
-            z[c] = 0.0
-        for j in range(X.shape[1]):
-            for c in range(n_out):
-                z[c] += X[r, j] * W[j, c]
         wrong = False
         for c in range(n_out):
-            zc = z[c] + b[c]
+            for t in range(8):
+                acc[t] = 0.0
+            for j in range(d):
+                acc[j % 8] += X[r, j] * W[j, c]
+            zc = (((acc[0] + acc[4]) + (acc[2] + acc[6]))
+                  + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + b[c]
             if sign:
                 yhat = 1.0 if zc > 0 else (-1.0 if zc < 0 else 0.0)
             else:
                 yhat = 1.0 if zc >= 0 else 0.0
-            e = Y[r, c] - yhat
+            e = (1.0 if labels[r] == c else lo) - yhat
             g[c] = eta[r] * e
             if e != 0.0:
                 wrong = True
         if wrong:
             mistakes += 1
-            for j in range(X.shape[1]):
-                for c in range(n_out):
-                    W[j, c] += X[r, j] * g[c]
+            for c in range(n_out):
+                if g[c] != 0.0:
+                    for j in range(d):
+                        W[j, c] += X[r, j] * g[c]
             for c in range(n_out):
                 b[c] += g[c]
     return mistakes
@@ -217,6 +227,63 @@ def _jit(name, fn, backend):
 def _epoch_function(backend):
     """The generic scikit-learn epoch (penalties, sparse rows)."""
     return _jit("sgd", _sgd_epoch, backend)
+
+
+def _int_seed(random_state):
+    """random_state when it is an int (its draws are then always the same), else None."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return None
+
+
+def _shuffle_seeds(random_state, K):
+    """scikit-learn's shuffle seed of each one-vs-rest problem (one problem when K == 2).
+
+    Binary: the second draw of check_random_state(random_state) (the first seeds
+    make_dataset). K >= 3: one draw per class, each the second draw of a RandomState seeded
+    with it. Creating those RandomStates takes milliseconds: for an int random_state the
+    seeds are cached.
+    """
+    if _int_seed(random_state) is not None:
+        return np.array(_int_shuffle_seeds(int(random_state), K), dtype=np.int64)
+    return np.array(_draw_shuffle_seeds(check_random_state(random_state), K), dtype=np.int64)
+
+
+def _draw_shuffle_seeds(rs, K):
+    if K == 2:
+        rs.randint(1, MAX_INT)  # make_dataset's own seed (unused for shuffling)
+        return (int(rs.randint(MAX_INT)),)
+    seeds = []
+    for s in rs.randint(MAX_INT, size=K):
+        r2 = check_random_state(s)
+        r2.randint(1, MAX_INT)
+        seeds.append(int(r2.randint(MAX_INT)))
+    return tuple(seeds)
+
+
+@functools.lru_cache(maxsize=64)
+def _int_shuffle_seeds(random_state, K):
+    return _draw_shuffle_seeds(check_random_state(random_state), K)
+
+
+def _class_index(classes, y):
+    """Position in ``classes`` (sorted, unique) of each label of ``y``, as int64.
+
+    Raises compute_class_weight's ValueError when a label is not a class. Integer labels
+    of a contiguous range take a subtraction instead of a binary search.
+    """
+    K = classes.shape[0]
+    if (classes.dtype.kind == "i" and y.dtype.kind == "i"
+            and int(classes[-1]) - int(classes[0]) == K - 1):
+        pos = y.astype(np.int64) - np.int64(classes[0])
+        ok = pos.min() >= 0 and pos.max() < K
+    else:
+        pos = np.searchsorted(classes, y)
+        np.minimum(pos, K - 1, out=pos)
+        ok = bool(np.all(classes[pos] == y))
+    if not ok:
+        raise ValueError("classes should include all valid labels that can be in y")
+    return pos.astype(np.int64, copy=False)
 
 
 def _nonfinite_error(epoch):
@@ -286,7 +353,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         ``tol`` for ``n_iter_no_change`` epochs. Prediction: argmax of the scores, binary
         ``score >= 0 -> classes_[1]``. Sample and class weights scale the step of a row
         (a Numba or Python loop instead of the kernel); no penalty or early stopping. Rows
-        are shuffled with a NumPy permutation per epoch.
+        are shuffled each epoch by scikit-learn's xorshift shuffle, with a seed drawn
+        from ``random_state``.
     step : {'heaviside', 'sign'}, default='heaviside'
         Output unit of ``rule='rosenblatt'`` (targets 0/1 or -1/+1). For the default rule
         it is ignored.
@@ -504,16 +572,29 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     def _partial_fit(self, X, y, max_iter, classes, sample_weight, coef_init,
                      intercept_init):
         first_call = not hasattr(self, "classes_")
+        # The kernels read every row of dense X anyway and report a non-finite one (then
+        # scikit-learn's error is raised): no separate pass over X. The Python-driven
+        # paths (penalties, early stopping, sparse X) keep scikit-learn's check.
+        self._finite_checked = sp.issparse(X) or (
+            self.rule == "sklearn" and (self.penalty is not None or self.early_stopping))
         X, y = validate_data(self, X, y, accept_sparse="csr",
                              dtype=[np.float64, np.float32], order="C",
-                             accept_large_sparse=False, reset=first_call)
+                             accept_large_sparse=False, reset=first_call,
+                             ensure_all_finite=self._finite_checked)
         n_features = X.shape[1]
         _check_partial_fit_first_call(self, classes)
         n_classes = self.classes_.shape[0]
-        self._expanded_class_weight = compute_class_weight(self.class_weight,
-                                                           classes=self.classes_, y=y)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
-                                             allow_all_zero_weights=self.early_stopping)
+        if self.class_weight is None:
+            # compute_class_weight would only check that y holds no unknown label (with a
+            # np.unique of y on every call): _class_index checks that
+            self._expanded_class_weight = np.ones(n_classes)
+        else:
+            self._expanded_class_weight = compute_class_weight(self.class_weight,
+                                                               classes=self.classes_, y=y)
+        y_index = _class_index(self.classes_, y)
+        if sample_weight is not None:  # None: unit weights, without an array of ones
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                                 allow_all_zero_weights=self.early_stopping)
         if getattr(self, "coef_", None) is None or coef_init is not None:
             self._allocate(n_classes, n_features, X.dtype, coef_init, intercept_init)
         elif n_features != self.coef_.shape[-1]:
@@ -531,9 +612,9 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         # overflow is detected after each epoch and raised as a ValueError
         with np.errstate(over="ignore", invalid="ignore"):
             if self.rule == "rosenblatt":
-                self._fit_rosenblatt(X, y, sample_weight, max_iter)
+                self._fit_rosenblatt(X, y_index, sample_weight, max_iter)
             else:
-                self._fit_sklearn(X, y, sample_weight, max_iter)
+                self._fit_sklearn(X, y, y_index, sample_weight, max_iter)
         self._rule_fitted = self.rule
         return self
 
@@ -579,20 +660,22 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     # ---- scikit-learn's rule
 
-    def _problems(self, y, dtype):
-        """(Y, class_weight, seeds, label of the +1 side) of the one-vs-rest problems."""
+    def _problems(self, y_index):
+        """(labels, class_weight) of the one-vs-rest problems: problem c has +1 where
+        labels == c (binary: one problem, the positive class classes_[1])."""
         K = self.classes_.shape[0]
         cw = self._expanded_class_weight
         if K == 2:
-            Y = np.where(y == self.classes_[1], 1.0, -1.0)[None, :]
+            labels = 1 - y_index
             CW = np.array([[cw[0], cw[1]]], dtype=np.float64)
         else:
-            Y = np.stack([np.where(y == c, 1.0, -1.0) for c in self.classes_])
+            labels = y_index
             CW = np.stack([[1.0, cw[i]] for i in range(K)]).astype(np.float64)
-        return np.ascontiguousarray(Y), np.ascontiguousarray(CW)
+        return labels, np.ascontiguousarray(CW)
 
     def _validation_mask(self, y, sample_weight):
-        """scikit-learn's stratified validation split (all False without early stopping)."""
+        """scikit-learn's stratified validation split (all False without early stopping);
+        sample_weight None means unit weights."""
         n = y.shape[0]
         mask = np.zeros(n, dtype=np.bool_)
         if not self.early_stopping:
@@ -600,7 +683,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         cv = StratifiedShuffleSplit(test_size=self.validation_fraction,
                                     random_state=self.random_state)
         idx_train, idx_val = next(cv.split(np.zeros(shape=(n, 1)), y))
-        if not np.any(sample_weight[idx_val] > 0):
+        if sample_weight is not None and not np.any(sample_weight[idx_val] > 0):
             raise ValueError("The sample weights for validation set are all zero, consider "
                              "using a different random state.")
         if idx_train.shape[0] == 0 or idx_val.shape[0] == 0:
@@ -613,56 +696,64 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         mask[idx_val] = True
         return mask
 
-    def _fit_sklearn(self, X, y, sample_weight, max_iter):
+    def _fit_sklearn(self, X, y, y_index, sample_weight, max_iter):
         dtype = X.dtype
+        unit_weights = sample_weight is None
         K = self.classes_.shape[0]
-        Y, CW = self._problems(y, dtype)
-        # random draws in scikit-learn's order
+        labels, CW = self._problems(y_index)
+        P = CW.shape[0]
+
+        def pm1(c):  # targets of problem c, -1/+1
+            return np.where(labels == c, 1.0, -1.0)
+
+        # random draws in scikit-learn's order (which matters when random_state is a
+        # RandomState the validation split draws from too)
+        cached = _int_seed(self.random_state)
         if K == 2:
-            rs = check_random_state(self.random_state)
-            rs.randint(1, MAX_INT)  # make_dataset's own seed (unused for shuffling)
-            masks = [self._validation_mask(Y[0].astype(dtype), sample_weight)]
-            seeds = np.array([rs.randint(MAX_INT)], dtype=np.int64)
+            if cached is None:
+                rs = check_random_state(self.random_state)
+                rs.randint(1, MAX_INT)  # make_dataset's own seed (unused for shuffling)
+            masks = [self._validation_mask(pm1(0).astype(dtype), sample_weight)]
+            seeds = (np.array([rs.randint(MAX_INT)], dtype=np.int64) if cached is None
+                     else _shuffle_seeds(cached, K))
         else:
-            mask = self._validation_mask(y, sample_weight)
-            rs = check_random_state(self.random_state)
-            outer = rs.randint(MAX_INT, size=K)
-            seeds = np.empty(K, dtype=np.int64)
-            for i, s in enumerate(outer):
-                r2 = check_random_state(s)
-                r2.randint(1, MAX_INT)
-                seeds[i] = r2.randint(MAX_INT)
-            masks = [mask] * K
-        W = np.array(self.coef_, dtype=dtype, order="C").reshape(Y.shape[0], -1)
+            masks = [self._validation_mask(y, sample_weight)] * K
+            seeds = _shuffle_seeds(self.random_state if cached is None else cached, K)
+        W = np.array(self.coef_, dtype=dtype, order="C").reshape(P, -1)
         B = np.asarray(self.intercept_, dtype=np.float64).reshape(-1).copy()
-        sw = np.asarray(sample_weight, dtype=np.float64)
+        sw = np.ones(X.shape[0]) if unit_weights else np.asarray(sample_weight, np.float64)
         tol = -np.inf if self.tol is None else float(self.tol)
-        n_iter = np.zeros(Y.shape[0], dtype=np.int64)
+        n_iter = np.zeros(P, dtype=np.int64)
         sparse = sp.issparse(X)
+        store = True
         try:
             if self.penalty is None and not sparse and not self.early_stopping:
-                sw_arg = None if np.all(sw == 1.0) else sw
+                sw_arg = None if unit_weights or np.all(sw == 1.0) else sw
                 n_iter[:] = kernels.perceptron_fit_sklearn(
-                    X, Y, W, B, seeds, eta0=self.eta0, sample_weight=sw_arg, class_weight=CW,
+                    X, labels, W, B, seeds, eta0=self.eta0, sample_weight=sw_arg, class_weight=CW,
                     fit_intercept=self.fit_intercept, shuffle=self.shuffle,
                     max_iter=int(max_iter), tol=self.tol,
                     n_iter_no_change=int(self.n_iter_no_change), backend=self.backend_,
                     n_threads=self._threads())
+                if n_iter.min() < 0:  # a NaN or an infinity in X: nothing is stored
+                    store = False
+                    self._assert_finite(X)
                 if not (np.isfinite(W).all() and np.isfinite(B).all()):
                     raise _nonfinite_error(int(n_iter.max()))
             else:
-                for c in range(Y.shape[0]):
-                    n_iter[c] = self._fit_one_python(X, Y[c], W[c], B[c:c + 1], sw, CW[c],
+                for c in range(P):
+                    n_iter[c] = self._fit_one_python(X, pm1(c), W[c], B[c:c + 1], sw, CW[c],
                                                      int(seeds[c]), masks[c], max_iter, tol)
         except KeyboardInterrupt:
             self._interrupt_warning()
         finally:
-            self._store(W, B, K, dtype)
+            if store:
+                self._store(W, B, K, dtype)
         it = int(n_iter.max())
         self.n_iter_ = it
         self.t_ += it * X.shape[0]
         if self.verbose:
-            for c in range(Y.shape[0]):
+            for c in range(P):
                 print(f"-- Class {c}: {int(n_iter[c])} epochs, norm {np.linalg.norm(W[c]):.2f},"
                       f" bias {B[c]:.6f}")
 
@@ -771,7 +862,11 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     # ---- Rosenblatt's rule
 
-    def _fit_rosenblatt(self, X, y, sample_weight, max_iter):
+    def _assert_finite(self, X):
+        _assert_all_finite(X.data if sp.issparse(X) else X, input_name="X",
+                           estimator_name=type(self).__name__)
+
+    def _fit_rosenblatt(self, X, y_index, sample_weight, max_iter):
         if sp.issparse(X):
             X = X.toarray()
         X = np.ascontiguousarray(X)
@@ -779,38 +874,49 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         K = self.classes_.shape[0]
         sign = self.step == "sign"
         lo = -1.0 if sign else 0.0
+        # one-hot targets as labels: output c's target is 1 where labels == c (a binary
+        # problem has one output, label 0 for the positive class, -1 for the other)
         if K == 2:
-            Y = np.where(y == self.classes_[1], 1.0, lo)[:, None]
+            labels = y_index - 1
+            k = 1
         else:
-            Y = np.where(y[:, None] == self.classes_[None, :], 1.0, lo)
-        Y = np.ascontiguousarray(Y, dtype=dtype)
-        k = Y.shape[1]
+            labels = y_index
+            k = K
         W = np.array(np.asarray(self.coef_, dtype=dtype).reshape(k, -1).T, order="C")
         b = np.array(np.asarray(self.intercept_, dtype=dtype).reshape(-1), order="C")
         rs = check_random_state(self.random_state)
         n = X.shape[0]
         # sample and class weights scale the step of a row (all its outputs)
-        cls = np.searchsorted(self.classes_, y)
-        eta_row = float(self.eta0) * np.asarray(sample_weight, dtype=np.float64) \
-            * self._expanded_class_weight[cls]
-        weighted = not np.all(eta_row == float(self.eta0))
+        cw = np.asarray(self._expanded_class_weight, dtype=np.float64)
+        weighted = not (np.all(cw == 1.0) and (sample_weight is None
+                                               or np.all(sample_weight == 1.0)))
         if weighted:
+            sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+            if not self._finite_checked:
+                self._assert_finite(X)
             epoch_w = _jit("rosenblatt", _rosenblatt_epoch_weighted, self.backend_)
-            eta_row = eta_row.astype(dtype)
+            eta_row = (float(self.eta0) * sw * cw[y_index]).astype(dtype)
         tol = -np.inf if self.tol is None else float(self.tol)
         best = np.inf
         no_imp = 0
         epochs = 0
+        order = np.arange(n, dtype=np.int64)
         try:
             for _ in range(max_iter):
-                order = rs.permutation(n).astype(np.int64) if self.shuffle else \
-                    np.arange(n, dtype=np.int64)
+                # each epoch shuffles the previous order again (the kernel's xorshift
+                # Fisher-Yates, a fraction of a NumPy permutation's time)
+                if self.shuffle:
+                    kernels.xorshift_shuffle(order, int(rs.randint(MAX_INT)),
+                                             backend=self.backend_)
                 if weighted:
-                    mistakes = int(epoch_w(X, Y, order, W, b, eta_row, self.step == "sign"))
+                    mistakes = int(epoch_w(X, labels, lo, order, W, b, eta_row, sign))
                 else:
-                    mistakes = kernels.perceptron_epoch(X, Y, W, b, order=order, eta=self.eta0,
-                                                        step=self.step, backend=self.backend_,
+                    mistakes = kernels.perceptron_epoch(X, labels, W, b, order=order,
+                                                        eta=self.eta0, step=self.step,
+                                                        backend=self.backend_,
                                                         n_threads=self._threads())
+                    if mistakes < 0:  # a NaN or an infinity in X; W and b are unchanged
+                        self._assert_finite(X)
                 epochs += 1
                 if not (np.isfinite(W).all() and np.isfinite(b).all()):
                     raise _nonfinite_error(epochs)

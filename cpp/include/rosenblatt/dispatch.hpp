@@ -49,7 +49,8 @@ template <class T>
 struct PerceptronArgs {
   const T* X;  // (n, d)
   index_t n, d;
-  const double* Y;              // (K, n) of -1/+1
+  const double* Y;              // (K, n) of -1/+1, or null when labels is given
+  const std::int64_t* labels;   // (n,) or null: problem c's y is +1 where labels == c
   const double* sample_weight;  // (n,) or null
   const double* class_weight;   // (K, 2): weights of the -1 and the +1 side
   index_t K;
@@ -94,8 +95,10 @@ struct KernelSet {
   // Returns the accumulated loss; *interrupted set when stopped early by the interrupt check.
   double (*train_epoch)(const TrainArgs<T>& args, bool* interrupted);
   // ---- perceptron kernels (perceptron.hpp) ----
-  index_t (*perceptron_epoch)(const T* X, const T* Y, const std::int64_t* order, index_t m,
-                              index_t d, index_t k, T* W, T* b, double eta, int step, int nt);
+  // Y (n, k) targets, or Y null and labels (n,) for one-hot targets
+  index_t (*perceptron_epoch)(const T* X, const T* Y, const std::int64_t* labels,
+                              const std::int64_t* order, index_t m, index_t d, index_t k, T* W,
+                              T* b, double eta, int step, int nt);
   void (*xorshift_shuffle)(std::int64_t* order, index_t n, std::uint32_t seed);
   double (*perceptron_epoch_sklearn)(const PerceptronArgs<T>& a, const std::int64_t* order,
                                      index_t m, index_t* mistakes);

@@ -103,10 +103,35 @@ inline void dot_abs(const double* w, const double* x, idx d, double& s, double& 
   a = aa;
 }
 
+// A half-width float vector (as many lanes as vec<double>) widened to doubles, and back
+// (rounded to nearest). __builtin_convertvector splits these into halves and re-inserts
+// them on AVX2; the intrinsics give the single instruction.
+typedef float HalfF __attribute__((vector_size(lanes<double> * sizeof(float))));
+
+inline vec<double> widen(HalfF h) {
+#if defined(__AVX512F__)
+  return (vec<double>)_mm512_cvtps_pd((__m256)h);
+#elif defined(__AVX__)
+  return (vec<double>)_mm256_cvtps_pd((__m128)h);
+#else
+  return __builtin_convertvector(h, vec<double>);
+#endif
+}
+
+inline HalfF narrow(vec<double> v) {
+#if defined(__AVX512F__)
+  return (HalfF)_mm512_cvtpd_ps((__m512d)v);
+#elif defined(__AVX__)
+  return (HalfF)_mm256_cvtpd_ps((__m256d)v);
+#else
+  return __builtin_convertvector(v, HalfF);
+#endif
+}
+
 // float input: the products are rounded to float (as scikit-learn forms them), then widened.
 inline void dot_abs(const float* w, const float* x, idx d, double& s, double& a) {
   constexpr int L = lanes<double>;
-  typedef float H __attribute__((vector_size(L * sizeof(float))));
+  using H = HalfF;
   using V = vec<double>;
   V s0 = {}, s1 = {}, a0 = {}, a1 = {};
   idx j = 0;
@@ -116,8 +141,8 @@ inline void dot_abs(const float* w, const float* x, idx d, double& s, double& a)
     std::memcpy(&x0, x + j, sizeof x0);
     std::memcpy(&w1, w + j + L, sizeof w1);
     std::memcpy(&x1, x + j + L, sizeof x1);
-    const V p0 = __builtin_convertvector(w0 * x0, V);
-    const V p1 = __builtin_convertvector(w1 * x1, V);
+    const V p0 = widen(w0 * x0);
+    const V p1 = widen(w1 * x1);
     s0 += p0;
     s1 += p1;
     a0 += vabs<double>(p0);
@@ -195,7 +220,7 @@ inline void add_scaled(double* w, const double* x, idx d, double c) {
 
 inline void add_scaled(float* w, const float* x, idx d, float c) {
   constexpr int L = lanes<double>;
-  typedef float H __attribute__((vector_size(L * sizeof(float))));
+  using H = HalfF;
   using V = vec<double>;
   const V cv = vset<double>(double(c));
   idx j = 0;
@@ -203,11 +228,18 @@ inline void add_scaled(float* w, const float* x, idx d, float c) {
     H wh, xh;
     std::memcpy(&wh, w + j, sizeof wh);
     std::memcpy(&xh, x + j, sizeof xh);
-    const V prod = __builtin_convertvector(xh, V) * cv;
-    const H out = __builtin_convertvector(__builtin_convertvector(wh, V) + prod, H);
+    const V prod = widen(xh) * cv;
+    const H out = narrow(widen(wh) + prod);
     std::memcpy(w + j, &out, sizeof out);
   }
   for (; j < d; ++j) w[j] = float(double(w[j]) + double(x[j]) * double(c));
+}
+
+template <class T>
+inline bool row_finite(const T* x, idx d) {
+  for (idx j = 0; j < d; ++j)
+    if (!std::isfinite(x[j])) return false;
+  return true;
 }
 
 template <class T>
@@ -223,11 +255,18 @@ template <class T>
 struct Problem {
   const T* X;
   idx n, d;
-  const double* y;   // (n,) -1/+1
+  const double* y;   // (n,) -1/+1, or null: labels
   const double* sw;  // (n,) or null
   double cw_neg, cw_pos;
   double eta0;
   bool fit_intercept;
+  const std::int64_t* labels = nullptr;  // (n,): y = +1 where labels == cls, else -1
+  std::int64_t cls = 0;
+
+  double target(idx k) const { return y ? y[k] : (labels[k] == cls ? 1.0 : -1.0); }
+  const void* target_ptr(idx k) const {
+    return y ? static_cast<const void*>(y + k) : static_cast<const void*>(labels + k);
+  }
 };
 
 struct EpochStats {
@@ -235,6 +274,7 @@ struct EpochStats {
   double err = 0.0;      // bound on |sumloss - scikit-learn's sumloss| (0: identical)
   idx mistakes = 0;
   bool stopped = false;  // interrupted
+  bool bad_input = false;  // met a row of X holding a NaN or an infinity (epoch abandoned)
 };
 
 // One epoch over order[0..m). exact_loss: p of every mistake is scikit-learn's value, so
@@ -251,13 +291,19 @@ EpochStats run_epoch(const Problem<T>& P, const std::int64_t* order, idx m, T* w
   for (idx i = 0; i < m; ++i) {
     if (i + kAhead < m) {
       prefetch_row(P.X + order[i + kAhead] * d, row_bytes);
-      __builtin_prefetch(P.y + order[i + kAhead]);
+      __builtin_prefetch(P.target_ptr(order[i + kAhead]));
     }
     const idx k = idx(order[i]);
     const T* x = P.X + k * d;
     double err;
     double p = margin(w, x, d, bb, &err);
-    const double yk = P.y[k];
+    // a non-finite x makes p non-finite (so can overflowed weights: the caller checks
+    // those after the epoch); the caller reports the row instead of training on it
+    if (!(p - p == 0.0) && !row_finite(x, d)) {
+      st.bad_input = true;
+      break;
+    }
+    const double yk = P.target(k);
     double z = p * yk;
     if (z <= 0.0) {  // a tie is a mistake; with err > 0 the sign of p is certain
       if (exact_loss && err != 0.0) {
@@ -309,7 +355,7 @@ inline void shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
 template <class T>
 idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool shuf,
                 idx max_iter, double tol, idx n_iter_no_change, const InterruptCheck* ic,
-                bool* stopped, bool* nonfinite) {
+                bool* stopped, bool* nonfinite, bool* bad_input) {
   const idx n = P.n, d = P.d;
   IsaBuffer<std::int64_t> order{std::size_t(n)};
   iota_order(order, std::size_t(n));
@@ -337,6 +383,10 @@ idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool s
     }
     const EpochStats st = run_epoch(P, order.data(), n, w, b, false, ic);
     ++epochs;
+    if (st.bad_input) {
+      *bad_input = true;
+      break;
+    }
     if (st.stopped) {
       *stopped = true;
       break;
@@ -398,93 +448,315 @@ inline void xorshift_shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
   perc::shuffle(order, n, seed);
 }
 
-// Rosenblatt's rule, all outputs in one pass over order[0..m): yhat = step(x W + b);
-// W += eta x^T (y - yhat); b += eta (y - yhat). W is (d, k) row-major. Returns the rows
-// with at least one wrong output. Row-times-matrix with the outputs in SIMD lanes; each
-// output accumulates over j in order, so every ISA gives the same bits.
+// ---- Rosenblatt's rule --------------------------------------------------------------
+
+namespace perc {
+
+// The rule keeps W transposed and padded, Wt (k, dp) with dp = d rounded up to 8: one row
+// of features per output, so a mistake updates only the rows of the wrong outputs (one or
+// two of ten for one-hot targets) with contiguous vectors.
+//
+// A score is a dot product of x with a row of Wt over "chunks" of 8 features: 8 partial
+// sums s_0..s_7 (s_r over the features j = r mod 8, in increasing j), folded as
+// ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)). The order depends on no vector width,
+// so every ISA (and the Numba twin) computes the same bits. A chunk is NPC native vectors
+// CV of 8 / NPC lanes (AVX-512 float uses 8-lane halves).
 template <class T>
-idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* order, idx m, idx d, idx k,
-                     T* W, T* b, double eta, int step, int /*n_threads*/) {
+struct Chunk {
+  static constexpr int NL = lanes<T> < 8 ? lanes<T> : 8;  // lanes of CV
+  typedef T CV __attribute__((vector_size(NL * sizeof(T))));
+  static constexpr int NPC = 8 / NL;
+  // most outputs scored together: 12 accumulators (of 16 AVX2 / SSE registers)
+  static constexpr int G = 12 / NPC;
+};
+
+template <class T, int N>
+struct SmallVec;
+template <class T>
+struct SmallVec<T, 4> {
+  typedef T V __attribute__((vector_size(4 * sizeof(T))));
+};
+template <class T>
+struct SmallVec<T, 2> {
+  typedef T V __attribute__((vector_size(2 * sizeof(T))));
+};
+
+template <class V>
+inline V cload(const void* p) {
+  V r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+template <class V>
+inline void cstore(void* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// The canonical fold of one output's partial sums (NPC vectors of CV).
+template <class T>
+inline T fold8(const typename Chunk<T>::CV* a) {
+  using C = Chunk<T>;
+  using V4 = typename SmallVec<T, 4>::V;
+  using V2 = typename SmallVec<T, 2>::V;
+  V2 u;
+  if constexpr (C::NPC == 1) {
+    const V4 t = __builtin_shufflevector(a[0], a[0], 0, 1, 2, 3) +
+                 __builtin_shufflevector(a[0], a[0], 4, 5, 6, 7);  // s_r + s_r+4
+    u = __builtin_shufflevector(t, t, 0, 1) + __builtin_shufflevector(t, t, 2, 3);
+  } else if constexpr (C::NPC == 2) {
+    const V4 t = a[0] + a[1];
+    u = __builtin_shufflevector(t, t, 0, 1) + __builtin_shufflevector(t, t, 2, 3);
+  } else {
+    u = (a[0] + a[2]) + (a[1] + a[3]);
+  }
+  return u[0] + u[1];
+}
+
+// z[0..G) = x . Wt[g] for G rows of Wt (stride dp) over nc chunks: the first nf read from
+// x, the last (when nf < nc) from xt, x's tail zero-padded. Not inlined: inside the epoch
+// loop GCC keeps the step's constants in vector registers and spills accumulators.
+template <class T, int G>
+__attribute__((noinline)) void scores_group(const T* x, const T* xt, idx nf, const T* Wt,
+                                            idx nc, idx dp, T* z) {
+  using C = Chunk<T>;
+  using CV = typename C::CV;
+  constexpr int NP = C::NPC, NL = C::NL;
+  CV acc[G][NP];
+  for (int g = 0; g < G; ++g)
+    for (int p = 0; p < NP; ++p) acc[g][p] = CV{};
+  for (idx q = 0; q < nc; ++q) {
+    const T* xc = q < nf ? x + 8 * q : xt;
+    CV xv[NP];
+    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(xc + p * NL);
+    for (int g = 0; g < G; ++g)
+      for (int p = 0; p < NP; ++p) acc[g][p] += xv[p] * cload<CV>(Wt + g * dp + 8 * q + p * NL);
+  }
+  for (int g = 0; g < G; ++g) z[g] = fold8<T>(acc[g]);
+}
+
+template <class T, int G>
+inline void scores_n(idx n, const T* x, const T* xt, idx nf, const T* Wt, idx nc, idx dp,
+                     T* z) {
+  if constexpr (G > 0) {
+    if (n == G) return scores_group<T, G>(x, xt, nf, Wt, nc, dp, z);
+    scores_n<T, G - 1>(n, x, xt, nf, Wt, nc, dp, z);
+  }
+}
+
+// All k scores, in as few groups as the registers allow, of balanced sizes.
+template <class T>
+inline void scores(const T* x, const T* xt, idx nf, const T* Wt, idx k, idx nc, idx dp, T* z) {
+  constexpr int G = Chunk<T>::G;
+  const idx ng = (k + G - 1) / G, base = k / ng, extra = k % ng;
+  idx c = 0;
+  for (idx i = 0; i < ng; ++i) {
+    const idx n = base + (i < extra ? 1 : 0);
+    scores_n<T, G>(n, x, xt, nf, Wt + c * dp, nc, dp, z + c);
+    c += n;
+  }
+}
+
+// w[0..8 nc) += g x (x as in scores_group; the product rounded, then the sum: no FMA).
+template <class T>
+inline void update_row(T* w, const T* x, const T* xt, idx nf, idx nc, T g) {
+  using CV = typename Chunk<T>::CV;
+  constexpr int NL = Chunk<T>::NL;
+  const CV gv = CV{} + g;
+  for (idx j = 0; j < 8 * nf; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
+  if (nf < nc)
+    for (int j = 0; j < 8; j += NL) {
+      T* wj = w + 8 * nf + j;
+      cstore(wj, cload<CV>(wj) + cload<CV>(xt + j) * gv);
+    }
+}
+
+// Bit l set when lane l of the comparison mask m is set (a movemask).
+template <class T>
+inline unsigned lane_bits(ivec<T> m) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 8)
+    return _mm512_cmpneq_epi64_mask((__m512i)m, _mm512_setzero_si512());
+  else
+    return _mm512_cmpneq_epi32_mask((__m512i)m, _mm512_setzero_si512());
+#elif defined(__AVX2__)
+  if constexpr (sizeof(T) == 8)
+    return unsigned(_mm256_movemask_pd((__m256d)m));
+  else
+    return unsigned(_mm256_movemask_ps((__m256)m));
+#elif defined(__SSE2__)
+  if constexpr (sizeof(T) == 8)
+    return unsigned(_mm_movemask_pd((__m128d)m));
+  else
+    return unsigned(_mm_movemask_ps((__m128)m));
+#else
+  unsigned bits = 0;
+  for (int l = 0; l < lanes<T>; ++l) bits |= unsigned(m[l] != 0) << l;
+  return bits;
+#endif
+}
+
+}  // namespace perc
+
+namespace perc {
+
+// Rosenblatt's rule for the outputs [c0, c1) of the k: their rows of Wt (k, 8 nc) and of
+// the bias bt (k,), updated in place. flags[i] (when given) records whether one of these
+// outputs was wrong at the i-th visited row. Returns the rows with a wrong output among
+// these, or -1 at a non-finite row of X.
+template <class T>
+idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
+                    const std::int64_t* order, idx m, idx d, idx k, idx c0, idx c1, T* Wt,
+                    T* bt, idx nc, T eta, int step, unsigned char* flags) {
   using V = vec<T>;
+  using I = ivec<T>;
+  using Int = typename VecTraits<T>::Int;
   constexpr int L = lanes<T>;
-  constexpr int G = 4;  // vectors of outputs held in registers at once
-  IsaBuffer<T> z{std::size_t(k)}, g{std::size_t(k)};
-  const T teta = T(eta);
-  const idx row_bytes = d * idx(sizeof(T));
+  const idx kc = c1 - c0, dp = 8 * nc;
+  const idx nv = (kc + L - 1) / L, kp = nv * L;  // outputs padded for the vector step
+  T* Wc = Wt + c0 * dp;
+  IsaBuffer<T> bp{std::size_t(kp)}, z{std::size_t(kp)}, g{std::size_t(kp)},
+      xt{8};
+  const idx nf = d / 8;  // chunks read from the row itself
+  for (idx c = 0; c < kc; ++c) bp[c] = bt[c0 + c];
+  const V teta = vset<T>(eta), one = vset<T>(T(1));
+  const bool heaviside = step == codes::HEAVISIDE;
+  const V lo = heaviside ? V{} : vset<T>(T(-1));
+  I lane;  // output index (from c0) of each lane in the first vector
+  for (int l = 0; l < L; ++l) lane[l] = Int(l);
+  const idx ktail = kc - (nv - 1) * L;  // outputs in the last vector
+  I valid;
+  for (int l = 0; l < L; ++l) valid[l] = l < ktail ? -1 : 0;
+  const idx row_bytes = d * idx(sizeof(T)), y_bytes = k * idx(sizeof(T));
   idx mistakes = 0;
   for (idx i = 0; i < m; ++i) {
-    if (i + perc::kAhead < m) {
-      perc::prefetch_row(X + order[i + perc::kAhead] * d, row_bytes);
-      perc::prefetch_row(Y + order[i + perc::kAhead] * k, k * idx(sizeof(T)));
+    if (i + kAhead < m) {
+      const idx r = idx(order[i + kAhead]);
+      prefetch_row(X + r * d, row_bytes);
+      if (labels) __builtin_prefetch(labels + r);
+      else prefetch_row(Y + r * k + c0, kc * idx(sizeof(T)));
     }
     const idx r = idx(order[i]);
     const T* x = X + r * d;
-    const T* y = Y + r * k;
-    for (idx c0 = 0; c0 < k; c0 += G * L) {
-      const int nv = int(tmin<idx>(G, (k - c0 + L - 1) / L));
-      // lanes used by the group's last vector (a full one unless the outputs end here)
-      const int last = int(tmin<idx>(L, k - c0 - idx(nv - 1) * L));
-      V acc[G] = {};
-      for (idx j = 0; j < d; ++j) {
-        const V xv = vset<T>(x[j]);
-        const T* wr = W + j * k + c0;
-        for (int q = 0; q < nv; ++q) {
-          const V wv = (q == nv - 1 && last < L) ? vload_n(wr + q * L, last) : vload(wr + q * L);
-          const V prod = xv * wv;
-          acc[q] += prod;
-        }
-      }
-      for (int q = 0; q < nv; ++q) {
-        const int cnt = q == nv - 1 ? last : L;
-        for (int l = 0; l < cnt; ++l) z[c0 + q * L + l] = acc[q][l];
-      }
-    }
+    const T* y = labels ? nullptr : Y + r * k + c0;
+    const std::int64_t lab = labels ? labels[r] - c0 : -1;
+    const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
+    for (idx j = 8 * nf; j < d; ++j) xt[j - 8 * nf] = x[j];  // the zero-padded tail
+    scores(x, xt.data(), nf, Wc, kc, nc, dp, z.data());
+    // step, error and step-size-scaled error, one vector of outputs at a time; the
+    // weights of the wrong outputs are updated at once (every score is computed already)
+    I bad = {};
     bool wrong = false;
-    for (idx c = 0; c < k; ++c) {
-      const T zc = z[c] + b[c];
-      T yhat;
-      if (step == codes::HEAVISIDE) yhat = zc >= T(0) ? T(1) : T(0);
-      else yhat = zc > T(0) ? T(1) : (zc < T(0) ? T(-1) : T(0));
-      const T e = y[c] - yhat;
-      g[c] = teta * e;
-      wrong |= e != T(0);
+    for (idx v = 0; v < nv; ++v) {
+      const V zc = vload(z.data() + v * L) + vload(bp.data() + v * L);
+      bad |= (zc - zc) != V{};  // NaN or infinity
+      const V yhat = heaviside ? vselect<T>(zc >= V{}, one, V{})
+                               : vselect<T>(zc > V{}, one, V{}) - vselect<T>(zc < V{}, one, V{});
+      V yv;
+      if (!y) yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
+      else if (v == nv - 1 && ktail < L) yv = vload_n(y + v * L, int(ktail));
+      else yv = vload(y + v * L);
+      V e = yv - yhat;
+      if (v == nv - 1) e = vselect<T>(valid, e, V{});
+      const V gv = teta * e;
+      vstore(g.data() + v * L, gv);
+      unsigned bits = lane_bits<T>(e != V{});
+      wrong |= bits != 0;
+      for (; bits; bits &= bits - 1) {
+        const int l = __builtin_ctz(bits);
+        update_row(Wc + (v * L + l) * dp, x, xt.data(), nf, nc, gv[l]);
+      }
     }
+    // a non-finite x makes some score non-finite; so can overflowed weights (the caller
+    // checks those), hence the look at the row itself
+    if (lane_bits<T>(bad) && !row_finite(x, d)) return -1;
+    if (flags) flags[i] = wrong;
     if (!wrong) continue;
     ++mistakes;
-    for (idx j = 0; j < d; ++j) {
-      const V xv = vset<T>(x[j]);
-      T* wr = W + j * k;
-      idx c = 0;
-      for (; c + L <= k; c += L) {
-        const V prod = xv * vload(g.data() + c);
-        vstore(wr + c, vload(wr + c) + prod);
-      }
-      if (c < k) {
-        const int cnt = int(k - c);
-        const V prod = xv * vload_n(g.data() + c, cnt);
-        vstore_n(wr + c, vload_n(wr + c, cnt) + prod, cnt);
-      }
-    }
-    for (idx c = 0; c < k; ++c) b[c] += g[c];
+    for (idx v = 0; v < nv; ++v)
+      vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
   }
+  for (idx c = 0; c < kc; ++c) bt[c0 + c] = bp[c];
   return mistakes;
+}
+
+}  // namespace perc
+
+// Rosenblatt's rule, all outputs in one pass over order[0..m): yhat = step(x W + b);
+// W += eta x^T (y - yhat); b += eta (y - yhat). W is (d, k) row-major. The targets are
+// the rows of Y (n, k), or, when labels is given (Y null), one-hot: output c of row r has
+// target 1 when labels[r] == c, else 0 (heaviside) or -1 (sign) - no second (n, k) array
+// to fetch at random rows. Returns the rows with at least one wrong output, or -1 when a
+// visited row of X holds a non-finite value (W and b are then left as they were: the
+// epoch runs on a transposed copy, written back at the end).
+//
+// Each row is read once, in the given order, with the rows ahead prefetched; the scores
+// are dot products from L1 (see perc::Chunk for the summation order); a mistake updates
+// only the weights of the wrong outputs (adding x * 0 to the others would change
+// nothing). An output's weights depend on its own score and target only, so with several
+// threads each takes a share of the outputs through all the rows; the result does not
+// depend on the thread count. The threads are not kept in step: running the same work
+// they stay close, and a row one has brought from DRAM is found by the others in the L3
+// (a victim cache of the L2s on AMD Zen: about 40000 rows of 100 doubles).
+template <class T>
+idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
+                     const std::int64_t* order, idx m, idx d, idx k, T* W, T* b, double eta,
+                     int step, int n_threads) {
+  const idx nc = (d + 7) / 8, dp = 8 * nc;  // chunks of 8 features, zero-padded
+  IsaBuffer<T> Wt{std::size_t(k * dp)}, bt{std::size_t(k)};
+  for (idx j = 0; j < d; ++j)
+    for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
+  for (idx c = 0; c < k; ++c) bt[c] = b[c];
+  // threads split the outputs when there are several and enough work to repay a job
+  idx nt = resolve_threads(n_threads);
+  if (nt > k) nt = k;
+  if (double(m) * double(d) * double(k) < 4e6) nt = 1;
+  idx result;
+  if (nt <= 1) {
+    result = perc::rosenblatt_part(X, Y, labels, order, m, d, k, 0, k, Wt.data(), bt.data(),
+                                   nc, T(eta), step, nullptr);
+  } else {
+    IsaBuffer<unsigned char> flags{std::size_t(nt * m)};
+    IsaBuffer<idx> res{std::size_t(nt)};
+    parallel_for(long(nt), int(nt), [&](long p) {
+      const idx c0 = k * p / nt, c1 = k * (p + 1) / nt;
+      res[p] = perc::rosenblatt_part(X, Y, labels, order, m, d, k, c0, c1, Wt.data(),
+                                     bt.data(), nc, T(eta), step, flags.data() + p * m);
+    });
+    result = 0;
+    for (idx p = 0; p < nt; ++p)
+      if (res[p] < 0) result = -1;
+    if (result == 0)
+      for (idx i = 0; i < m; ++i) {
+        unsigned char any = 0;
+        for (idx p = 0; p < nt; ++p) any |= flags[p * m + i];
+        result += any;
+      }
+  }
+  if (result < 0) return result;
+  for (idx j = 0; j < d; ++j)
+    for (idx c = 0; c < k; ++c) W[j * k + c] = Wt[c * dp + j];
+  for (idx c = 0; c < k; ++c) b[c] = bt[c];
+  return result;
 }
 
 // One epoch of scikit-learn's update for one binary problem (a.K == 1: a.Y is y, a.W is
 // w, a.B is b). Returns the epoch's summed loss (bit-identical to scikit-learn's);
-// *mistakes receives the number of mistakes.
+// *mistakes receives the number of mistakes, or -1 when a visited row of X holds a NaN or
+// an infinity (the epoch stops there).
 template <class T>
 double perceptron_epoch_sklearn(const PerceptronArgs<T>& a, const std::int64_t* order,
                                 idx m, idx* mistakes) {
   const perc::Problem<T> P{a.X,           a.n, a.d, a.Y, a.sample_weight, a.class_weight[0],
                            a.class_weight[1], a.eta0, a.fit_intercept};
   const perc::EpochStats st = perc::run_epoch(P, order, m, a.W, a.B, true, nullptr);
-  *mistakes = st.mistakes;
+  *mistakes = st.bad_input ? -1 : st.mistakes;
   return st.sumloss;
 }
 
 // scikit-learn's whole fit of a.K one-vs-rest problems, split over the thread pool (one
-// task per class; a class's result does not depend on the thread that runs it).
+// task per class; a class's result does not depend on the thread that runs it). The
+// targets of problem c are row c of a.Y, or +1 where a.labels == c and -1 elsewhere. A class
+// that meets a row of X holding a NaN or an infinity stops there with n_iter -1.
 template <class T>
 void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool* nonfinite) {
   const idx K = a.K;
@@ -495,17 +767,20 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
     const perc::Problem<T> P{a.X,
                              a.n,
                              a.d,
-                             a.Y + c * a.n,
+                             a.labels ? nullptr : a.Y + c * a.n,
                              a.sample_weight,
                              a.class_weight[2 * c],
                              a.class_weight[2 * c + 1],
                              a.eta0,
-                             a.fit_intercept};
-    bool s = false, nf = false;
+                             a.fit_intercept,
+                             a.labels,
+                             std::int64_t(c)};
+    bool s = false, nf = false, bad_x = false;
     a.n_iter[c] = perc::fit_problem(P, a.W + c * a.d, a.B + c,
                                     std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
                                     a.shuffle, a.max_iter, a.tol, a.n_iter_no_change,
-                                    &a.interrupt, &s, &nf);
+                                    &a.interrupt, &s, &nf, &bad_x);
+    if (bad_x) a.n_iter[c] = -1;
     stop[c] = s;
     bad[c] = nf;
   });

@@ -397,8 +397,9 @@ def _trainer_mlp(spec, X, y, backend, threads, note):
     return epoch, proba, None, note
 
 
-def rosenblatt_perceptron(X, y, classes, backend, threads, seed=0):
-    """rosenblatt's Perceptron (scikit-learn's rule), one ``partial_fit`` per epoch."""
+def rosenblatt_perceptron(X, y, classes, backend, threads, seed=0, rule="sklearn"):
+    """rosenblatt's Perceptron, one ``partial_fit`` per epoch: scikit-learn's rule (the
+    same model as scikit-learn's), or ``rule="rosenblatt"`` (all outputs in one pass)."""
     from .. import kernels as K
 
     try:
@@ -407,7 +408,8 @@ def rosenblatt_perceptron(X, y, classes, backend, threads, seed=0):
         raise Unavailable(str(exc)) from None
     cls = _rosenblatt_estimator("Perceptron")
     try:
-        est = cls(random_state=seed, shuffle=True, backend=backend, n_threads=threads)
+        est = cls(random_state=seed, shuffle=True, backend=backend, n_threads=threads,
+                  **({} if rule == "sklearn" else {"rule": rule}))
     except TypeError as exc:
         raise Unavailable(f"Perceptron does not take backend/n_threads: {exc}") from None
 

@@ -31,10 +31,11 @@ def _best(rows):
     return min(rows, key=lambda r: r.median_s) if rows else None
 
 
-def _primary(rows, only=None):
-    """The backend a target judges, and its rows (ok or FAILED)."""
+def _primary(rows, only=None, name="rosenblatt"):
+    """The backend a target judges, and its rows (ok or FAILED); ``name`` the contender
+    family (``onepass`` for the Perceptron's one-pass rule)."""
     for be in ([only] if only else ORDER):
-        impl = f"rosenblatt[{be}]"
+        impl = f"{name}[{be}]"
         mine = [r for r in rows if r.impl == impl and r.status in ("ok", "FAILED", "skipped")]
         if mine:
             return impl, mine
@@ -121,6 +122,48 @@ def _train(results, wid):
 
 def _peer_best(rows, peer):
     return _best(_ok(rows, peer))
+
+
+def _perceptron_10(results):
+    """Perceptron, 10 classes, >= 20x scikit-learn: both rules reported, each at its best
+    threads against scikit-learn's best, per dtype. The target is met when one rule meets
+    it for every dtype measured; the text names that rule and gives the other's figure."""
+    t = _T("perceptron-10", "Perceptron 100000x100, 10 classes: >= 20x sklearn per epoch "
+           "(best threads; scikit-learn's exact one-vs-rest rule and the one-pass "
+           "rule='rosenblatt' both reported)")
+    rules = (("rosenblatt", "sklearn-exact OvR"), ("onepass", "one-pass rule='rosenblatt'"))
+    parts, vals, meets, scaled = [], {}, {name: True for name, _ in rules}, False
+    for dt in ("float64", "float32"):
+        rows = _rows(results, f"perceptron/10classes/{dt}")
+        if not rows:
+            continue
+        sk = _peer_best(rows, "sklearn")
+        got = []
+        for name, label in rules:
+            impl, mine = _primary(rows, name=name)
+            if impl is None:
+                meets[name] = False
+                continue
+            fail = _failed(t, mine)
+            if fail:
+                return fail
+            rb = _best(_ok(mine))
+            if rb is None or sk is None:
+                meets[name] = False
+                continue
+            r = sk.median_s / rb.median_s
+            vals[f"{name}/{dt}"] = r
+            meets[name] &= r >= 20
+            scaled |= rows[0].scaled
+            got.append(f"{label} {r:.1f}x ({impl} t{rb.threads})")
+        if got:
+            parts.append(f"{_dn(dt)} vs sklearn t{sk.threads}: " + ", ".join(got))
+    if not parts:
+        return t.none("no Perceptron rows with both rosenblatt and sklearn")
+    met = [label for name, label in rules if meets[name]]
+    verdict = f"met by the {' and the '.join(met)}" if met else "met by neither rule"
+    return t.done(bool(met), "; ".join(parts) + f" - {verdict}", vals,
+                  "scaled down" if scaled else "")
 
 
 def evaluate_targets(results, cfg, threads_all):
@@ -285,26 +328,7 @@ def evaluate_targets(results, cfg, threads_all):
     train_targets("fashion_b32", 0.6, None, 8, 4, 2)
     train_targets("playground", None, None, 100, None, 8)
 
-    t = _T("perceptron-10", "Perceptron 100000x100, 10 classes: >= 20x sklearn per epoch "
-           "(best threads)")
-    for dt in ("float64", "float32"):
-        rows = _rows(results, f"perceptron/10classes/{dt}")
-        impl, mine = _primary(rows)
-        if impl is None:
-            continue
-        fail = _failed(t, mine)
-        if fail:
-            out.append(fail)
-            break
-        rb, sk = _best(_ok(mine)), _peer_best(rows, "sklearn")
-        if rb and sk:
-            r = sk.median_s / rb.median_s
-            out.append(t.done(r >= 20, f"{impl} t{rb.threads} {dt}: {r:.1f}x sklearn "
-                              f"(t{sk.threads})", {"ratio": r},
-                              "scaled down" if rows[0].scaled else ""))
-            break
-    else:
-        out.append(t.none("no Perceptron rows with both rosenblatt and sklearn"))
+    out.append(_perceptron_10(results))
 
     # ---- numba backend
     for name in ("fashion_b200", "fashion_b32"):
