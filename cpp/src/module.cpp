@@ -3,8 +3,8 @@
 // or write out of bounds, releases the GIL, and calls the kernels of the ISA chosen at
 // import. Full argument validation with friendly messages lives in kernels.py; the checks
 // here are the safety net for direct callers.
-#include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <atomic>  // perceptron
@@ -55,9 +55,7 @@ const rb::IsaKernels* choose_isa() {
       "; this CPU can run: " + have + " (compiled: " + built + ")");
 }
 
-int threads_arg(std::optional<int> n) {
-  return rb::resolve_threads(n ? *n : 0);
-}
+int threads_arg(std::optional<int> n) { return rb::resolve_threads(n ? *n : 0); }
 
 template <class T>
 constexpr const char* dtype_name() {
@@ -556,7 +554,8 @@ std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py
     throw py::value_error("step must be the heaviside or sign code");
   auto x = view<T>(X, "X", 2, false);
   const index_t n = x.shape[0], d = x.shape[1];
-  const bool onehot = py::isinstance<py::array>(Y) && py::reinterpret_borrow<py::array>(Y).ndim() == 1;
+  const bool onehot =
+      py::isinstance<py::array>(Y) && py::reinterpret_borrow<py::array>(Y).ndim() == 1;
   View<T> y;
   View<std::int64_t> lab;
   auto w = view<T>(W, "W", 2, true);
@@ -576,8 +575,8 @@ std::int64_t perceptron_epoch_t(py::handle X, py::handle Y, py::handle order, py
   auto bb = view<T>(b, "b", 1, true);
   expect_shape(bb, "b", k);
   py::gil_scoped_release nogil;
-  return ks<T>().perceptron_epoch(x.ptr, y.ptr, lab.ptr, ord.ptr, ord.shape[0], d, k, w.ptr,
-                                  bb.ptr, eta, step, nt);
+  return ks<T>().perceptron_epoch(x.ptr, y.ptr, lab.ptr, ord.ptr, ord.shape[0], d, k, w.ptr, bb.ptr,
+                                  eta, step, nt);
 }
 
 // ydim 1: one problem, y (n,); ydim 2: K problems, Y (K, n) of -1/+1 or int64 labels (n,)
@@ -588,8 +587,8 @@ rb::PerceptronArgs<T> perceptron_args(py::handle X, py::handle Y, int ydim, py::
                                       bool fit_intercept) {
   auto x = view<T>(X, "X", 2, false);
   const index_t n = x.shape[0], d = x.shape[1];
-  const bool labels = ydim == 2 && py::isinstance<py::array>(Y) &&
-                      py::reinterpret_borrow<py::array>(Y).ndim() == 1;
+  const bool labels =
+      ydim == 2 && py::isinstance<py::array>(Y) && py::reinterpret_borrow<py::array>(Y).ndim() == 1;
   View<double> y;
   View<std::int64_t> lab;
   index_t K = 1;

@@ -193,23 +193,41 @@ inline void store_head(T* d, vec<T> v, int n) {
   if constexpr (sizeof(T) == 4) {
     const __m128 lo = _mm256_castps256_ps128((__m256)v);
     switch (n) {
-      case 8: _mm256_storeu_ps(d, (__m256)v); return;
+      case 8:
+        _mm256_storeu_ps(d, (__m256)v);
+        return;
       case 6:
         _mm_storeu_ps(d, lo);
         _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), _mm256_extractf128_ps((__m256)v, 1));
         return;
-      case 4: _mm_storeu_ps(d, lo); return;
-      case 2: _mm_storel_pi(reinterpret_cast<__m64*>(d), lo); return;
-      case 1: _mm_store_ss(d, lo); return;
-      default: vstore_n(d, v, n); return;
+      case 4:
+        _mm_storeu_ps(d, lo);
+        return;
+      case 2:
+        _mm_storel_pi(reinterpret_cast<__m64*>(d), lo);
+        return;
+      case 1:
+        _mm_store_ss(d, lo);
+        return;
+      default:
+        vstore_n(d, v, n);
+        return;
     }
   } else {
     const __m128d lo = _mm256_castpd256_pd128((__m256d)v);
     switch (n) {
-      case 4: _mm256_storeu_pd(d, (__m256d)v); return;
-      case 2: _mm_storeu_pd(d, lo); return;
-      case 1: _mm_store_sd(d, lo); return;
-      default: vstore_n(d, v, n); return;
+      case 4:
+        _mm256_storeu_pd(d, (__m256d)v);
+        return;
+      case 2:
+        _mm_storeu_pd(d, lo);
+        return;
+      case 1:
+        _mm_store_sd(d, lo);
+        return;
+      default:
+        vstore_n(d, v, n);
+        return;
     }
   }
 }
@@ -220,12 +238,14 @@ template <class T>
 inline void load_transposed(const T* src, idx ld, int rows, vec<T>* out) {
   if constexpr (sizeof(T) == 4) {
     __m256 r[8];
-    for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
+    for (int i = 0; i < 8; ++i)
+      r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
     transpose8x8(r);
     for (int i = 0; i < 8; ++i) out[i] = (vec<T>)r[i];
   } else {
     __m256d r[4];
-    for (int i = 0; i < 4; ++i) r[i] = i < rows ? _mm256_loadu_pd(src + i * ld) : _mm256_setzero_pd();
+    for (int i = 0; i < 4; ++i)
+      r[i] = i < rows ? _mm256_loadu_pd(src + i * ld) : _mm256_setzero_pd();
     transpose4x4(r);
     for (int i = 0; i < 4; ++i) out[i] = (vec<T>)r[i];
   }
@@ -380,8 +400,8 @@ __attribute__((noinline)) void micro_panels(int np, const T* const* pa, const id
                                             idx ldd, T beta) {
   for (int q = 0; q < np; ++q) {
     micro_kernel<T, MR, NV, RowA>(kc, pa[q], lda[q], pb, ldb, c + idx(q) * MR * ldc, ldc,
-                            q == np - 1 ? rows_last : MR, cols, mode, bias,
-                            add ? add + idx(q) * MR * ldd : nullptr, ldd, beta);
+                                  q == np - 1 ? rows_last : MR, cols, mode, bias,
+                                  add ? add + idx(q) * MR * ldd : nullptr, ldd, beta);
   }
 }
 
@@ -389,8 +409,9 @@ template <class T, int NV, bool RowA>
 inline void run_micro_nv(int mr, int np, const T* const* pa, const idx* lda, idx kc, const T* pb,
                          idx ldb, T* c, idx ldc, int rows, idx cols, int mode, const T* bias,
                          const T* add, idx ldd, T beta) {
-#define RB_MICRO(R) \
-  micro_panels<T, R, NV, RowA>(np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, beta)
+#define RB_MICRO(R)                                                                                \
+  micro_panels<T, R, NV, RowA>(np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd, \
+                               beta)
   if (mr == kMR) {
     RB_MICRO(kMR);
   } else if (kMR > 8 && mr == 8) {
@@ -410,11 +431,11 @@ inline void run_micro_a(int mr, int np, int nv, const T* const* pa, const idx* l
                         const T* pb, idx ldb, T* c, idx ldc, int rows, idx cols, int mode,
                         const T* bias, const T* add, idx ldd, T beta) {
   if (nv == 2)
-    run_micro_nv<T, 2, RowA>(mr, np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add,
-                             ldd, beta);
+    run_micro_nv<T, 2, RowA>(mr, np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
+                             beta);
   else
-    run_micro_nv<T, 1, RowA>(mr, np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add,
-                             ldd, beta);
+    run_micro_nv<T, 1, RowA>(mr, np, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
+                             beta);
 }
 
 template <class T>
@@ -422,8 +443,8 @@ inline void run_micro(bool row_a, int mr, int np, int nv, const T* const* pa, co
                       idx kc, const T* pb, idx ldb, T* c, idx ldc, int rows, idx cols, int mode,
                       const T* bias, const T* add, idx ldd, T beta) {
   if (row_a)
-    run_micro_a<T, true>(mr, np, nv, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add,
-                         ldd, beta);
+    run_micro_a<T, true>(mr, np, nv, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add, ldd,
+                         beta);
   else
     run_micro_a<T, false>(mr, np, nv, pa, lda, kc, pb, ldb, c, ldc, rows, cols, mode, bias, add,
                           ldd, beta);

@@ -34,7 +34,8 @@ namespace ROSENBLATT_ISA_NS {
 template <class T>
 class IsaBuffer {
  public:
-  explicit IsaBuffer(std::size_t n) : n_(n), p_(n ? static_cast<T*>(::operator new(n * sizeof(T))) : nullptr) {
+  explicit IsaBuffer(std::size_t n)
+      : n_(n), p_(n ? static_cast<T*>(::operator new(n * sizeof(T))) : nullptr) {
     for (std::size_t i = 0; i < n_; ++i) p_[i] = T(0);
   }
   IsaBuffer(const IsaBuffer&) = delete;
@@ -57,8 +58,8 @@ inline void iota_order(IsaBuffer<std::int64_t>& order, std::size_t n) {
 
 namespace perc {
 
-constexpr double kU = 0x1p-53;  // unit roundoff of double
-constexpr idx kAhead = 8;         // rows prefetched ahead of the one being processed
+constexpr double kU = 0x1p-53;   // unit roundoff of double
+constexpr idx kAhead = 8;        // rows prefetched ahead of the one being processed
 constexpr idx kPollRows = 8192;  // rows between interrupt checks
 
 inline void prefetch_row(const void* p, idx bytes) {
@@ -273,7 +274,7 @@ struct EpochStats {
   double sumloss = 0.0;  // sum of -y p over mistakes, in visiting order
   double err = 0.0;      // bound on |sumloss - scikit-learn's sumloss| (0: identical)
   idx mistakes = 0;
-  bool stopped = false;  // interrupted
+  bool stopped = false;    // interrupted
   bool bad_input = false;  // met a row of X holding a NaN or an infinity (epoch abandoned)
 };
 
@@ -353,9 +354,9 @@ inline void shuffle(std::int64_t* order, idx n, std::uint32_t seed) {
 
 // A whole fit of one binary problem with scikit-learn's stopping rule; returns epochs run.
 template <class T>
-idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool shuf,
-                idx max_iter, double tol, idx n_iter_no_change, const InterruptCheck* ic,
-                bool* stopped, bool* nonfinite, bool* bad_input) {
+idx fit_problem(const Problem<T>& P, T* w, double* b, std::uint32_t seed, bool shuf, idx max_iter,
+                double tol, idx n_iter_no_change, const InterruptCheck* ic, bool* stopped,
+                bool* nonfinite, bool* bad_input) {
   const idx n = P.n, d = P.d;
   IsaBuffer<std::int64_t> order{std::size_t(n)};
   iota_order(order, std::size_t(n));
@@ -516,8 +517,8 @@ inline T fold8(const typename Chunk<T>::CV* a) {
 // x, the last (when nf < nc) from xt, x's tail zero-padded. Not inlined: inside the epoch
 // loop GCC keeps the step's constants in vector registers and spills accumulators.
 template <class T, int G>
-__attribute__((noinline)) void scores_group(const T* x, const T* xt, idx nf, const T* Wt,
-                                            idx nc, idx dp, T* z) {
+__attribute__((noinline)) void scores_group(const T* x, const T* xt, idx nf, const T* Wt, idx nc,
+                                            idx dp, T* z) {
   using C = Chunk<T>;
   using CV = typename C::CV;
   constexpr int NP = C::NPC, NL = C::NL;
@@ -535,8 +536,7 @@ __attribute__((noinline)) void scores_group(const T* x, const T* xt, idx nf, con
 }
 
 template <class T, int G>
-inline void scores_n(idx n, const T* x, const T* xt, idx nf, const T* Wt, idx nc, idx dp,
-                     T* z) {
+inline void scores_n(idx n, const T* x, const T* xt, idx nf, const T* Wt, idx nc, idx dp, T* z) {
   if constexpr (G > 0) {
     if (n == G) return scores_group<T, G>(x, xt, nf, Wt, nc, dp, z);
     scores_n<T, G - 1>(n, x, xt, nf, Wt, nc, dp, z);
@@ -604,9 +604,9 @@ namespace perc {
 // outputs was wrong at the i-th visited row. Returns the rows with a wrong output among
 // these, or -1 at a non-finite row of X.
 template <class T>
-idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
-                    const std::int64_t* order, idx m, idx d, idx k, idx c0, idx c1, T* Wt,
-                    T* bt, idx nc, T eta, int step, unsigned char* flags) {
+idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels, const std::int64_t* order,
+                    idx m, idx d, idx k, idx c0, idx c1, T* Wt, T* bt, idx nc, T eta, int step,
+                    unsigned char* flags) {
   using V = vec<T>;
   using I = ivec<T>;
   using Int = typename VecTraits<T>::Int;
@@ -614,8 +614,7 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
   const idx kc = c1 - c0, dp = 8 * nc;
   const idx nv = (kc + L - 1) / L, kp = nv * L;  // outputs padded for the vector step
   T* Wc = Wt + c0 * dp;
-  IsaBuffer<T> bp{std::size_t(kp)}, z{std::size_t(kp)}, g{std::size_t(kp)},
-      xt{8};
+  IsaBuffer<T> bp{std::size_t(kp)}, z{std::size_t(kp)}, g{std::size_t(kp)}, xt{8};
   const idx nf = d / 8;  // chunks read from the row itself
   for (idx c = 0; c < kc; ++c) bp[c] = bt[c0 + c];
   const V teta = vset<T>(eta), one = vset<T>(T(1));
@@ -632,8 +631,10 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
     if (i + kAhead < m) {
       const idx r = idx(order[i + kAhead]);
       prefetch_row(X + r * d, row_bytes);
-      if (labels) __builtin_prefetch(labels + r);
-      else prefetch_row(Y + r * k + c0, kc * idx(sizeof(T)));
+      if (labels)
+        __builtin_prefetch(labels + r);
+      else
+        prefetch_row(Y + r * k + c0, kc * idx(sizeof(T)));
     }
     const idx r = idx(order[i]);
     const T* x = X + r * d;
@@ -652,9 +653,12 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
       const V yhat = heaviside ? vselect<T>(zc >= V{}, one, V{})
                                : vselect<T>(zc > V{}, one, V{}) - vselect<T>(zc < V{}, one, V{});
       V yv;
-      if (!y) yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
-      else if (v == nv - 1 && ktail < L) yv = vload_n(y + v * L, int(ktail));
-      else yv = vload(y + v * L);
+      if (!y)
+        yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
+      else if (v == nv - 1 && ktail < L)
+        yv = vload_n(y + v * L, int(ktail));
+      else
+        yv = vload(y + v * L);
       V e = yv - yhat;
       if (v == nv - 1) e = vselect<T>(valid, e, V{});
       const V gv = teta * e;
@@ -698,9 +702,8 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels,
 // they stay close, and a row one has brought from DRAM is found by the others in the L3
 // (a victim cache of the L2s on AMD Zen: about 40000 rows of 100 doubles).
 template <class T>
-idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
-                     const std::int64_t* order, idx m, idx d, idx k, T* W, T* b, double eta,
-                     int step, int n_threads) {
+idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const std::int64_t* order,
+                     idx m, idx d, idx k, T* W, T* b, double eta, int step, int n_threads) {
   const idx nc = (d + 7) / 8, dp = 8 * nc;  // chunks of 8 features, zero-padded
   IsaBuffer<T> Wt{std::size_t(k * dp)}, bt{std::size_t(k)};
   for (idx j = 0; j < d; ++j)
@@ -712,15 +715,15 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
   if (double(m) * double(d) * double(k) < 4e6) nt = 1;
   idx result;
   if (nt <= 1) {
-    result = perc::rosenblatt_part(X, Y, labels, order, m, d, k, 0, k, Wt.data(), bt.data(),
-                                   nc, T(eta), step, nullptr);
+    result = perc::rosenblatt_part(X, Y, labels, order, m, d, k, 0, k, Wt.data(), bt.data(), nc,
+                                   T(eta), step, nullptr);
   } else {
     IsaBuffer<unsigned char> flags{std::size_t(nt * m)};
     IsaBuffer<idx> res{std::size_t(nt)};
     parallel_for(long(nt), int(nt), [&](long p) {
       const idx c0 = k * p / nt, c1 = k * (p + 1) / nt;
-      res[p] = perc::rosenblatt_part(X, Y, labels, order, m, d, k, c0, c1, Wt.data(),
-                                     bt.data(), nc, T(eta), step, flags.data() + p * m);
+      res[p] = perc::rosenblatt_part(X, Y, labels, order, m, d, k, c0, c1, Wt.data(), bt.data(), nc,
+                                     T(eta), step, flags.data() + p * m);
     });
     result = 0;
     for (idx p = 0; p < nt; ++p)
@@ -744,10 +747,17 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels,
 // *mistakes receives the number of mistakes, or -1 when a visited row of X holds a NaN or
 // an infinity (the epoch stops there).
 template <class T>
-double perceptron_epoch_sklearn(const PerceptronArgs<T>& a, const std::int64_t* order,
-                                idx m, idx* mistakes) {
-  const perc::Problem<T> P{a.X,           a.n, a.d, a.Y, a.sample_weight, a.class_weight[0],
-                           a.class_weight[1], a.eta0, a.fit_intercept};
+double perceptron_epoch_sklearn(const PerceptronArgs<T>& a, const std::int64_t* order, idx m,
+                                idx* mistakes) {
+  const perc::Problem<T> P{a.X,
+                           a.n,
+                           a.d,
+                           a.Y,
+                           a.sample_weight,
+                           a.class_weight[0],
+                           a.class_weight[1],
+                           a.eta0,
+                           a.fit_intercept};
   const perc::EpochStats st = perc::run_epoch(P, order, m, a.W, a.B, true, nullptr);
   *mistakes = st.bad_input ? -1 : st.mistakes;
   return st.sumloss;
@@ -776,10 +786,9 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
                              a.labels,
                              std::int64_t(c)};
     bool s = false, nf = false, bad_x = false;
-    a.n_iter[c] = perc::fit_problem(P, a.W + c * a.d, a.B + c,
-                                    std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
-                                    a.shuffle, a.max_iter, a.tol, a.n_iter_no_change,
-                                    &a.interrupt, &s, &nf, &bad_x);
+    a.n_iter[c] = perc::fit_problem(
+        P, a.W + c * a.d, a.B + c, std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
+        a.shuffle, a.max_iter, a.tol, a.n_iter_no_change, &a.interrupt, &s, &nf, &bad_x);
     if (bad_x) a.n_iter[c] = -1;
     stop[c] = s;
     bad[c] = nf;
