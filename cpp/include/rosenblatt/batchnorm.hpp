@@ -13,18 +13,6 @@
 namespace rosenblatt {
 namespace ROSENBLATT_ISA_NS {
 
-template <class T>
-inline vec<T> bn_ld(const T* p, int c) {
-  return c == lanes<T> ? vload(p) : vload_n(p, c);
-}
-template <class T>
-inline void bn_st(T* p, vec<T> v, int c) {
-  if (c == lanes<T>)
-    vstore(p, v);
-  else
-    vstore_n(p, v, c);
-}
-
 // f(j0, c) for each block of c <= lanes columns starting at j0; blocks are independent tasks.
 template <class T, class F>
 inline void bn_column_blocks(idx n, idx k, int nt, F&& f) {
@@ -47,21 +35,21 @@ void batchnorm_forward(const T* Z, const T* gamma, const T* beta, double eps, T*
   const vec<T> nf = vset<T>(T(n)), ep = vset<T>(T(eps)), one = vset<T>(T(1));
   bn_column_blocks<T>(n, k, nt, [&](idx j0, int c) {
     vec<T> s = vset<T>(T(0));
-    for (idx i = 0; i < n; ++i) s = s + bn_ld(Z + i * k + j0, c);
+    for (idx i = 0; i < n; ++i) s = s + vload_c(Z + i * k + j0, c);
     const vec<T> mu = s / nf;
     vec<T> v = vset<T>(T(0));
     for (idx i = 0; i < n; ++i) {
-      const vec<T> d = bn_ld(Z + i * k + j0, c) - mu;
+      const vec<T> d = vload_c(Z + i * k + j0, c) - mu;
       v = v + d * d;
     }
     const vec<T> inv = one / vsqrt<T>(v / nf + ep);
-    bn_st(mean + j0, mu, c);
-    bn_st(invstd + j0, inv, c);
-    const vec<T> g = bn_ld(gamma + j0, c), b = bn_ld(beta + j0, c);
+    vstore_c(mean + j0, mu, c);
+    vstore_c(invstd + j0, inv, c);
+    const vec<T> g = vload_c(gamma + j0, c), b = vload_c(beta + j0, c);
     for (idx i = 0; i < n; ++i) {
-      const vec<T> xh = (bn_ld(Z + i * k + j0, c) - mu) * inv;
-      bn_st(Xhat + i * k + j0, xh, c);
-      bn_st(Y + i * k + j0, xh * g + b, c);
+      const vec<T> xh = (vload_c(Z + i * k + j0, c) - mu) * inv;
+      vstore_c(Xhat + i * k + j0, xh, c);
+      vstore_c(Y + i * k + j0, xh * g + b, c);
     }
   });
 }
@@ -73,16 +61,16 @@ void batchnorm_backward(const T* dY, const T* Xhat, const T* gamma, const T* inv
   bn_column_blocks<T>(n, k, nt, [&](idx j0, int c) {
     vec<T> sb = vset<T>(T(0)), sg = vset<T>(T(0));
     for (idx i = 0; i < n; ++i) {
-      const vec<T> dy = bn_ld(dY + i * k + j0, c);
+      const vec<T> dy = vload_c(dY + i * k + j0, c);
       sb = sb + dy;
-      sg = sg + dy * bn_ld(Xhat + i * k + j0, c);
+      sg = sg + dy * vload_c(Xhat + i * k + j0, c);
     }
-    bn_st(dbeta + j0, sb, c);
-    bn_st(dgamma + j0, sg, c);
-    const vec<T> cc = bn_ld(gamma + j0, c) * bn_ld(invstd + j0, c) / nf;
+    vstore_c(dbeta + j0, sb, c);
+    vstore_c(dgamma + j0, sg, c);
+    const vec<T> cc = vload_c(gamma + j0, c) * vload_c(invstd + j0, c) / nf;
     for (idx i = 0; i < n; ++i) {
-      const vec<T> dy = bn_ld(dY + i * k + j0, c), xh = bn_ld(Xhat + i * k + j0, c);
-      bn_st(dZ + i * k + j0, (dy * nf - sb - xh * sg) * cc, c);
+      const vec<T> dy = vload_c(dY + i * k + j0, c), xh = vload_c(Xhat + i * k + j0, c);
+      vstore_c(dZ + i * k + j0, (dy * nf - sb - xh * sg) * cc, c);
     }
   });
 }
@@ -92,9 +80,10 @@ void batchnorm_inference(const T* Z, const T* gamma, const T* beta, const T* run
                          const T* running_var, double eps, T* Y, idx n, idx k, int nt) {
   const vec<T> ep = vset<T>(T(eps));
   bn_column_blocks<T>(n, k, nt, [&](idx j0, int c) {
-    const vec<T> sc = bn_ld(gamma + j0, c) / vsqrt<T>(bn_ld(running_var + j0, c) + ep);
-    const vec<T> rm = bn_ld(running_mean + j0, c), b = bn_ld(beta + j0, c);
-    for (idx i = 0; i < n; ++i) bn_st(Y + i * k + j0, (bn_ld(Z + i * k + j0, c) - rm) * sc + b, c);
+    const vec<T> sc = vload_c(gamma + j0, c) / vsqrt<T>(vload_c(running_var + j0, c) + ep);
+    const vec<T> rm = vload_c(running_mean + j0, c), b = vload_c(beta + j0, c);
+    for (idx i = 0; i < n; ++i)
+      vstore_c(Y + i * k + j0, (vload_c(Z + i * k + j0, c) - rm) * sc + b, c);
   });
 }
 

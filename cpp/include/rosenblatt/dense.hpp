@@ -142,17 +142,6 @@ template <class T>
 inline int lanes_at(idx w, int v) {
   return int(tmin<idx>(lanes<T>, w - idx(v) * lanes<T>));
 }
-template <class T>
-inline vec<T> vload_c(const T* p, int c) {
-  return c == lanes<T> ? vload(p) : vload_n(p, c);
-}
-template <class T>
-inline void vstore_c(T* p, vec<T> v, int c) {
-  if (c == lanes<T>)
-    vstore(p, v);
-  else
-    vstore_n(p, v, c);
-}
 
 // A = f(Z) over a contiguous span, f fixed at compile time, four vectors per step so that
 // their independent polynomial and division chains overlap (one row of a small layer is

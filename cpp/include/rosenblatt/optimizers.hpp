@@ -33,17 +33,6 @@ inline void vec_loop(idx i0, idx i1, Op&& op) {
   if (i < i1) op(i, int(i1 - i));
 }
 
-template <class T>
-inline vec<T> ld(const T* p, int c) {
-  return c == lanes<T> ? vload(p) : vload_n(p, c);
-}
-template <class T>
-inline void st(T* p, vec<T> v, int c) {
-  if (c == lanes<T>)
-    vstore(p, v);
-  else
-    vstore_n(p, v, c);
-}
 
 template <class T>
 void sgd_step(T* p, const T* g, T* vel, idx len, double lr, double momentum, bool nesterov,
@@ -51,13 +40,13 @@ void sgd_step(T* p, const T* g, T* vel, idx len, double lr, double momentum, boo
   const T mu = T(momentum), eta = T(lr);
   for_chunks(len, nt, [&](idx i0, idx i1) {
     vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = ld(g + i, c);
-      vec<T> v = ld(vel + i, c) * mu;
+      vec<T> gv = vload_c(g + i, c);
+      vec<T> v = vload_c(vel + i, c) * mu;
       v = v - eta * gv;
-      st(vel + i, v, c);
-      vec<T> pv = ld(p + i, c);
+      vstore_c(vel + i, v, c);
+      vec<T> pv = vload_c(p + i, c);
       pv = nesterov ? pv + (mu * v - eta * gv) : pv + v;
-      st(p + i, pv, c);
+      vstore_c(p + i, pv, c);
     });
   });
 }
@@ -67,10 +56,10 @@ void adagrad_step(T* p, const T* g, T* acc, idx len, double lr, double eps, int 
   const T eta = T(lr), ep = T(eps);
   for_chunks(len, nt, [&](idx i0, idx i1) {
     vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = ld(g + i, c);
-      vec<T> a = ld(acc + i, c) + gv * gv;
-      st(acc + i, a, c);
-      st(p + i, ld(p + i, c) - eta * gv / (vsqrt<T>(a) + ep), c);
+      vec<T> gv = vload_c(g + i, c);
+      vec<T> a = vload_c(acc + i, c) + gv * gv;
+      vstore_c(acc + i, a, c);
+      vstore_c(p + i, vload_c(p + i, c) - eta * gv / (vsqrt<T>(a) + ep), c);
     });
   });
 }
@@ -80,11 +69,11 @@ void rmsprop_step(T* p, const T* g, T* sq, idx len, double lr, double rho, doubl
   const T eta = T(lr), r = T(rho), r1 = T(1.0 - rho), ep = T(eps);
   for_chunks(len, nt, [&](idx i0, idx i1) {
     vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = ld(g + i, c);
-      vec<T> s = ld(sq + i, c) * r;
+      vec<T> gv = vload_c(g + i, c);
+      vec<T> s = vload_c(sq + i, c) * r;
       s = s + r1 * gv * gv;
-      st(sq + i, s, c);
-      st(p + i, ld(p + i, c) - eta * gv / (vsqrt<T>(s) + ep), c);
+      vstore_c(sq + i, s, c);
+      vstore_c(p + i, vload_c(p + i, c) - eta * gv / (vsqrt<T>(s) + ep), c);
     });
   });
 }
@@ -100,16 +89,16 @@ void adam_step(T* p, const T* g, T* m, T* v, idx len, double lr, double beta1, d
   const bool wd = weight_decay != 0.0;
   for_chunks(len, nt, [&](idx i0, idx i1) {
     vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = ld(g + i, c);
-      vec<T> pv = ld(p + i, c);
+      vec<T> gv = vload_c(g + i, c);
+      vec<T> pv = vload_c(p + i, c);
       if (wd) pv = pv - decay * pv;
-      vec<T> mv = ld(m + i, c) * b1;
+      vec<T> mv = vload_c(m + i, c) * b1;
       mv = mv + b1c * gv;
-      vec<T> vv = ld(v + i, c) * b2;
+      vec<T> vv = vload_c(v + i, c) * b2;
       vv = vv + b2c * gv * gv;
-      st(m + i, mv, c);
-      st(v + i, vv, c);
-      st(p + i, pv - lt * mv / (vsqrt<T>(vv) + ep), c);
+      vstore_c(m + i, mv, c);
+      vstore_c(v + i, vv, c);
+      vstore_c(p + i, pv - lt * mv / (vsqrt<T>(vv) + ep), c);
     });
   });
 }

@@ -137,6 +137,20 @@ inline void vstore_n(T* p, vec<T> v, int cnt) {
 }
 #endif
 
+// The first c lanes (0 < c <= lanes) of a row's last, possibly partial, vector: a full
+// vector takes the plain move, a partial one the masked move.
+template <class T>
+inline vec<T> vload_c(const T* p, int c) {
+  return c == lanes<T> ? vload(p) : vload_n(p, c);
+}
+template <class T>
+inline void vstore_c(T* p, vec<T> v, int c) {
+  if (c == lanes<T>)
+    vstore(p, v);
+  else
+    vstore_n(p, v, c);
+}
+
 // a * b + c. A single rounding where the ISA has FMA; the baseline rounds twice (the file is
 // compiled with -ffp-contract=off, so nothing else is fused behind our back).
 #if defined(__AVX512F__)
