@@ -52,6 +52,18 @@ def dtype(request):
 # tolerances
 
 
+def loss_targets(rng, loss, n, k, dtype=np.float64):
+    """Targets a loss accepts: 0/1 for binary log loss, one-hot rows for log loss, counts
+    for poisson, standard normal values otherwise."""
+    if loss == "binary_log_loss":
+        return (rng.random((n, k)) < 0.5).astype(dtype)
+    if loss == "log_loss":
+        return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    if loss == "poisson":
+        return rng.poisson(1.0, (n, k)).astype(dtype)
+    return rng.standard_normal((n, k)).astype(dtype)
+
+
 def rtol_for(dtype, n=1):
     """Cross-backend relative tolerance for results of reductions of length ``n``.
 

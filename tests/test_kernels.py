@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_backends_agree, assert_close, rtol_for
+from conftest import assert_backends_agree, assert_close, loss_targets, rtol_for
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosenblatt import _codes as C
@@ -269,16 +269,6 @@ HEADS = (("identity", "squared_error"), ("tanh", "squared_error"),
          ("logistic", "squared_error"))
 
 
-def head_targets(rng, loss, n, k, dtype):
-    if loss == "binary_log_loss":
-        return (rng.random((n, k)) < 0.5).astype(dtype)
-    if loss == "log_loss":
-        return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
-    if loss == "poisson":
-        return rng.poisson(1.0, (n, k)).astype(dtype)
-    return normal(rng, (n, k), dtype)
-
-
 @fast(40)
 @given(n=st.sampled_from((1, 5, 16, 40)), d=st.sampled_from((1, 3, 8, 17)),
        hidden=st.lists(st.sampled_from((1, 5, 16, 33)), max_size=2),
@@ -305,7 +295,7 @@ def test_train_epoch(backend, dtype, n, d, hidden, k, act, head, opt, batch, wei
     ls = [d, *hidden, k]
     acts = [act] * len(hidden) + [out_act]
     X = normal(rng, (n, d), dtype)
-    Y = head_targets(rng, loss, n, k, dtype)
+    Y = loss_targets(rng, loss, n, k, dtype)
     sw = rng.uniform(0.1, 2.0, n).astype(dtype) if weighted else None
     p0 = init_params(rng, ls, dtype)
     # small steps: the comparison needs training that does not diverge. sgd's momentum 0.9

@@ -8,7 +8,7 @@ exact numbers (and every backend must reproduce them).
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, loss_targets
 from rosenblatt import _codes as C
 from rosenblatt import _kernels_ref as R
 from rosenblatt import kernels as K
@@ -155,16 +155,6 @@ NETS = [
 ]
 
 
-def _targets(rng, loss, n, k):
-    if loss == "log_loss":
-        return np.eye(k)[rng.integers(0, k, n)]
-    if loss == "binary_log_loss":
-        return (rng.random((n, k)) < 0.5).astype(float)
-    if loss == "poisson":
-        return rng.poisson(1.0, (n, k)).astype(float)
-    return rng.standard_normal((n, k))
-
-
 @pytest.mark.parametrize(("sizes", "acts", "loss", "alpha", "l1", "weighted"), NETS)
 def test_train_epoch_gradient(sizes, acts, loss, alpha, l1, weighted):
     """One full batch of plain sgd moves the parameters by -lr times the numeric gradient."""
@@ -173,7 +163,7 @@ def test_train_epoch_gradient(sizes, acts, loss, alpha, l1, weighted):
     ls = np.array(sizes, dtype=np.int64)
     codes = np.array([C.ACTIVATIONS[a] for a in acts], dtype=np.int32)
     X = rng.standard_normal((n, sizes[0]))
-    Y = _targets(rng, loss, n, sizes[-1])
+    Y = loss_targets(rng, loss, n, sizes[-1])
     sw = rng.uniform(0.3, 2.0, n) if weighted else None
     _, total = R.param_offsets(ls)
     p0 = rng.standard_normal(total) * 0.6

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, loss_targets
 from sklearn.exceptions import ConvergenceWarning
 
 _core = pytest.importorskip("rosenblatt._core")
@@ -49,22 +49,12 @@ OPTIONS = [
 ]
 
 
-def _targets(rng, loss, n, k, dt):
-    if loss == "binary_log_loss":
-        return (rng.random((n, k)) < 0.5).astype(dt)
-    if loss == "log_loss":
-        return np.eye(k, dtype=dt)[rng.integers(0, k, n)]
-    if loss == "poisson":
-        return rng.poisson(1.0, (n, k)).astype(dt)
-    return rng.standard_normal((n, k)).astype(dt)
-
-
 def _train(be, dt, net, opt, batch, weighted, norms, alpha, l1, n_threads=1):
     sizes, hidden, out, loss = net
     rng = np.random.default_rng(0)
     n = 53
     X = rng.standard_normal((n, sizes[0])).astype(dt)
-    Y = _targets(rng, loss, n, sizes[-1], dt)
+    Y = loss_targets(rng, loss, n, sizes[-1], dt)
     sw = rng.uniform(0.1, 2.0, n).astype(dt) if weighted else None
     parts = []
     for fi, fo in itertools.pairwise(sizes):
