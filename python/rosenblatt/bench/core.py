@@ -255,6 +255,7 @@ class Workload:
         """Drop the data."""
 
     def contenders(self, cfg: Config) -> list:
+        """The contenders to time (abstract: every workload class defines its own)."""
         raise NotImplementedError
 
     def check(self, outputs: dict) -> dict:
