@@ -113,21 +113,61 @@ def test_compiled_backends_share_one_summation_order(dtype, shape):
         np.testing.assert_allclose(res[0][1], ref[1], rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
+@needs_compiled
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
-def test_threads_split_outputs_without_changing_the_result(dtype):
-    # large enough (n d k >= 4e6) for the kernel to split the outputs over threads
-    n, d, k = 4000, 100, 10
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "Y"])
+@pytest.mark.parametrize("n", [255, 256, 257, 512, 513, 1300])
+def test_epoch_equals_reference_across_gathered_blocks(dtype, labels, n):
+    # the compiled kernel gathers the rows in blocks of 256 positions into two alternating
+    # buffers: orders that end inside, at and just past a block, and revisit rows
+    rng = np.random.default_rng(n)
+    X, Y, W0, b0 = _case(rng, n, 9, 11, dtype, "sign", labels)
+    orders = [rng.permutation(n).astype(np.int64), rng.integers(0, n, n + 300).astype(np.int64)]
+    want = _epochs("numpy", X, Y, W0, b0, orders, 0.5, "sign")
+    for be in COMPILED:
+        _assert_same(_epochs(be, X, Y, W0, b0, orders, 0.5, "sign"), want)
+
+
+def _threaded_case(dtype, n=4001, d=100, k=10, seed=3):
+    # large enough (n d k >= 4e6) for the kernel to split the outputs over threads; n is
+    # not a whole number of gathered blocks
+    rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)).astype(dtype)
     lab = rng.integers(0, k, n).astype(np.int64)
-    W0 = np.zeros((d, k), dtype)
-    b0 = np.zeros(k, dtype)
-    orders = [rng.permutation(n).astype(np.int64) for _ in range(2)]
-    one = _epochs("cpp", X, lab, W0, b0, orders, 1.0, "heaviside", n_threads=1)
+    return rng, X, lab, np.zeros((d, k), dtype), np.zeros(k, dtype)
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "Y"])
+def test_threads_split_outputs_without_changing_the_result(dtype, labels):
+    rng, X, lab, W0, b0 = _threaded_case(dtype)
+    Y = lab if labels else np.where(lab[:, None] == np.arange(10), 1.0, -1.0).astype(dtype)
+    step = "heaviside" if labels else "sign"
+    orders = [rng.permutation(len(X)).astype(np.int64) for _ in range(2)]
+    one = _epochs("cpp", X, Y, W0, b0, orders, 1.0, step, n_threads=1)
     for t in (2, 3, 10):
-        _assert_same(_epochs("cpp", X, lab, W0, b0, orders, 1.0, "heaviside", n_threads=t),
-                     one)
+        _assert_same(_epochs("cpp", X, Y, W0, b0, orders, 1.0, step, n_threads=t), one)
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("position", [5, 300, 2600, 4000])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_non_finite_row_stops_every_thread(dtype, position, n_threads):
+    # the threads meet after every block: a NaN found by one stops them all, the weights
+    # are left as they were, and the next call (the pool reused) works
+    rng, X, lab, W, b = _threaded_case(dtype)
+    order = rng.permutation(len(X)).astype(np.int64)
+    X[order[position], 7] = np.nan
+    W += 1.0
+    W0, b0 = W.copy(), b.copy()
+    assert K.perceptron_epoch(X, lab, W, b, order=order, backend="cpp",
+                              n_threads=n_threads) == -1
+    np.testing.assert_array_equal(W, W0)
+    np.testing.assert_array_equal(b, b0)
+    assert K.perceptron_epoch(X, lab, W, b, order=order[:position], backend="cpp",
+                              n_threads=n_threads) >= 0
 
 
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
@@ -334,3 +374,19 @@ def test_cached_shuffle_seeds_are_scikit_learns_draws():
             np.testing.assert_array_equal(_shuffle_seeds(seed, K_), want)
             np.testing.assert_array_equal(_shuffle_seeds(np.int64(seed), K_), want)
             np.testing.assert_array_equal(_shuffle_seeds(np.random.RandomState(seed), K_), want)
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
+def test_callers_sharing_the_pool_get_the_same_result():
+    # a caller that finds the thread pool busy runs its epoch on one thread instead (the
+    # threads of an epoch wait for each other, so they must all run at once)
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng, X, lab, W0, b0 = _threaded_case(np.float32)
+    orders = [rng.permutation(len(X)).astype(np.int64) for _ in range(3)]
+    want = _epochs("cpp", X, lab, W0, b0, orders, 1.0, "heaviside", n_threads=1)
+    with ThreadPoolExecutor(4) as ex:
+        futures = [ex.submit(_epochs, "cpp", X, lab, W0, b0, orders, 1.0, "heaviside", 2)
+                   for _ in range(8)]
+        for f in futures:
+            _assert_same(f.result(timeout=60), want)

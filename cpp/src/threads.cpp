@@ -44,11 +44,14 @@ class Pool {
  public:
   ~Pool() { stop_workers(); }
 
-  void run(Job& job) {
+  // gang: every task needs its own thread (they wait for each other), so a busy pool
+  // refuses the job (returns false) instead of running the tasks one after another.
+  bool run(Job& job, bool gang = false) {
     std::unique_lock<std::mutex> submit(submit_, std::try_to_lock);
     if (!submit.owns_lock()) {  // another caller's job is running: do ours here
+      if (gang) return false;
       run_tasks(job);
-      return;
+      return true;
     }
     ensure_workers(job.max_helpers);
     {
@@ -67,6 +70,7 @@ class Pool {
            job.helpers.load(std::memory_order_acquire) != 0) {
       cpu_relax();
     }
+    return true;
   }
 
   int spinning() const { return spinning_.load(std::memory_order_relaxed); }
@@ -108,12 +112,14 @@ class Pool {
   void ensure_workers(int helpers) {
     if (helpers > 63) helpers = 63;
     while (static_cast<int>(workers_.size()) < helpers) {
-      workers_.emplace_back([this] { worker_loop(); });
+      // the generation before the job that needs the worker: read here (the submit lock
+      // is held, so it cannot move), not by the new thread, which might start after the
+      // job was posted and then wait for the next one
+      workers_.emplace_back([this, seen = generation_.load()] { worker_loop(seen); });
     }
   }
 
-  void worker_loop() {
-    unsigned seen = generation_.load(std::memory_order_acquire);
+  void worker_loop(unsigned seen) {
     for (;;) {
       auto t0 = std::chrono::steady_clock::now();
       int polls = 0;
@@ -219,9 +225,7 @@ int get_num_threads() {
   return n;
 }
 
-void set_num_threads(int n) {
-  g_default_threads.store(n > 0 ? n : 0);
-}
+void set_num_threads(int n) { g_default_threads.store(n > 0 ? n : 0); }
 
 int resolve_threads(int requested) {
   int n = requested > 0 ? requested : get_num_threads();
@@ -243,6 +247,23 @@ void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx) {
   pool().run(job);
 }
 
+bool parallel_gang(int n_tasks, TaskFn fn, void* ctx) {
+  if (n_tasks <= 1) {
+    if (n_tasks == 1) fn(ctx, 0);
+    return true;
+  }
+  if (n_tasks > 64) return false;
+  Job job;
+  job.fn = fn;
+  job.ctx = ctx;
+  job.n_tasks = n_tasks;
+  // The caller is stuck in its first task until the others run, and a worker cannot take
+  // a second task before its first is done, so with n_tasks - 1 workers every task gets a
+  // thread of its own.
+  job.max_helpers = n_tasks - 1;
+  return pool().run(job, true);
+}
+
 int idle_spinning_workers() {
   Pool* p;
   {
@@ -254,6 +275,22 @@ int idle_spinning_workers() {
 
 void wake_workers(int n_threads) {
   if (n_threads > 1) pool().wake(n_threads - 1);
+}
+
+void SpinBarrier::wait() {
+  const unsigned phase = phase_.load(std::memory_order_acquire);
+  if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    count_.store(0, std::memory_order_relaxed);
+    phase_.store(phase + 1, std::memory_order_release);
+    return;
+  }
+  int spins = 0;
+  while (phase_.load(std::memory_order_acquire) == phase) {
+    if (++spins < 4096)
+      cpu_relax();
+    else
+      std::this_thread::yield();
+  }
 }
 
 void* thread_scratch(int slot, std::size_t bytes) {

@@ -13,11 +13,13 @@
 // ambiguous is settled by replaying that epoch with sequential dot products (so n_iter_
 // matches scikit-learn too). float input needs no replay: its p is exact.
 #pragma once
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <new>
+#include <utility>
 
 #include "rosenblatt/codes.hpp"
 #include "rosenblatt/dispatch.hpp"
@@ -62,9 +64,16 @@ constexpr double kU = 0x1p-53;   // unit roundoff of double
 constexpr idx kAhead = 8;        // rows prefetched ahead of the one being processed
 constexpr idx kPollRows = 8192;  // rows between interrupt checks
 
-inline void prefetch_row(const void* p, idx bytes) {
+// Always inlined: a call to a function that only prefetches has no effect GCC can see,
+// so once the function is found "pure" the call is deleted as dead code.
+__attribute__((always_inline)) inline void prefetch_row(const void* p, idx bytes) {
   const char* c = static_cast<const char*>(p);
-  for (idx o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 3);
+  // two lines a step (the loop's bookkeeping cost as much as the prefetches); the second
+  // may fall past the row, which is harmless: a prefetch never faults
+  for (idx o = 0; o < bytes; o += 128) {
+    __builtin_prefetch(c + o, 0, 3);
+    __builtin_prefetch(c + o + 64, 0, 3);
+  }
 }
 
 // s = sum of the rounded products w_j x_j, in double, by SIMD lanes; a = sum of |w_j x_j|.
@@ -493,81 +502,121 @@ inline void cstore(void* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// The canonical fold of one output's partial sums (NPC vectors of CV).
+// The canonical fold of four outputs' partial sums (NPC vectors of CV each), as one
+// vector of their four scores: t_r = s_r + s_r+4, then u_0 = t_0 + t_2 and u_1 = t_1 + t_3,
+// then u_0 + u_1 - the order of the comment above Chunk, computed for four outputs at
+// once by shuffles instead of one horizontal sum each.
 template <class T>
-inline T fold8(const typename Chunk<T>::CV* a) {
+inline typename SmallVec<T, 4>::V fold4(const typename Chunk<T>::CV* a0,
+                                        const typename Chunk<T>::CV* a1,
+                                        const typename Chunk<T>::CV* a2,
+                                        const typename Chunk<T>::CV* a3) {
   using C = Chunk<T>;
   using V4 = typename SmallVec<T, 4>::V;
-  using V2 = typename SmallVec<T, 2>::V;
-  V2 u;
-  if constexpr (C::NPC == 1) {
-    const V4 t = __builtin_shufflevector(a[0], a[0], 0, 1, 2, 3) +
-                 __builtin_shufflevector(a[0], a[0], 4, 5, 6, 7);  // s_r + s_r+4
-    u = __builtin_shufflevector(t, t, 0, 1) + __builtin_shufflevector(t, t, 2, 3);
-  } else if constexpr (C::NPC == 2) {
-    const V4 t = a[0] + a[1];
-    u = __builtin_shufflevector(t, t, 0, 1) + __builtin_shufflevector(t, t, 2, 3);
-  } else {
-    u = (a[0] + a[2]) + (a[1] + a[3]);
-  }
-  return u[0] + u[1];
+  auto halves = [](const typename C::CV* a) -> V4 {
+    if constexpr (C::NPC == 1)
+      return __builtin_shufflevector(a[0], a[0], 0, 1, 2, 3) +
+             __builtin_shufflevector(a[0], a[0], 4, 5, 6, 7);
+    else if constexpr (C::NPC == 2)
+      return a[0] + a[1];
+    else  // two lanes per vector: (s0 s1) (s2 s3) (s4 s5) (s6 s7)
+      return __builtin_shufflevector(a[0] + a[2], a[1] + a[3], 0, 1, 2, 3);
+  };
+  const V4 t0 = halves(a0), t1 = halves(a1), t2 = halves(a2), t3 = halves(a3);
+  const V4 q01 = __builtin_shufflevector(t0, t1, 0, 1, 4, 5) +
+                 __builtin_shufflevector(t0, t1, 2, 3, 6, 7);  // u0 u1 of outputs 0, 1
+  const V4 q23 =
+      __builtin_shufflevector(t2, t3, 0, 1, 4, 5) + __builtin_shufflevector(t2, t3, 2, 3, 6, 7);
+  return __builtin_shufflevector(q01, q23, 0, 2, 4, 6) +
+         __builtin_shufflevector(q01, q23, 1, 3, 5, 7);
 }
 
-// z[0..G) = x . Wt[g] for G rows of Wt (stride dp) over nc chunks: the first nf read from
-// x, the last (when nf < nc) from xt, x's tail zero-padded. Not inlined: inside the epoch
-// loop GCC keeps the step's constants in vector registers and spills accumulators.
+// Outputs per store unit of the scores: the step reads them back as vectors of lanes<T>,
+// and a load that spans two stores waits for both to reach the cache (no store
+// forwarding, some 20 cycles a row), so the scores are stored as whole vectors.
+template <class T>
+constexpr int kScoreUnit = lanes<T> > 4 ? lanes<T> : 4;
+
+// z[0..G) = x . Wt[g] for G rows of Wt (stride dp) over nc chunks of x, a row zero-padded
+// to dp = 8 nc; z[G..) up to the next multiple of kScoreUnit is overwritten. Not inlined:
+// inside the epoch loop GCC keeps the step's constants in vector registers and spills
+// accumulators.
 template <class T, int G>
-__attribute__((noinline)) void scores_group(const T* x, const T* xt, idx nf, const T* Wt, idx nc,
-                                            idx dp, T* z) {
+__attribute__((noinline)) void scores_group(const T* x, const T* Wt, idx nc, idx dp, T* z) {
   using C = Chunk<T>;
   using CV = typename C::CV;
+  using V4 = typename SmallVec<T, 4>::V;
   constexpr int NP = C::NPC, NL = C::NL;
+  // The first chunk's products start the sums (nc >= 1): zeroing the accumulators first
+  // made GCC clear them in memory with a slow `rep stos` on every call. 0 + p == p, so
+  // the sums are the same.
   CV acc[G][NP];
-  for (int g = 0; g < G; ++g)
-    for (int p = 0; p < NP; ++p) acc[g][p] = CV{};
-  for (idx q = 0; q < nc; ++q) {
-    const T* xc = q < nf ? x + 8 * q : xt;
+  {
     CV xv[NP];
-    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(xc + p * NL);
+    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(x + p * NL);
+    for (int g = 0; g < G; ++g)
+      for (int p = 0; p < NP; ++p) acc[g][p] = xv[p] * cload<CV>(Wt + g * dp + p * NL);
+  }
+#pragma GCC unroll 2
+  for (idx q = 1; q < nc; ++q) {
+    CV xv[NP];
+    for (int p = 0; p < NP; ++p) xv[p] = cload<CV>(x + 8 * q + p * NL);
     for (int g = 0; g < G; ++g)
       for (int p = 0; p < NP; ++p) acc[g][p] += xv[p] * cload<CV>(Wt + g * dp + 8 * q + p * NL);
   }
-  for (int g = 0; g < G; ++g) z[g] = fold8<T>(acc[g]);
-}
-
-template <class T, int G>
-inline void scores_n(idx n, const T* x, const T* xt, idx nf, const T* Wt, idx nc, idx dp, T* z) {
-  if constexpr (G > 0) {
-    if (n == G) return scores_group<T, G>(x, xt, nf, Wt, nc, dp, z);
-    scores_n<T, G - 1>(n, x, xt, nf, Wt, nc, dp, z);
+  // four scores per fold (outputs past G repeat the last one), stored in whole units
+  constexpr int NQ = (G + 3) / 4, U = kScoreUnit<T>, NU = (4 * NQ + U - 1) / U;
+  V4 r[NU * U / 4];
+  for (int i = 0; i < NQ; ++i) {
+    auto o = [&](int g) { return acc[g < G ? g : G - 1]; };
+    r[i] = fold4<T>(o(4 * i), o(4 * i + 1), o(4 * i + 2), o(4 * i + 3));
+  }
+  for (int i = NQ; i < NU * U / 4; ++i) r[i] = r[NQ - 1];
+  for (int u = 0; u < NU; ++u) {
+    if constexpr (U == 4) {
+      cstore(z + 4 * u, r[u]);
+    } else if constexpr (U == 8) {
+      cstore(z + 8 * u, __builtin_shufflevector(r[2 * u], r[2 * u + 1], 0, 1, 2, 3, 4, 5, 6, 7));
+    } else {
+      typedef T V8 __attribute__((vector_size(8 * sizeof(T))));
+      const V8 lo = __builtin_shufflevector(r[4 * u], r[4 * u + 1], 0, 1, 2, 3, 4, 5, 6, 7);
+      const V8 hi = __builtin_shufflevector(r[4 * u + 2], r[4 * u + 3], 0, 1, 2, 3, 4, 5, 6, 7);
+      cstore(z + 16 * u,
+             __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    }
   }
 }
 
-// All k scores, in as few groups as the registers allow, of balanced sizes.
+// scores_group<T, n> for a run-time n in [1, G], through a table (a chain of tests cost
+// more than the call)
+template <class T, int... Gs>
+inline void scores_n(idx n, const T* x, const T* Wt, idx nc, idx dp, T* z,
+                     std::integer_sequence<int, Gs...>) {
+  using Fn = void (*)(const T*, const T*, idx, idx, T*);
+  static constexpr Fn table[] = {&scores_group<T, Gs + 1>...};
+  table[n - 1](x, Wt, nc, dp, z);
+}
+
+// All k scores, in as few groups as the registers allow. Every group but the last is a
+// whole number of score units (when G allows), so that no vector of scores spans two
+// groups' stores. z has room for the last group's padding.
 template <class T>
-inline void scores(const T* x, const T* xt, idx nf, const T* Wt, idx k, idx nc, idx dp, T* z) {
-  constexpr int G = Chunk<T>::G;
-  const idx ng = (k + G - 1) / G, base = k / ng, extra = k % ng;
+inline void scores(const T* x, const T* Wt, idx k, idx nc, idx dp, T* z) {
+  constexpr int G = Chunk<T>::G, U = kScoreUnit<T>;
+  constexpr int GU = G >= U ? G / U * U : G;
   idx c = 0;
-  for (idx i = 0; i < ng; ++i) {
-    const idx n = base + (i < extra ? 1 : 0);
-    scores_n<T, G>(n, x, xt, nf, Wt + c * dp, nc, dp, z + c);
-    c += n;
-  }
+  for (; k - c > G; c += GU) scores_group<T, GU>(x, Wt + c * dp, nc, dp, z + c);
+  scores_n<T>(k - c, x, Wt + c * dp, nc, dp, z + c, std::make_integer_sequence<int, G>{});
 }
 
-// w[0..8 nc) += g x (x as in scores_group; the product rounded, then the sum: no FMA).
+// w[0..8 nc) += g x (x padded as in scores_group; the product rounded, then the sum: no
+// FMA).
 template <class T>
-inline void update_row(T* w, const T* x, const T* xt, idx nf, idx nc, T g) {
+inline void update_row(T* w, const T* x, idx nc, T g) {
   using CV = typename Chunk<T>::CV;
   constexpr int NL = Chunk<T>::NL;
   const CV gv = CV{} + g;
-  for (idx j = 0; j < 8 * nf; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
-  if (nf < nc)
-    for (int j = 0; j < 8; j += NL) {
-      T* wj = w + 8 * nf + j;
-      cstore(wj, cload<CV>(wj) + cload<CV>(xt + j) * gv);
-    }
+  for (idx j = 0; j < 8 * nc; j += NL) cstore(w + j, cload<CV>(w + j) + cload<CV>(x + j) * gv);
 }
 
 // Bit l set when lane l of the comparison mask m is set (a movemask).
@@ -599,87 +648,170 @@ inline unsigned lane_bits(ivec<T> m) {
 
 namespace perc {
 
-// Rosenblatt's rule for the outputs [c0, c1) of the k: their rows of Wt (k, 8 nc) and of
-// the bias bt (k,), updated in place. flags[i] (when given) records whether one of these
-// outputs was wrong at the i-th visited row. Returns the rows with a wrong output among
-// these, or -1 at a non-finite row of X.
+// The one-pass rule visits the rows in blocks of kBlock positions of the order. A block is
+// scored from a contiguous buffer while the next block is gathered from X into a second
+// one, every thread copying every nt-th row: random rows of X come from DRAM at a rate
+// bounded by how many misses one core keeps in flight (about 5 GB/s per core on the
+// reference machine, the time of this kernel's arithmetic on 10 outputs), so the threads
+// share the fetching instead of each waiting for every row. The buffer rows are
+// zero-padded to dp features, so the dot products need no tail. Threads meet at a
+// barrier after each block; one thread runs the same code without it.
+constexpr idx kBlock = 256;
+constexpr idx kGatherAhead = 16;  // positions between a row's prefetch and its copy
+
 template <class T>
-idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels, const std::int64_t* order,
-                    idx m, idx d, idx k, idx c0, idx c1, T* Wt, T* bt, idx nc, T eta, int step,
-                    unsigned char* flags) {
+struct OnePass {
+  const T* X;
+  const T* Y;                  // (n, k) targets, or null
+  const std::int64_t* labels;  // (n,) labels, or null
+  const std::int64_t* order;   // (m,) rows in visiting order
+  idx m, d, k, nc, dp;
+  T* Wt;  // (k, dp): the weights, transposed and padded
+  T* bt;  // (k,)
+  T eta;
+  int step;
+  idx nt;                  // threads, each gathering every nt-th position
+  T* rows;                 // (2 kBlock, dp): position q in slot q mod 2 kBlock
+  T* ys;                   // (2 kBlock, k) when Y is given
+  std::int64_t* labs;      // (2 kBlock,) when labels are given
+  SpinBarrier* barrier;    // when nt > 1
+  std::atomic<bool>* bad;  // a visited row holds a NaN or an infinity
+};
+
+template <class T>
+__attribute__((always_inline)) inline void prefetch_source(const OnePass<T>& P, idx q) {
+  const idx r = idx(P.order[q]);
+  prefetch_row(P.X + r * P.d, P.d * idx(sizeof(T)));
+  if (P.labels)
+    __builtin_prefetch(P.labels + r);
+  else
+    prefetch_row(P.Y + r * P.k, P.k * idx(sizeof(T)));
+}
+
+template <class T>
+inline void gather(const OnePass<T>& P, idx q) {
+  using CV = typename Chunk<T>::CV;
+  constexpr int NL = Chunk<T>::NL;
+  const idx r = idx(P.order[q]), s = q % (2 * kBlock), d = P.d;
+  // an inline copy: libc's memcpy costs a call and a size dispatch per row
+  const T* src = P.X + r * d;
+  T* dst = P.rows + s * P.dp;
+  idx j = 0;
+  for (; j + NL <= d; j += NL) cstore(dst + j, cload<CV>(src + j));
+  if (j < d) {
+    if (d >= NL)  // the last NL features, overlapping the ones copied already
+      cstore(dst + d - NL, cload<CV>(src + d - NL));
+    else
+      for (; j < d; ++j) dst[j] = src[j];
+  }
+  if (P.labels)
+    P.labs[s] = P.labels[r];
+  else
+    std::memcpy(P.ys + s * P.k, P.Y + r * P.k, std::size_t(P.k) * sizeof(T));
+}
+
+// Thread p's share of an epoch: Rosenblatt's rule for the outputs [c0, c1), their rows of
+// P.Wt and entries of P.bt updated in place; and its share of the gathering. flags[q]
+// (when given) records whether one of these outputs was wrong at position q. Returns the
+// positions with a wrong output among these, or -1 when a visited row is not finite
+// (every thread then stops after the same block).
+template <class T>
+idx rosenblatt_part(const OnePass<T>& P, idx p, idx c0, idx c1, unsigned char* flags) {
   using V = vec<T>;
   using I = ivec<T>;
   using Int = typename VecTraits<T>::Int;
   constexpr int L = lanes<T>;
-  const idx kc = c1 - c0, dp = 8 * nc;
+  const idx m = P.m, kc = c1 - c0, dp = P.dp, nc = P.nc;
   const idx nv = (kc + L - 1) / L, kp = nv * L;  // outputs padded for the vector step
-  T* Wc = Wt + c0 * dp;
-  IsaBuffer<T> bp{std::size_t(kp)}, z{std::size_t(kp)}, g{std::size_t(kp)}, xt{8};
-  const idx nf = d / 8;  // chunks read from the row itself
-  for (idx c = 0; c < kc; ++c) bp[c] = bt[c0 + c];
-  const V teta = vset<T>(eta), one = vset<T>(T(1));
-  const bool heaviside = step == codes::HEAVISIDE;
+  T* Wc = P.Wt + c0 * dp;
+  IsaBuffer<T> bp{std::size_t(kp)}, z{std::size_t(kp + 2 * kScoreUnit<T>)}, g{std::size_t(kp)};
+  for (idx c = 0; c < kc; ++c) bp[c] = P.bt[c0 + c];
+  const V teta = vset<T>(P.eta), one = vset<T>(T(1));
+  const bool heaviside = P.step == codes::HEAVISIDE;
   const V lo = heaviside ? V{} : vset<T>(T(-1));
   I lane;  // output index (from c0) of each lane in the first vector
   for (int l = 0; l < L; ++l) lane[l] = Int(l);
   const idx ktail = kc - (nv - 1) * L;  // outputs in the last vector
   I valid;
   for (int l = 0; l < L; ++l) valid[l] = l < ktail ? -1 : 0;
-  const idx row_bytes = d * idx(sizeof(T)), y_bytes = k * idx(sizeof(T));
-  idx mistakes = 0;
-  for (idx i = 0; i < m; ++i) {
-    if (i + kAhead < m) {
-      const idx r = idx(order[i + kAhead]);
-      prefetch_row(X + r * d, row_bytes);
-      if (labels)
-        __builtin_prefetch(labels + r);
-      else
-        prefetch_row(Y + r * k + c0, kc * idx(sizeof(T)));
-    }
-    const idx r = idx(order[i]);
-    const T* x = X + r * d;
-    const T* y = labels ? nullptr : Y + r * k + c0;
-    const std::int64_t lab = labels ? labels[r] - c0 : -1;
-    const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
-    for (idx j = 8 * nf; j < d; ++j) xt[j - 8 * nf] = x[j];  // the zero-padded tail
-    scores(x, xt.data(), nf, Wc, kc, nc, dp, z.data());
-    // step, error and step-size-scaled error, one vector of outputs at a time; the
-    // weights of the wrong outputs are updated at once (every score is computed already)
-    I bad = {};
-    bool wrong = false;
-    for (idx v = 0; v < nv; ++v) {
-      const V zc = vload(z.data() + v * L) + vload(bp.data() + v * L);
-      bad |= (zc - zc) != V{};  // NaN or infinity
-      const V yhat = heaviside ? vselect<T>(zc >= V{}, one, V{})
-                               : vselect<T>(zc > V{}, one, V{}) - vselect<T>(zc < V{}, one, V{});
-      V yv;
-      if (!y)
-        yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
-      else if (v == nv - 1 && ktail < L)
-        yv = vload_n(y + v * L, int(ktail));
-      else
-        yv = vload(y + v * L);
-      V e = yv - yhat;
-      if (v == nv - 1) e = vselect<T>(valid, e, V{});
-      const V gv = teta * e;
-      vstore(g.data() + v * L, gv);
-      unsigned bits = lane_bits<T>(e != V{});
-      wrong |= bits != 0;
-      for (; bits; bits &= bits - 1) {
-        const int l = __builtin_ctz(bits);
-        update_row(Wc + (v * L + l) * dp, x, xt.data(), nf, nc, gv[l]);
-      }
-    }
-    // a non-finite x makes some score non-finite; so can overflowed weights (the caller
-    // checks those), hence the look at the row itself
-    if (lane_bits<T>(bad) && !row_finite(x, d)) return -1;
-    if (flags) flags[i] = wrong;
-    if (!wrong) continue;
-    ++mistakes;
-    for (idx v = 0; v < nv; ++v)
-      vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
+
+  // mine[j]: this thread gathers the j-th position of every block (every nt-th one)
+  unsigned char mine[kBlock];
+  for (idx j = 0; j < kBlock; ++j) mine[j] = j % P.nt == p;
+  auto gathers = [&](idx q) { return mine[q % kBlock] != 0; };
+
+  // the first block, gathered before anything is scored
+  const idx first = m < kBlock ? m : kBlock;
+  for (idx q = 0; q < first && q < kGatherAhead; ++q)
+    if (gathers(q)) prefetch_source(P, q);
+  for (idx q = 0; q < first; ++q) {
+    if (q + kGatherAhead < first && gathers(q + kGatherAhead)) prefetch_source(P, q + kGatherAhead);
+    if (gathers(q)) gather(P, q);
   }
-  for (idx c = 0; c < kc; ++c) bt[c0 + c] = bp[c];
+  if (P.nt > 1) P.barrier->wait();
+
+  idx mistakes = 0;
+  bool failed = false;
+  for (idx b0 = 0; b0 < m && !failed; b0 += kBlock) {
+    const idx b1 = b0 + kBlock < m ? b0 + kBlock : m;
+    for (idx q = b0; q < b1; ++q) {
+      // the next block, kBlock positions behind (its slots held the previous block,
+      // which every thread has finished: the barrier)
+      if (q + kBlock + kGatherAhead < m && gathers(q + kBlock + kGatherAhead))
+        prefetch_source(P, q + kBlock + kGatherAhead);
+      if (q + kBlock < m && gathers(q + kBlock)) gather(P, q + kBlock);
+      if (failed) continue;
+      const idx s = q % (2 * kBlock);
+      const T* x = P.rows + s * dp;
+      const T* y = P.labs ? nullptr : P.ys + s * P.k + c0;
+      const std::int64_t lab = P.labs ? P.labs[s] - c0 : -1;
+      const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
+      scores(x, Wc, kc, nc, dp, z.data());
+      // step, error and step-size-scaled error, one vector of outputs at a time; the
+      // weights of the wrong outputs are updated at once (every score is computed already)
+      I bad = {};
+      bool wrong = false;
+      for (idx v = 0; v < nv; ++v) {
+        const V zc = vload(z.data() + v * L) + vload(bp.data() + v * L);
+        bad |= (zc - zc) != V{};  // NaN or infinity
+        const V yhat = heaviside ? vselect<T>(zc >= V{}, one, V{})
+                                 : vselect<T>(zc > V{}, one, V{}) - vselect<T>(zc < V{}, one, V{});
+        V yv;
+        if (!y)
+          yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
+        else if (v == nv - 1 && ktail < L)
+          yv = vload_n(y + v * L, int(ktail));
+        else
+          yv = vload(y + v * L);
+        V e = yv - yhat;
+        if (v == nv - 1) e = vselect<T>(valid, e, V{});
+        const V gv = teta * e;
+        vstore(g.data() + v * L, gv);
+        unsigned bits = lane_bits<T>(e != V{});
+        wrong |= bits != 0;
+        for (; bits; bits &= bits - 1) {
+          const int l = __builtin_ctz(bits);
+          update_row(Wc + (v * L + l) * dp, x, nc, gv[l]);
+        }
+      }
+      // a non-finite x makes some score non-finite; so can overflowed weights (the caller
+      // checks those), hence the look at the row itself
+      if (lane_bits<T>(bad) && !row_finite(x, P.d)) {
+        failed = true;
+        P.bad->store(true, std::memory_order_relaxed);
+        continue;
+      }
+      if (flags) flags[q] = wrong;
+      if (!wrong) continue;
+      ++mistakes;
+      for (idx v = 0; v < nv; ++v)
+        vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
+    }
+    if (P.nt > 1) P.barrier->wait();  // publishes bad
+    if (P.bad->load(std::memory_order_relaxed)) failed = true;
+  }
+  if (failed) return -1;
+  for (idx c = 0; c < kc; ++c) P.bt[c0 + c] = bp[c];
   return mistakes;
 }
 
@@ -693,14 +825,12 @@ idx rosenblatt_part(const T* X, const T* Y, const std::int64_t* labels, const st
 // visited row of X holds a non-finite value (W and b are then left as they were: the
 // epoch runs on a transposed copy, written back at the end).
 //
-// Each row is read once, in the given order, with the rows ahead prefetched; the scores
-// are dot products from L1 (see perc::Chunk for the summation order); a mistake updates
-// only the weights of the wrong outputs (adding x * 0 to the others would change
-// nothing). An output's weights depend on its own score and target only, so with several
-// threads each takes a share of the outputs through all the rows; the result does not
-// depend on the thread count. The threads are not kept in step: running the same work
-// they stay close, and a row one has brought from DRAM is found by the others in the L3
-// (a victim cache of the L2s on AMD Zen: about 40000 rows of 100 doubles).
+// The rows are read once, gathered block by block (see perc::kBlock); the scores are dot
+// products from L1 (see perc::Chunk for the summation order); a mistake updates only the
+// weights of the wrong outputs (adding x * 0 to the others would change nothing). An
+// output's weights depend on its own score and target only, so with several threads each
+// takes a share of the outputs through all the rows; the result does not depend on the
+// thread count.
 template <class T>
 idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const std::int64_t* order,
                      idx m, idx d, idx k, T* W, T* b, double eta, int step, int n_threads) {
@@ -709,31 +839,60 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const s
   for (idx j = 0; j < d; ++j)
     for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
   for (idx c = 0; c < k; ++c) bt[c] = b[c];
-  // threads split the outputs when there are several and enough work to repay a job
+  // threads split the outputs when there are several and enough work to repay a job;
+  // they wait for each other, so never more than there are cores
   idx nt = resolve_threads(n_threads);
   if (nt > k) nt = k;
+  if (nt > 1 && nt > hardware_threads()) nt = hardware_threads();
   if (double(m) * double(d) * double(k) < 4e6) nt = 1;
-  idx result;
-  if (nt <= 1) {
-    result = perc::rosenblatt_part(X, Y, labels, order, m, d, k, 0, k, Wt.data(), bt.data(), nc,
-                                   T(eta), step, nullptr);
-  } else {
+  const idx slots = m < 2 * perc::kBlock ? m : 2 * perc::kBlock;
+  IsaBuffer<T> rows{std::size_t(slots * dp)}, ys{std::size_t(labels ? 0 : slots * k)};
+  IsaBuffer<std::int64_t> labs{std::size_t(labels ? slots : 0)};
+  std::atomic<bool> bad{false};
+  perc::OnePass<T> P{X,
+                     Y,
+                     labels,
+                     order,
+                     m,
+                     d,
+                     k,
+                     nc,
+                     dp,
+                     Wt.data(),
+                     bt.data(),
+                     T(eta),
+                     step,
+                     nt,
+                     rows.data(),
+                     labels ? nullptr : ys.data(),
+                     labels ? labs.data() : nullptr,
+                     nullptr,
+                     &bad};
+  idx result = 0;
+  bool done = false;
+  if (nt > 1) {
+    SpinBarrier barrier{int(nt)};
+    P.barrier = &barrier;
     IsaBuffer<unsigned char> flags{std::size_t(nt * m)};
     IsaBuffer<idx> res{std::size_t(nt)};
-    parallel_for(long(nt), int(nt), [&](long p) {
+    done = parallel_gang(int(nt), [&](long p) {
       const idx c0 = k * p / nt, c1 = k * (p + 1) / nt;
-      res[p] = perc::rosenblatt_part(X, Y, labels, order, m, d, k, c0, c1, Wt.data(), bt.data(), nc,
-                                     T(eta), step, flags.data() + p * m);
+      res[p] = perc::rosenblatt_part(P, p, c0, c1, flags.data() + p * m);
     });
-    result = 0;
-    for (idx p = 0; p < nt; ++p)
-      if (res[p] < 0) result = -1;
-    if (result == 0)
-      for (idx i = 0; i < m; ++i) {
-        unsigned char any = 0;
-        for (idx p = 0; p < nt; ++p) any |= flags[p * m + i];
-        result += any;
-      }
+    if (done) {
+      for (idx p = 0; p < nt; ++p)
+        if (res[p] < 0) result = -1;
+      if (result == 0)
+        for (idx i = 0; i < m; ++i) {
+          unsigned char any = 0;
+          for (idx p = 0; p < nt; ++p) any |= flags[p * m + i];
+          result += any;
+        }
+    }
+  }
+  if (!done) {  // one thread, or the pool is busy with another caller's job
+    P.nt = 1;
+    result = perc::rosenblatt_part(P, 0, 0, k, nullptr);
   }
   if (result < 0) return result;
   for (idx j = 0; j < d; ++j)
