@@ -9,7 +9,6 @@ call, split over the core's threads.
 """
 
 import functools
-import importlib.util
 import numbers
 import warnings
 
@@ -215,7 +214,7 @@ _jitted = {}
 
 def _jit(name, fn, backend):
     """``fn`` Numba-compiled (cached) unless the backend is the NumPy reference."""
-    if backend == "numpy" or importlib.util.find_spec("numba") is None:
+    if backend == "numpy" or not kernels.numba_installed():
         return fn
     if name not in _jitted:
         import numba

@@ -657,7 +657,7 @@ namespace perc {
 // zero-padded to dp features, so the dot products need no tail. Threads meet at a
 // barrier after each block; one thread runs the same code without it.
 constexpr idx kBlock = 256;
-constexpr idx kGatherAhead = 16;  // positions between a row's prefetch and its copy
+constexpr idx kGatherAhead = 8;  // positions between a row's prefetch and its copy
 
 template <class T>
 struct OnePass {
