@@ -155,15 +155,18 @@ def test_threads_split_outputs_without_changing_the_result(dtype, labels):
 @pytest.mark.parametrize("position", [5, 300, 2600, 4000])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_non_finite_row_stops_every_thread(dtype, position, n_threads):
-    # the threads meet after every block: a NaN found by one stops them all, the weights
-    # are left as they were, and the next call (the pool reused) works
+    # the threads meet after every block: a NaN found by one stops them all after that
+    # block, the weights are left as they were, and the next call (the pool reused) works.
+    # Repeated: a thread that ran ahead into the next block and found the NaN there once
+    # made a slower one stop a block early, leaving the other waiting for it forever.
     rng, X, lab, W, b = _threaded_case(dtype)
     order = rng.permutation(len(X)).astype(np.int64)
     X[order[position], 7] = np.nan
     W += 1.0
     W0, b0 = W.copy(), b.copy()
-    assert K.perceptron_epoch(X, lab, W, b, order=order, backend="cpp",
-                              n_threads=n_threads) == -1
+    for _ in range(40):
+        assert K.perceptron_epoch(X, lab, W, b, order=order, backend="cpp",
+                                  n_threads=n_threads) == -1
     np.testing.assert_array_equal(W, W0)
     np.testing.assert_array_equal(b, b0)
     assert K.perceptron_epoch(X, lab, W, b, order=order[:position], backend="cpp",

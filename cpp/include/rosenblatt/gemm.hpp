@@ -79,7 +79,7 @@ inline void finish_row(const Epilogue<T>& e, const T* src, T* crow, idx cols) {
 //   mode & 1: acc += C (an earlier k block);  mode & 2: last block, add bias and addend.
 // rows/cols limit the stores at the edges of C.
 // RowA: A is read in place from a row-major matrix, A(r, p) = pa[r * lda + p]; otherwise
-// from a k-major panel (packed, or X^T in place), A(r, p) = pa[p * lda + r].
+// from a packed k-major panel, A(r, p) = pa[p * lda + r].
 template <class T, int MR, int NV, bool RowA = false>
 inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restrict pa, idx lda,
                                                         const T* __restrict pb, idx ldb, T* c,
@@ -256,12 +256,19 @@ inline void load_transposed(const T* src, idx ld, int rows, vec<T>* out) {
 template <class T>
 void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
   if (rsa == 1) {
+    // A^T stored row-major (X^T of dW = X^T dZ): the panel's values of one k step are
+    // contiguous in the source and in the panel. Masked loads read only the panel's rows
+    // and give zeros past them; the stores are whole vectors that may run past the k
+    // step's mr values into the next one, which is written after it (and past the last
+    // one into the slack every A buffer has: at least kMR * kc values).
+    constexpr int L = lanes<T>;
     for (idx p = 0; p < kc; ++p) {
       const T* src = a + p * csa;
       T* d = dst + p * mr;
-      int r = 0;
-      for (; r < rows; ++r) d[r] = src[r];
-      for (; r < mr; ++r) d[r] = T(0);
+      for (int v = 0; v * L < mr; ++v) {
+        const int c = rows - v * L;
+        vstore(d + v * L, c >= L ? vload(src + v * L) : c > 0 ? vload_n(src + v * L, c) : vec<T>{});
+      }
     }
   } else if (csa == 1) {
     // Row-major A: vector loads along k, lanes scattered into the k-major panel.
@@ -691,12 +698,11 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
               pptr[np] = g.a + i * g.rsa + pc;
               plda[np] = g.rsa;
               prow[np] = true;
-            } else if (g.rsa == 1 && rows == mr) {
-              // A^T stored row-major (X^T of dW = X^T dZ): the MR values of one k step are
-              // already contiguous, so the panel is read in place with stride csa.
-              pptr[np] = g.a + i + pc * g.csa;
-              plda[np] = g.csa;
             } else {
+              // A^T stored row-major (X^T of dW = X^T dZ) is packed too: read in place, each
+              // k step of a panel sits in another row of X (in another page, and with
+              // 4 KiB rows in one L1 set), which cost 25-50% of the product at 784 and
+              // 1024 features; packing is a few masked vector moves per k step.
               pack_a<T>(g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa, rows, kc, mr, pa + off);
               pptr[np] = pa + off;
               plda[np] = mr;

@@ -670,12 +670,12 @@ struct OnePass {
   T* bt;  // (k,)
   T eta;
   int step;
-  idx nt;                  // threads, each gathering every nt-th position
-  T* rows;                 // (2 kBlock, dp): position q in slot q mod 2 kBlock
-  T* ys;                   // (2 kBlock, k) when Y is given
-  std::int64_t* labs;      // (2 kBlock,) when labels are given
-  SpinBarrier* barrier;    // when nt > 1
-  std::atomic<bool>* bad;  // a visited row holds a NaN or an infinity
+  idx nt;                       // threads, each gathering every nt-th position
+  T* rows;                      // (2 kBlock, dp): position q in slot q mod 2 kBlock
+  T* ys;                        // (2 kBlock, k) when Y is given
+  std::int64_t* labs;           // (2 kBlock,) when labels are given
+  SpinBarrier* barrier;         // when nt > 1
+  std::atomic<idx>* bad_block;  // first block (by position) holding a NaN/inf row; m: none
 };
 
 template <class T>
@@ -798,7 +798,10 @@ idx rosenblatt_part(const OnePass<T>& P, idx p, idx c0, idx c1, unsigned char* f
       // checks those), hence the look at the row itself
       if (lane_bits<T>(bad) && !row_finite(x, P.d)) {
         failed = true;
-        P.bad->store(true, std::memory_order_relaxed);
+        idx first_bad = P.bad_block->load(std::memory_order_relaxed);
+        while (b0 < first_bad &&
+               !P.bad_block->compare_exchange_weak(first_bad, b0, std::memory_order_relaxed)) {
+        }
         continue;
       }
       if (flags) flags[q] = wrong;
@@ -807,8 +810,11 @@ idx rosenblatt_part(const OnePass<T>& P, idx p, idx c0, idx c1, unsigned char* f
       for (idx v = 0; v < nv; ++v)
         vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
     }
-    if (P.nt > 1) P.barrier->wait();  // publishes bad
-    if (P.bad->load(std::memory_order_relaxed)) failed = true;
+    // The barrier publishes the failures of this block. A failure of the next block (a
+    // faster thread is already in it) must not stop this thread here: it would then wait
+    // for the others at a barrier they never reach.
+    if (P.nt > 1) P.barrier->wait();
+    if (P.bad_block->load(std::memory_order_relaxed) <= b0) failed = true;
   }
   if (failed) return -1;
   for (idx c = 0; c < kc; ++c) P.bt[c0 + c] = bp[c];
@@ -848,7 +854,7 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const s
   const idx slots = m < 2 * perc::kBlock ? m : 2 * perc::kBlock;
   IsaBuffer<T> rows{std::size_t(slots * dp)}, ys{std::size_t(labels ? 0 : slots * k)};
   IsaBuffer<std::int64_t> labs{std::size_t(labels ? slots : 0)};
-  std::atomic<bool> bad{false};
+  std::atomic<idx> bad_block{m};
   perc::OnePass<T> P{X,
                      Y,
                      labels,
@@ -867,7 +873,7 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const s
                      labels ? nullptr : ys.data(),
                      labels ? labs.data() : nullptr,
                      nullptr,
-                     &bad};
+                     &bad_block};
   idx result = 0;
   bool done = false;
   if (nt > 1) {
