@@ -51,10 +51,10 @@ inline void parallel_for(long n_tasks, int n_threads, F&& f) {
 }
 
 // Runs fn(ctx, t) for t in [0, n_tasks) with every task on a thread of its own at the same
-// time (the caller runs task 0), so tasks may wait for each other (a barrier). Returns false
-// without running anything when the pool is busy with another caller's job (the caller then
-// does the work another way); n_tasks should not exceed hardware_threads(), or the waits
-// become time slices.
+// time (the caller runs one of them), so tasks may wait for each other (a barrier). Returns
+// false without running anything when the pool is busy with another caller's job (the
+// caller then does the work another way); n_tasks should not exceed hardware_threads(), or
+// the waits become time slices.
 bool parallel_gang(int n_tasks, TaskFn fn, void* ctx);
 template <class F>
 inline bool parallel_gang(int n_tasks, F&& f) {
