@@ -116,10 +116,10 @@ def test_compiled_backends_share_one_summation_order(dtype, shape):
 @needs_compiled
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("labels", [True, False], ids=["labels", "Y"])
-@pytest.mark.parametrize("n", [255, 256, 257, 512, 513, 1300])
-def test_epoch_equals_reference_across_gathered_blocks(dtype, labels, n):
-    # the compiled kernel gathers the rows in blocks of 256 positions into two alternating
-    # buffers: orders that end inside, at and just past a block, and revisit rows
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 32, 33, 257, 1300])
+def test_epoch_equals_reference_across_the_copy_ring(dtype, labels, n):
+    # the compiled kernel copies the rows it visits 16 positions ahead into a ring of 32:
+    # orders shorter than the lead, crossing the ring many times, and revisiting rows
     rng = np.random.default_rng(n)
     X, Y, W0, b0 = _case(rng, n, 9, 11, dtype, "sign", labels)
     orders = [rng.permutation(n).astype(np.int64), rng.integers(0, n, n + 300).astype(np.int64)]
@@ -129,8 +129,7 @@ def test_epoch_equals_reference_across_gathered_blocks(dtype, labels, n):
 
 
 def _threaded_case(dtype, n=4001, d=100, k=10, seed=3):
-    # large enough (n d k >= 4e6) for the kernel to split the outputs over threads; n is
-    # not a whole number of gathered blocks
+    # large enough (n d k >= 4e6) for the kernel to split the outputs over threads
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)).astype(dtype)
     lab = rng.integers(0, k, n).astype(np.int64)
@@ -155,10 +154,9 @@ def test_threads_split_outputs_without_changing_the_result(dtype, labels):
 @pytest.mark.parametrize("position", [5, 300, 2600, 4000])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_non_finite_row_stops_every_thread(dtype, position, n_threads):
-    # the threads meet after every block: a NaN found by one stops them all after that
-    # block, the weights are left as they were, and the next call (the pool reused) works.
-    # Repeated: a thread that ran ahead into the next block and found the NaN there once
-    # made a slower one stop a block early, leaving the other waiting for it forever.
+    # every thread stops at the NaN row, the weights are left as they were, and the next
+    # call (the pool reused) works. Repeated, because an earlier design whose threads met
+    # at a barrier per block of rows could deadlock here depending on timing.
     rng, X, lab, W, b = _threaded_case(dtype)
     order = rng.permutation(len(X)).astype(np.int64)
     X[order[position], 7] = np.nan
@@ -381,8 +379,7 @@ def test_cached_shuffle_seeds_are_scikit_learns_draws():
 
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
 def test_callers_sharing_the_pool_get_the_same_result():
-    # a caller that finds the thread pool busy runs its epoch on one thread instead (the
-    # threads of an epoch wait for each other, so they must all run at once)
+    # a caller that finds the thread pool busy runs its tasks itself, one after another
     from concurrent.futures import ThreadPoolExecutor
 
     rng, X, lab, W0, b0 = _threaded_case(np.float32)

@@ -44,14 +44,11 @@ class Pool {
  public:
   ~Pool() { stop_workers(); }
 
-  // gang: every task needs its own thread (they wait for each other), so a busy pool
-  // refuses the job (returns false) instead of running the tasks one after another.
-  bool run(Job& job, bool gang = false) {
+  void run(Job& job) {
     std::unique_lock<std::mutex> submit(submit_, std::try_to_lock);
     if (!submit.owns_lock()) {  // another caller's job is running: do ours here
-      if (gang) return false;
       run_tasks(job);
-      return true;
+      return;
     }
     ensure_workers(job.max_helpers);
     {
@@ -70,7 +67,6 @@ class Pool {
            job.helpers.load(std::memory_order_acquire) != 0) {
       cpu_relax();
     }
-    return true;
   }
 
   int spinning() const { return spinning_.load(std::memory_order_relaxed); }
@@ -247,23 +243,6 @@ void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx) {
   pool().run(job);
 }
 
-bool parallel_gang(int n_tasks, TaskFn fn, void* ctx) {
-  if (n_tasks <= 1) {
-    if (n_tasks == 1) fn(ctx, 0);
-    return true;
-  }
-  if (n_tasks > 64) return false;
-  Job job;
-  job.fn = fn;
-  job.ctx = ctx;
-  job.n_tasks = n_tasks;
-  // The caller is stuck in its first task until the others run, and a worker cannot take
-  // a second task before its first is done, so with n_tasks - 1 workers every task gets a
-  // thread of its own.
-  job.max_helpers = n_tasks - 1;
-  return pool().run(job, true);
-}
-
 int idle_spinning_workers() {
   Pool* p;
   {
@@ -275,22 +254,6 @@ int idle_spinning_workers() {
 
 void wake_workers(int n_threads) {
   if (n_threads > 1) pool().wake(n_threads - 1);
-}
-
-void SpinBarrier::wait() {
-  const unsigned phase = phase_.load(std::memory_order_acquire);
-  if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
-    count_.store(0, std::memory_order_relaxed);
-    phase_.store(phase + 1, std::memory_order_release);
-    return;
-  }
-  int spins = 0;
-  while (phase_.load(std::memory_order_acquire) == phase) {
-    if (++spins < 4096)
-      cpu_relax();
-    else
-      std::this_thread::yield();
-  }
 }
 
 void* thread_scratch(int slot, std::size_t bytes) {

@@ -13,7 +13,6 @@
 // ambiguous is settled by replaying that epoch with sequential dot products (so n_iter_
 // matches scikit-learn too). float input needs no replay: its p is exact.
 #pragma once
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -648,15 +647,16 @@ inline unsigned lane_bits(ivec<T> m) {
 
 namespace perc {
 
-// The one-pass rule visits the rows in blocks of kBlock positions of the order. A block is
-// scored from a contiguous buffer while the next block is gathered from X into a second
-// one, every thread copying every nt-th row: random rows of X come from DRAM at a rate
-// bounded by how many misses one core keeps in flight (about 5 GB/s per core on the
-// reference machine, the time of this kernel's arithmetic on 10 outputs), so the threads
-// share the fetching instead of each waiting for every row. The buffer rows are
-// zero-padded to dp features, so the dot products need no tail. Threads meet at a
-// barrier after each block; one thread runs the same code without it.
-constexpr idx kBlock = 256;
+// The one-pass rule copies the rows it visits, kLead positions ahead, into a small ring of
+// contiguous rows zero-padded to dp features (the dot products need no tail), with the
+// source rows prefetched kGatherAhead positions before their copy: random rows of X come
+// from DRAM, about 200 ns away on the reference machine. With several threads each takes
+// its share of the outputs through all the rows with a ring of its own; they do not wait
+// for each other (sharing the fetching with a barrier per block of rows was no faster on a
+// quiet machine and up to twice as slow on a busy one, where any stall of one thread
+// stopped all).
+constexpr idx kRing = 32;        // rows in the ring (13 KiB of float rows of 100 features)
+constexpr idx kLead = 16;        // positions between a row's copy and its use
 constexpr idx kGatherAhead = 8;  // positions between a row's prefetch and its copy
 
 template <class T>
@@ -670,12 +670,17 @@ struct OnePass {
   T* bt;  // (k,)
   T eta;
   int step;
-  idx nt;                       // threads, each gathering every nt-th position
-  T* rows;                      // (2 kBlock, dp): position q in slot q mod 2 kBlock
-  T* ys;                        // (2 kBlock, k) when Y is given
-  std::int64_t* labs;           // (2 kBlock,) when labels are given
-  SpinBarrier* barrier;         // when nt > 1
-  std::atomic<idx>* bad_block;  // first block (by position) holding a NaN/inf row; m: none
+};
+
+// One thread's ring: position q in slot q mod kRing.
+template <class T>
+struct Ring {
+  IsaBuffer<T> rows, ys;         // (kRing, dp); (kRing, k) when Y is given
+  IsaBuffer<std::int64_t> labs;  // (kRing,) when labels are given
+  Ring(idx dp, idx k, bool labels)
+      : rows(std::size_t(kRing * dp)),
+        ys(std::size_t(labels ? 0 : kRing * k)),
+        labs(std::size_t(labels ? kRing : 0)) {}
 };
 
 template <class T>
@@ -689,13 +694,13 @@ __attribute__((always_inline)) inline void prefetch_source(const OnePass<T>& P, 
 }
 
 template <class T>
-inline void gather(const OnePass<T>& P, idx q) {
+inline void gather(const OnePass<T>& P, Ring<T>& R, idx q) {
   using CV = typename Chunk<T>::CV;
   constexpr int NL = Chunk<T>::NL;
-  const idx r = idx(P.order[q]), s = q % (2 * kBlock), d = P.d;
+  const idx r = idx(P.order[q]), s = q % kRing, d = P.d;
   // an inline copy: libc's memcpy costs a call and a size dispatch per row
   const T* src = P.X + r * d;
-  T* dst = P.rows + s * P.dp;
+  T* dst = R.rows.data() + s * P.dp;
   idx j = 0;
   for (; j + NL <= d; j += NL) cstore(dst + j, cload<CV>(src + j));
   if (j < d) {
@@ -705,18 +710,17 @@ inline void gather(const OnePass<T>& P, idx q) {
       for (; j < d; ++j) dst[j] = src[j];
   }
   if (P.labels)
-    P.labs[s] = P.labels[r];
+    R.labs[s] = P.labels[r];
   else
-    std::memcpy(P.ys + s * P.k, P.Y + r * P.k, std::size_t(P.k) * sizeof(T));
+    std::memcpy(R.ys.data() + s * P.k, P.Y + r * P.k, std::size_t(P.k) * sizeof(T));
 }
 
-// Thread p's share of an epoch: Rosenblatt's rule for the outputs [c0, c1), their rows of
-// P.Wt and entries of P.bt updated in place; and its share of the gathering. flags[q]
-// (when given) records whether one of these outputs was wrong at position q. Returns the
-// positions with a wrong output among these, or -1 when a visited row is not finite
-// (every thread then stops after the same block).
+// Rosenblatt's rule for the outputs [c0, c1): their rows of P.Wt and entries of P.bt
+// updated in place. flags[q] (when given) records whether one of these outputs was wrong
+// at position q. Returns the positions with a wrong output among these, or -1 at a visited
+// row that is not finite.
 template <class T>
-idx rosenblatt_part(const OnePass<T>& P, idx p, idx c0, idx c1, unsigned char* flags) {
+idx rosenblatt_part(const OnePass<T>& P, idx c0, idx c1, unsigned char* flags) {
   using V = vec<T>;
   using I = ivec<T>;
   using Int = typename VecTraits<T>::Int;
@@ -735,88 +739,57 @@ idx rosenblatt_part(const OnePass<T>& P, idx p, idx c0, idx c1, unsigned char* f
   I valid;
   for (int l = 0; l < L; ++l) valid[l] = l < ktail ? -1 : 0;
 
-  // mine[j]: this thread gathers the j-th position of every block (every nt-th one)
-  unsigned char mine[kBlock];
-  for (idx j = 0; j < kBlock; ++j) mine[j] = j % P.nt == p;
-  auto gathers = [&](idx q) { return mine[q % kBlock] != 0; };
-
-  // the first block, gathered before anything is scored
-  const idx first = m < kBlock ? m : kBlock;
-  for (idx q = 0; q < first && q < kGatherAhead; ++q)
-    if (gathers(q)) prefetch_source(P, q);
-  for (idx q = 0; q < first; ++q) {
-    if (q + kGatherAhead < first && gathers(q + kGatherAhead)) prefetch_source(P, q + kGatherAhead);
-    if (gathers(q)) gather(P, q);
-  }
-  if (P.nt > 1) P.barrier->wait();
+  Ring<T> R(dp, P.k, P.labels != nullptr);
+  const idx lead = m < kLead ? m : kLead;
+  for (idx q = 0; q < lead + kGatherAhead && q < m; ++q) prefetch_source(P, q);
+  for (idx q = 0; q < lead; ++q) gather(P, R, q);
 
   idx mistakes = 0;
-  bool failed = false;
-  for (idx b0 = 0; b0 < m && !failed; b0 += kBlock) {
-    const idx b1 = b0 + kBlock < m ? b0 + kBlock : m;
-    for (idx q = b0; q < b1; ++q) {
-      // the next block, kBlock positions behind (its slots held the previous block,
-      // which every thread has finished: the barrier)
-      if (q + kBlock + kGatherAhead < m && gathers(q + kBlock + kGatherAhead))
-        prefetch_source(P, q + kBlock + kGatherAhead);
-      if (q + kBlock < m && gathers(q + kBlock)) gather(P, q + kBlock);
-      if (failed) continue;
-      const idx s = q % (2 * kBlock);
-      const T* x = P.rows + s * dp;
-      const T* y = P.labs ? nullptr : P.ys + s * P.k + c0;
-      const std::int64_t lab = P.labs ? P.labs[s] - c0 : -1;
-      const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
-      scores(x, Wc, kc, nc, dp, z.data());
-      // step, error and step-size-scaled error, one vector of outputs at a time; the
-      // weights of the wrong outputs are updated at once (every score is computed already)
-      I bad = {};
-      bool wrong = false;
-      for (idx v = 0; v < nv; ++v) {
-        const V zc = vload(z.data() + v * L) + vload(bp.data() + v * L);
-        bad |= (zc - zc) != V{};  // NaN or infinity
-        const V yhat = heaviside ? vselect<T>(zc >= V{}, one, V{})
-                                 : vselect<T>(zc > V{}, one, V{}) - vselect<T>(zc < V{}, one, V{});
-        V yv;
-        if (!y)
-          yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
-        else if (v == nv - 1 && ktail < L)
-          yv = vload_n(y + v * L, int(ktail));
-        else
-          yv = vload(y + v * L);
-        V e = yv - yhat;
-        if (v == nv - 1) e = vselect<T>(valid, e, V{});
-        const V gv = teta * e;
-        vstore(g.data() + v * L, gv);
-        unsigned bits = lane_bits<T>(e != V{});
-        wrong |= bits != 0;
-        for (; bits; bits &= bits - 1) {
-          const int l = __builtin_ctz(bits);
-          update_row(Wc + (v * L + l) * dp, x, nc, gv[l]);
-        }
+  for (idx q = 0; q < m; ++q) {
+    if (q + kLead + kGatherAhead < m) prefetch_source(P, q + kLead + kGatherAhead);
+    if (q + kLead < m) gather(P, R, q + kLead);
+    const idx s = q % kRing;
+    const T* x = R.rows.data() + s * dp;
+    const T* y = P.labels ? nullptr : R.ys.data() + s * P.k + c0;
+    const std::int64_t lab = P.labels ? R.labs[s] - c0 : -1;
+    const Int cls = lab >= 0 && lab < kc ? Int(lab) : Int(-1);
+    scores(x, Wc, kc, nc, dp, z.data());
+    // step, error and step-size-scaled error, one vector of outputs at a time; the
+    // weights of the wrong outputs are updated at once (every score is computed already)
+    I bad = {};
+    bool wrong = false;
+    for (idx v = 0; v < nv; ++v) {
+      const V zc = vload(z.data() + v * L) + vload(bp.data() + v * L);
+      bad |= (zc - zc) != V{};  // NaN or infinity
+      const V yhat = heaviside ? vselect<T>(zc >= V{}, one, V{})
+                               : vselect<T>(zc > V{}, one, V{}) - vselect<T>(zc < V{}, one, V{});
+      V yv;
+      if (!y)
+        yv = vselect<T>(lane + Int(v * L) == cls, one, lo);
+      else if (v == nv - 1 && ktail < L)
+        yv = vload_n(y + v * L, int(ktail));
+      else
+        yv = vload(y + v * L);
+      V e = yv - yhat;
+      if (v == nv - 1) e = vselect<T>(valid, e, V{});
+      const V gv = teta * e;
+      vstore(g.data() + v * L, gv);
+      unsigned bits = lane_bits<T>(e != V{});
+      wrong |= bits != 0;
+      for (; bits; bits &= bits - 1) {
+        const int l = __builtin_ctz(bits);
+        update_row(Wc + (v * L + l) * dp, x, nc, gv[l]);
       }
-      // a non-finite x makes some score non-finite; so can overflowed weights (the caller
-      // checks those), hence the look at the row itself
-      if (lane_bits<T>(bad) && !row_finite(x, P.d)) {
-        failed = true;
-        idx first_bad = P.bad_block->load(std::memory_order_relaxed);
-        while (b0 < first_bad &&
-               !P.bad_block->compare_exchange_weak(first_bad, b0, std::memory_order_relaxed)) {
-        }
-        continue;
-      }
-      if (flags) flags[q] = wrong;
-      if (!wrong) continue;
-      ++mistakes;
-      for (idx v = 0; v < nv; ++v)
-        vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
     }
-    // The barrier publishes the failures of this block. A failure of the next block (a
-    // faster thread is already in it) must not stop this thread here: it would then wait
-    // for the others at a barrier they never reach.
-    if (P.nt > 1) P.barrier->wait();
-    if (P.bad_block->load(std::memory_order_relaxed) <= b0) failed = true;
+    // a non-finite x makes some score non-finite; so can overflowed weights (the caller
+    // checks those), hence the look at the row itself
+    if (lane_bits<T>(bad) && !row_finite(x, P.d)) return -1;
+    if (flags) flags[q] = wrong;
+    if (!wrong) continue;
+    ++mistakes;
+    for (idx v = 0; v < nv; ++v)
+      vstore(bp.data() + v * L, vload(bp.data() + v * L) + vload(g.data() + v * L));
   }
-  if (failed) return -1;
   for (idx c = 0; c < kc; ++c) P.bt[c0 + c] = bp[c];
   return mistakes;
 }
@@ -831,7 +804,7 @@ idx rosenblatt_part(const OnePass<T>& P, idx p, idx c0, idx c1, unsigned char* f
 // visited row of X holds a non-finite value (W and b are then left as they were: the
 // epoch runs on a transposed copy, written back at the end).
 //
-// The rows are read once, gathered block by block (see perc::kBlock); the scores are dot
+// The rows are read once, through a small ring (see perc::kRing); the scores are dot
 // products from L1 (see perc::Chunk for the summation order); a mistake updates only the
 // weights of the wrong outputs (adding x * 0 to the others would change nothing). An
 // output's weights depend on its own score and target only, so with several threads each
@@ -845,60 +818,29 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const s
   for (idx j = 0; j < d; ++j)
     for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
   for (idx c = 0; c < k; ++c) bt[c] = b[c];
-  // threads split the outputs when there are several and enough work to repay a job;
-  // they wait for each other, so never more than there are cores
+  // threads split the outputs when there are several and enough work to repay a job
   idx nt = resolve_threads(n_threads);
   if (nt > k) nt = k;
-  if (nt > 1 && nt > hardware_threads()) nt = hardware_threads();
   if (double(m) * double(d) * double(k) < 4e6) nt = 1;
-  const idx slots = m < 2 * perc::kBlock ? m : 2 * perc::kBlock;
-  IsaBuffer<T> rows{std::size_t(slots * dp)}, ys{std::size_t(labels ? 0 : slots * k)};
-  IsaBuffer<std::int64_t> labs{std::size_t(labels ? slots : 0)};
-  std::atomic<idx> bad_block{m};
-  perc::OnePass<T> P{X,
-                     Y,
-                     labels,
-                     order,
-                     m,
-                     d,
-                     k,
-                     nc,
-                     dp,
-                     Wt.data(),
-                     bt.data(),
-                     T(eta),
-                     step,
-                     nt,
-                     rows.data(),
-                     labels ? nullptr : ys.data(),
-                     labels ? labs.data() : nullptr,
-                     nullptr,
-                     &bad_block};
+  const perc::OnePass<T> P{X,  Y,  labels,    order,     m,      d,   k,
+                           nc, dp, Wt.data(), bt.data(), T(eta), step};
   idx result = 0;
-  bool done = false;
-  if (nt > 1) {
-    SpinBarrier barrier{int(nt)};
-    P.barrier = &barrier;
+  if (nt <= 1) {
+    result = perc::rosenblatt_part(P, 0, k, nullptr);
+  } else {
     IsaBuffer<unsigned char> flags{std::size_t(nt * m)};
     IsaBuffer<idx> res{std::size_t(nt)};
-    done = parallel_gang(int(nt), [&](long p) {
-      const idx c0 = k * p / nt, c1 = k * (p + 1) / nt;
-      res[p] = perc::rosenblatt_part(P, p, c0, c1, flags.data() + p * m);
+    parallel_for(long(nt), int(nt), [&](long p) {
+      res[p] = perc::rosenblatt_part(P, k * p / nt, k * (p + 1) / nt, flags.data() + p * m);
     });
-    if (done) {
-      for (idx p = 0; p < nt; ++p)
-        if (res[p] < 0) result = -1;
-      if (result == 0)
-        for (idx i = 0; i < m; ++i) {
-          unsigned char any = 0;
-          for (idx p = 0; p < nt; ++p) any |= flags[p * m + i];
-          result += any;
-        }
-    }
-  }
-  if (!done) {  // one thread, or the pool is busy with another caller's job
-    P.nt = 1;
-    result = perc::rosenblatt_part(P, 0, 0, k, nullptr);
+    for (idx p = 0; p < nt; ++p)
+      if (res[p] < 0) result = -1;
+    if (result == 0)
+      for (idx i = 0; i < m; ++i) {
+        unsigned char any = 0;
+        for (idx p = 0; p < nt; ++p) any |= flags[p * m + i];
+        result += any;
+      }
   }
   if (result < 0) return result;
   for (idx j = 0; j < d; ++j)

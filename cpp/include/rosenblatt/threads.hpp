@@ -16,7 +16,6 @@
 //
 // This header and threads.cpp are compiled with baseline flags only.
 #pragma once
-#include <atomic>
 #include <cstddef>
 #include <type_traits>
 
@@ -49,35 +48,6 @@ inline void parallel_for(long n_tasks, int n_threads, F&& f) {
       n_tasks, n_threads, [](void* c, long t) { (*static_cast<Fn*>(c))(t); },
       const_cast<void*>(static_cast<const void*>(&f)));
 }
-
-// Runs fn(ctx, t) for t in [0, n_tasks) with every task on a thread of its own at the same
-// time (the caller runs one of them), so tasks may wait for each other (a barrier). Returns
-// false without running anything when the pool is busy with another caller's job (the
-// caller then does the work another way); n_tasks should not exceed hardware_threads(), or
-// the waits become time slices.
-bool parallel_gang(int n_tasks, TaskFn fn, void* ctx);
-template <class F>
-inline bool parallel_gang(int n_tasks, F&& f) {
-  using Fn = std::remove_reference_t<F>;
-  return parallel_gang(
-      n_tasks, [](void* c, long t) { (*static_cast<Fn*>(c))(t); },
-      const_cast<void*>(static_cast<const void*>(&f)));
-}
-
-// A barrier for the tasks of one parallel_gang job: spins, then yields (an oversubscribed
-// machine still makes progress).
-class SpinBarrier {
- public:
-  explicit SpinBarrier(int n) : n_(n) {}
-  SpinBarrier(const SpinBarrier&) = delete;
-  SpinBarrier& operator=(const SpinBarrier&) = delete;
-  void wait();
-
- private:
-  const int n_;
-  alignas(64) std::atomic<int> count_{0};
-  alignas(64) std::atomic<unsigned> phase_{0};
-};
 
 // Workers polling for a job right now (they spin kSpin after each job, then sleep): a job
 // handed to them starts within a microsecond, while waking a sleeping one takes tens of
