@@ -11,6 +11,7 @@ unavailable backend raises ``RuntimeError`` saying why; there is no silent fallb
 Importing this module imports neither numba nor the compiled core.
 """
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -61,7 +62,6 @@ _lock = threading.Lock()
 # name the default ("auto", no ROSENBLATT_BACKEND) resolved to
 _FAST_MODULES = {}
 _DEFAULT = []
-_NUMBA_FOUND = []  # [bool] once looked up (numba_installed)
 
 
 
@@ -85,15 +85,14 @@ def _probe(name):
         return _loaded.get(name)
 
 
+@functools.cache
 def numba_installed():
     """Whether numba can be imported, without importing it.
 
     Looked up once per process: ``importlib.util.find_spec`` searches ``sys.path`` on disk
     (about 0.4 ms), and every ``fit`` with ``backend="auto"`` asks.
     """
-    if not _NUMBA_FOUND:
-        _NUMBA_FOUND.append(importlib.util.find_spec("numba") is not None)
-    return _NUMBA_FOUND[0]
+    return importlib.util.find_spec("numba") is not None
 
 
 def _installed(name):

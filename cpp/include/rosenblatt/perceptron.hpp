@@ -649,15 +649,14 @@ namespace perc {
 
 // The one-pass rule copies the rows it visits, kLead positions ahead, into a small ring of
 // contiguous rows zero-padded to dp features (the dot products need no tail), with the
-// source rows prefetched kGatherAhead positions before their copy: random rows of X come
+// source rows prefetched kAhead positions before their copy: random rows of X come
 // from DRAM, about 200 ns away on the reference machine. With several threads each takes
 // its share of the outputs through all the rows with a ring of its own; they do not wait
 // for each other (sharing the fetching with a barrier per block of rows was no faster on a
 // quiet machine and up to twice as slow on a busy one, where any stall of one thread
 // stopped all).
-constexpr idx kRing = 32;        // rows in the ring (13 KiB of float rows of 100 features)
-constexpr idx kLead = 16;        // positions between a row's copy and its use
-constexpr idx kGatherAhead = 8;  // positions between a row's prefetch and its copy
+constexpr idx kRing = 32;  // rows in the ring (13 KiB of float rows of 100 features)
+constexpr idx kLead = 16;  // positions between a row's copy and its use
 
 template <class T>
 struct OnePass {
@@ -741,12 +740,12 @@ idx rosenblatt_part(const OnePass<T>& P, idx c0, idx c1, unsigned char* flags) {
 
   Ring<T> R(dp, P.k, P.labels != nullptr);
   const idx lead = m < kLead ? m : kLead;
-  for (idx q = 0; q < lead + kGatherAhead && q < m; ++q) prefetch_source(P, q);
+  for (idx q = 0; q < lead + kAhead && q < m; ++q) prefetch_source(P, q);
   for (idx q = 0; q < lead; ++q) gather(P, R, q);
 
   idx mistakes = 0;
   for (idx q = 0; q < m; ++q) {
-    if (q + kLead + kGatherAhead < m) prefetch_source(P, q + kLead + kGatherAhead);
+    if (q + kLead + kAhead < m) prefetch_source(P, q + kLead + kAhead);
     if (q + kLead < m) gather(P, R, q + kLead);
     const idx s = q % kRing;
     const T* x = R.rows.data() + s * dp;
