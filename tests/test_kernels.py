@@ -368,7 +368,9 @@ def sklearn_order(n, seed):
 
 
 @fast(30)
-@given(n=st.sampled_from((1, 2, 3, 17, 100, 1000)), seed=st.integers(0, 2**32 - 1),
+# 64, 65, 128, 129: the edges of the C++ kernel's draw-ahead ring (64 draws, 128 slots)
+@given(n=st.sampled_from((1, 2, 3, 17, 64, 65, 100, 128, 129, 1000)),
+       seed=st.integers(0, 2**32 - 1),
        start=st.booleans())
 @example(n=5, seed=0, start=False)
 @example(n=5, seed=2**32 - 1, start=False)
