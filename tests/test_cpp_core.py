@@ -26,11 +26,13 @@ DTYPES = (np.float32, np.float64)
 # activations that dense_backward / activation_backward accept
 DIFFERENTIABLE = sorted(set(C.ACTIVATION_NAMES) - set(C.STEPS) - {C.SOFTMAX})
 # (n, k, m): batch 1, width 1, lanes +- 1 (8/16 fp32, 4/8 fp64), MR edges (4/6/14),
-# several register tiles plus a remainder, and k past the k-block (128 fp64, 256 fp32)
+# several register tiles plus a remainder, and k past one and two k-blocks (the depth is
+# 128-512 by ISA and dtype: 407 fp32 and 320 fp64 for AVX2)
 SHAPES = [
     (1, 1, 1), (1, 5, 17), (3, 2, 8), (10, 2, 8), (7, 9, 15), (8, 16, 16), (9, 17, 33),
     (15, 31, 7), (29, 40, 100), (33, 300, 10), (64, 257, 49), (200, 130, 100), (5, 700, 3),
     (3001, 7, 5),  # many A blocks of few columns
+    (70, 1030, 40),  # packed B, two or more k blocks for every ISA
     (13, 64, 70), (32, 100, 100),  # last rows split 4 + 3 and 4 + 4 (AVX2)
 ]
 
