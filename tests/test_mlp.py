@@ -89,6 +89,36 @@ def test_xor_from_weights_heaviside():
         MLPClassifier(activation="heaviside").fit(Xx, [0, 1, 1, 0])
 
 
+def test_from_weights_class_order():
+    # outputs given in the order c, a, b: classes_ is sorted as scikit-learn's, the output
+    # units follow it, and training (whose targets are encoded in sorted order) improves
+    # the model instead of learning permuted labels
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 3.0], [3.0, 0.0], [-3.0, -3.0]])
+    Xc = np.concatenate([c + 0.3 * rng.standard_normal((60, 2)) for c in centers])
+    yc = np.repeat(np.array(["c", "a", "b"]), 60)
+    W1 = rng.standard_normal((2, 6))
+    W2 = rng.standard_normal((6, 3))
+    b1, b2 = np.zeros(6), np.zeros(3)
+    given = MLPClassifier.from_weights([W1, W2], [b1, b2], classes=["c", "a", "b"],
+                                       learning_rate_init=0.05, random_state=0)
+    same = MLPClassifier.from_weights([W1, W2[:, [1, 2, 0]]], [b1, b2[[1, 2, 0]]],
+                                      classes=["a", "b", "c"])
+    np.testing.assert_array_equal(given.classes_, ["a", "b", "c"])
+    np.testing.assert_array_equal(given.predict(Xc), same.predict(Xc))
+    # output j of the given network is class classes[j]
+    scores = np.maximum(Xc @ W1 + b1, 0) @ W2 + b2
+    np.testing.assert_array_equal(given.predict(Xc), np.array(["c", "a", "b"])[
+        scores.argmax(axis=1)])
+    for _ in range(60):
+        given.partial_fit(Xc, yc)
+    assert given.score(Xc, yc) > 0.95
+    with pytest.raises(ValueError, match="distinct"):
+        MLPClassifier.from_weights([W1, W2], [b1, b2], classes=["a", "a", "b"])
+    with pytest.raises(ValueError, match="sorted order"):
+        MLPClassifier.from_weights([W1, W2[:, :1]], [b1, b2[:1]], classes=[1, 0])
+
+
 def test_summary_counts_parameters():
     sizes = [784, 300, 100, 10]
     coefs = [np.zeros((a, b)) for a, b in itertools.pairwise(sizes)]

@@ -1570,9 +1570,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         intercepts : list of array-like of shape (fan_out,)
             Bias vectors.
         classes : array-like of shape (n_classes,)
-            Class labels. One output means a binary problem (class ``classes[1]`` when
-            the output exceeds 0.5); otherwise there is one output per class and the
-            prediction is the argmax.
+            Class labels, distinct. One output means a binary problem (class
+            ``classes[1]`` when the output exceeds 0.5; the two labels in sorted order);
+            otherwise output ``j`` is class ``classes[j]`` and the prediction is the
+            argmax. ``classes_`` is sorted, as in scikit-learn: the output units are
+            reordered with it.
         activation : str or tuple of str, default='relu'
             Hidden activation(s); the step functions 'heaviside' and 'sign' are allowed.
         out_activation : str, default=None
@@ -1590,12 +1592,33 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         """
         classes = np.asarray(classes)
         n_out = np.asarray(coefs[-1]).shape[-1]
+        if classes.ndim != 1:
+            raise ValueError(f"classes must be 1-D; got shape {classes.shape}")
+        order = np.argsort(classes, kind="stable")
+        sorted_classes = classes[order]
+        if len(classes) > 1 and np.any(sorted_classes[1:] == sorted_classes[:-1]):
+            raise ValueError(f"classes must be distinct; got {classes.tolist()}")
         if n_out == 1:
             if len(classes) != 2:
                 raise ValueError(f"one output needs exactly 2 classes; got {len(classes)}")
+            if order[0] != 0:
+                # the output's meaning ("classes[1] when above 0.5") would have to be
+                # inverted, which is not exact for step outputs
+                raise ValueError(
+                    f"classes must be in sorted order for a network with one output (the "
+                    f"output is the probability of the larger class); got {classes.tolist()}")
             y_type = "binary"
         elif n_out == len(classes):
             y_type = "multiclass"
+            if np.any(order != np.arange(len(classes))) and np.ndim(coefs[-1]) == 2 \
+                    and np.ndim(intercepts[-1]) == 1:
+                # classes_ is sorted (training encodes labels in that order): output units
+                # are permuted to match, so output j still means the class given j-th
+                coefs = [np.asarray(c) for c in coefs]
+                intercepts = [np.asarray(b) for b in intercepts]
+                coefs[-1] = coefs[-1][:, order]
+                intercepts[-1] = intercepts[-1][order]
+                classes = sorted_classes
         else:
             raise ValueError(f"the network has {n_out} outputs for {len(classes)} classes")
         if out_activation is None:
