@@ -526,6 +526,22 @@ def test_errors_match_sklearn():
     one = _quiet(MLPClassifier((4,), max_iter=2, backend=FAST).fit, X, np.ones(120))
     sk = _quiet(SkMLPClassifier((4,), max_iter=2).fit, X, np.ones(120))
     np.testing.assert_array_equal(one.predict(X), sk.predict(X))
+    # hidden layer sizes are integers, as in scikit-learn (3.5 is not 3 units)
+    for sizes in ((3.5,), (True,), (4, 2.0)):
+        for cls in (MLPClassifier, SkMLPClassifier):
+            with pytest.raises(TypeError):
+                _quiet(cls(sizes, max_iter=1).fit, X, Y_CLS)
+    assert _quiet(MLPClassifier((np.int64(3),), max_iter=1, backend=FAST).fit,
+                  X, Y_CLS).coefs_[0].shape == (6, 3)
+
+
+def test_n_threads_beyond_a_c_int():
+    # "as many as there are": the pool's size, not an error from the bindings
+    clf = _quiet(MLPClassifier((4,), max_iter=2, n_threads=2**40, random_state=0, backend=FAST).fit, X, Y_CLS)
+    ref = _quiet(MLPClassifier((4,), max_iter=2, n_threads=64, random_state=0, backend=FAST).fit, X, Y_CLS)
+    np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
+    clf.set_params(n_threads=2**70)
+    np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
 
 
 # ------------------------------------------------------------------------------------------

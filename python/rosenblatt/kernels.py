@@ -241,6 +241,9 @@ def _arr(name, a, ndim, dtype, shape=None, writable=False, optional=False):
     return a
 
 
+_MAX_THREADS = 2**31 - 1
+
+
 def _threads(n_threads):
     if n_threads is None:
         return 0
@@ -248,7 +251,8 @@ def _threads(n_threads):
         raise TypeError(f"n_threads must be an int or None; got {type(n_threads).__name__}")
     if n_threads < 0:
         raise ValueError(f"n_threads must be >= 0 (0 = library default); got {n_threads}")
-    return int(n_threads)
+    # more threads than a C int holds: as many as the pool has (it stops at 64)
+    return min(int(n_threads), _MAX_THREADS)
 
 
 def _finite_scalar(name, value, *, low=None, low_open=False):
@@ -407,7 +411,7 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
         Only when ``return_z``.
     """
     if (type(X) is _ND and type(W) is _ND and type(b) is _ND and type(activation) is str
-            and (n_threads is None or type(n_threads) is int and n_threads >= 0)):
+            and (n_threads is None or type(n_threads) is int and 0 <= n_threads <= _MAX_THREADS)):
         # fast path (see "fast paths" above)
         dt = X.dtype
         try:
@@ -479,7 +483,7 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
     """
     if (type(X) is _ND and type(W) is _ND and type(A) is _ND and type(dA) is _ND
             and type(activation) is str and type(l2) is float and 0.0 <= l2 <= _MAX_FLOAT
-            and (n_threads is None or type(n_threads) is int and n_threads >= 0)):
+            and (n_threads is None or type(n_threads) is int and 0 <= n_threads <= _MAX_THREADS)):
         # fast path (see "fast paths" above)
         dt = X.dtype
         try:

@@ -254,10 +254,19 @@ class BaseMultilayerPerceptron(BaseEstimator):
         hls = self.hidden_layer_sizes
         if not hasattr(hls, "__iter__"):
             hls = [hls]
-        hls = list(hls)
-        if any(h <= 0 for h in hls):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {hls}.")
-        return [int(h) for h in hls]
+        sizes = []
+        for h in hls:
+            # integers only, as in scikit-learn: 3.5 or True is a mistake, not 3 or 1 units
+            try:
+                if isinstance(h, (bool, np.bool_)):
+                    raise TypeError
+                sizes.append(operator.index(h))
+            except TypeError:
+                raise TypeError(f"hidden_layer_sizes must contain integers; got {h!r} "
+                                f"({type(h).__name__})") from None
+        if any(h <= 0 for h in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return sizes
 
     def _init_bound_factor(self, acts, layer):
         # scikit-learn: factor 2 when the hidden activation is logistic (output layer
@@ -419,8 +428,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     "network")
             if self._layer_list != layer_units:
                 raise ValueError(
-                    f"the fitted network has layer sizes {list(self._layer_sizes)} but the "
-                    f"data and hidden_layer_sizes ask for {layer_units}; set "
+                    f"the fitted network has layer sizes "
+                    f"{[int(u) for u in self._layer_sizes]} but the data and "
+                    f"hidden_layer_sizes ask for {layer_units}; set "
                     "warm_start=False to fit a new network")
             for code in self._act_codes:
                 if int(code) in C.STEPS:
