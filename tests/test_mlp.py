@@ -535,9 +535,26 @@ def test_errors_match_sklearn():
                   X, Y_CLS).coefs_[0].shape == (6, 3)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_weight_minibatch_raises_like_sklearn(backend):
+    # the first minibatch weighs nothing: scikit-learn's np.average raises
+    sw = np.r_[np.zeros(10), np.ones(110)]
+    kw = dict(hidden_layer_sizes=(4,), batch_size=10, shuffle=False, max_iter=2)
+    with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
+        _quiet(SkMLPClassifier(**kw).fit, X, Y_CLS, sample_weight=sw)
+    for bn in (False, True):
+        with pytest.raises(ZeroDivisionError, match="Weights sum to zero.*minibatch 1 "):
+            _quiet(MLPClassifier(**kw, batch_norm=bn, backend=backend).fit, X, Y_CLS,
+                   sample_weight=sw)
+    # zero weights that share a minibatch with others train
+    sw[:5] = 1
+    _quiet(MLPClassifier(**kw, backend=backend).fit, X, Y_CLS, sample_weight=sw)
+
+
 def test_n_threads_beyond_a_c_int():
     # "as many as there are": the pool's size, not an error from the bindings
-    clf = _quiet(MLPClassifier((4,), max_iter=2, n_threads=2**40, random_state=0, backend=FAST).fit, X, Y_CLS)
+    clf = _quiet(MLPClassifier((4,), max_iter=2, n_threads=2**40, random_state=0,
+                               backend=FAST).fit, X, Y_CLS)
     ref = _quiet(MLPClassifier((4,), max_iter=2, n_threads=64, random_state=0, backend=FAST).fit, X, Y_CLS)
     np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
     clf.set_params(n_threads=2**70)
@@ -670,6 +687,6 @@ def test_batch_norm_options_and_errors():
     assert not hasattr(off, "batch_norm_params_")
     assert "batch norm" not in off.summary()
     # sample weights (zero weights included) and sparse input train as well
-    sw = np.r_[np.zeros(40), np.ones(80)]
+    sw = np.r_[np.zeros(30), np.ones(90)]
     _quiet(_bn_clf(max_iter=2, batch_size=40, shuffle=False).fit, X, Y_CLS, sample_weight=sw)
     _quiet(_bn_clf(max_iter=2).fit, sp.csr_matrix(X), Y_CLS)

@@ -86,6 +86,17 @@ def _step_error(name):
         "from_weights(...)")
 
 
+def _check_batch_weights(sample_weight, order, batch_size):
+    """ZeroDivisionError, as scikit-learn's, when a minibatch of ``order`` weighs 0."""
+    sums = np.add.reduceat(sample_weight[order], np.arange(0, order.shape[0], batch_size))
+    if not (sums != 0).all():
+        first = int(np.flatnonzero(sums == 0)[0])
+        raise ZeroDivisionError(
+            f"Weights sum to zero, can't be normalized: minibatch {first + 1} of this epoch "
+            f"(rows {first * batch_size} to {min(order.shape[0], (first + 1) * batch_size) - 1}"
+            " of its order) has only zero sample weights")
+
+
 class BaseMultilayerPerceptron(BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`.
 
@@ -578,6 +589,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         rbw_best, rbw_params, rbw_bn = np.inf, None, None
         rs = self._random_state
         sample_idx = np.arange(n_train, dtype=np.int64)
+        # a minibatch of zero total weight has no loss: scikit-learn's np.average raises
+        # ZeroDivisionError (the kernels would return NaN); looked for only when a weight is 0
+        zero_weights = sample_weight is not None and not (sample_weight != 0).all()
         quiet_numpy = _quiet_numpy if self.backend_ == "numpy" else contextlib.nullcontext
         callbacks = list(self.callbacks) if self.callbacks else []
         self.n_iter_ = 0
@@ -590,6 +604,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     # shuffling sample_idx in place gives (the same swaps)
                     rs.shuffle(sample_idx)
                 order = sample_idx if train_idx is None else train_idx[sample_idx]
+                if zero_weights:
+                    _check_batch_weights(sample_weight, order, batch_size)
                 np.copyto(last_good, params)
                 last_run = self._bn_snapshot()
                 lr_epoch = self._opt_lr
