@@ -169,6 +169,9 @@ def test_validation_data_curves():
     assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == clf.n_iter_
     clf = _quiet(MLPClassifier((8,), max_iter=5, backend=FAST).fit, X, Y_CLS)
     assert clf.validation_loss_curve_ is None and clf.validation_scores_ is None
+    # labels the classifier was not trained on are an error, not all-zero targets
+    with pytest.raises(ValueError, match=r"not in the training classes \[0, 1, 2\]: \[7\]"):
+        _quiet(clf.fit, X, Y_CLS, validation_data=(X[:20], np.r_[Y_CLS[:19], 7]))
 
 
 def test_restore_best_weights():
@@ -539,7 +542,7 @@ def test_errors_match_sklearn():
 def test_zero_weight_minibatch_raises_like_sklearn(backend):
     # the first minibatch weighs nothing: scikit-learn's np.average raises
     sw = np.r_[np.zeros(10), np.ones(110)]
-    kw = dict(hidden_layer_sizes=(4,), batch_size=10, shuffle=False, max_iter=2)
+    kw = {"hidden_layer_sizes": (4,), "batch_size": 10, "shuffle": False, "max_iter": 2}
     with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
         _quiet(SkMLPClassifier(**kw).fit, X, Y_CLS, sample_weight=sw)
     for bn in (False, True):

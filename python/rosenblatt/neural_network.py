@@ -31,7 +31,13 @@ from typing import ClassVar
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    is_classifier,
+)
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -511,6 +517,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                    y_numeric=not hasattr(self, "classes_"))
             if yv.ndim == 2 and yv.shape[1] == 1:
                 yv = column_or_1d(yv, warn=False)
+            if is_classifier(self) and yv.ndim == 1:
+                # an unknown label would be encoded as no class at all (an all-zero target)
+                unknown = np.setdiff1d(np.unique(yv), self.classes_)
+                if unknown.size:
+                    raise ValueError(
+                        f"validation_data has labels that are not in the training classes "
+                        f"{self.classes_.tolist()}: {unknown.tolist()}")
             Xv = Xv.toarray() if sp.issparse(Xv) else Xv
             Xv = np.ascontiguousarray(Xv, dtype=X.dtype)
             Yv = np.ascontiguousarray(self._encode_y(yv), dtype=X.dtype)
