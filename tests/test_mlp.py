@@ -359,6 +359,41 @@ def test_sparse_equals_dense():
         np.testing.assert_allclose(b.predict_proba(fmt(X)), a.predict_proba(X), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sparse_trains_block_by_block(backend, monkeypatch):
+    # sparse X is densified a few minibatches at a time (blocks of 2 x 7 rows here), never
+    # whole: the same minibatches, steps and weights as training on the dense array
+    import rosenblatt.neural_network as nn
+
+    monkeypatch.setattr(nn, "_SPARSE_BLOCK_BYTES", 2 * 7 * 6 * 8)
+    rs = np.random.RandomState(1)
+    Xs = sp.random(120, 6, density=0.5, format="csr", random_state=rs) * 3
+    sw = rs.uniform(0.5, 2.0, 120)
+    kw = {"hidden_layer_sizes": (5,), "max_iter": 4, "batch_size": 7, "random_state": 0,
+          "backend": backend}
+    for extra in ({}, {"early_stopping": True}, {"solver": "sgd", "momentum": 0.5}):
+        a = _quiet(MLPClassifier(**kw, **extra).fit, Xs.toarray(), Y_CLS, sample_weight=sw)
+        b = _quiet(MLPClassifier(**kw, **extra).fit, Xs, Y_CLS, sample_weight=sw)
+        np.testing.assert_array_equal(_flat(a), _flat(b))
+        np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-13)
+    # a float32 model goes on training on float64 sparse input in float32
+    r = _quiet(MLPRegressor(**kw).fit, Xs.toarray().astype(np.float32), Y_REG)
+    _quiet(r.set_params(warm_start=True).fit, Xs.tocsc(), Y_REG)
+    assert r.coefs_[0].dtype == np.float32
+    # memory: a wide sparse matrix is never densified whole. Here a minibatch of 200 rows
+    # is 32 MB dense: the block being trained and the kernel's minibatch buffer are 20% of
+    # X densified (the NumPy reference's temporaries add another 10%)
+    wide = sp.random(2000, 20000, density=0.0005, format="csr", random_state=rs)
+    tracemalloc.start()
+    try:
+        _quiet(MLPClassifier((4,), max_iter=1, random_state=0, backend=backend).fit,
+               wide, rs.randint(0, 2, 2000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.4 * 2000 * 20000 * 8, peak
+
+
 def test_forward_and_predict_agree(backend):
     clf = _quiet(MLPClassifier((5, 4), max_iter=2, random_state=0, backend=backend).fit, X,
                  Y_CLS)

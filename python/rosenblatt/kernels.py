@@ -828,6 +828,43 @@ class Trainer:
             total += self._train(order[start:start + chunk])
         return float(total)
 
+    def run_block(self, X, Y, sample_weight=None):
+        """Train on the rows of another block of data, in their order; return the loss.
+
+        An epoch over data kept elsewhere (sparse ``X``, densified a block of rows at a
+        time) runs block by block: blocks of whole minibatches give the same minibatches,
+        steps and summed loss as one :meth:`run_epoch` over all the rows.
+
+        Parameters
+        ----------
+        X : ndarray (m, d) of the parameters' dtype, C-contiguous
+        Y : ndarray (m, k), same dtype
+        sample_weight : ndarray (m,), optional
+            Required when the trainer was made with sample weights, refused otherwise.
+
+        Returns
+        -------
+        float
+            As :meth:`run_epoch`.
+        """
+        dt = self.params.dtype
+        _arr("X", X, 2, dt, (None, int(self.layer_sizes[0])))
+        m = X.shape[0]
+        _arr("Y", Y, 2, dt, (m, int(self.layer_sizes[-1])))
+        if (sample_weight is None) != (self.sample_weight is None):
+            made = "with" if self.sample_weight is not None else "without"
+            raise ValueError("sample_weight must be given for every block or for none: "
+                             f"the trainer was made {made} them")
+        sw = _arr("sample_weight", sample_weight, 1, dt, (m,), optional=True)
+        if sw is not None and not (sw >= 0).all():
+            raise ValueError("sample_weight must be non-negative and finite")
+        saved = self.X, self.Y, self.sample_weight
+        self.X, self.Y, self.sample_weight = X, Y, sw
+        try:
+            return self.run_epoch(np.arange(m, dtype=np.int64), check=False)
+        finally:
+            self.X, self.Y, self.sample_weight = saved
+
     def _train(self, order):
         return self._be.train_epoch(
             self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,

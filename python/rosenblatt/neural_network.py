@@ -92,6 +92,33 @@ def _step_error(name):
         "from_weights(...)")
 
 
+def _dense_rows(X, rows, dtype):
+    """Rows of X (a slice or an index array) as a C-contiguous array of ``dtype``."""
+    Xr = X[rows]
+    if sp.issparse(Xr):
+        Xr = Xr.toarray()
+    return np.ascontiguousarray(Xr, dtype=dtype)
+
+
+# Dense bytes of one block of sparse rows in training: enough minibatches that Python is
+# entered rarely, and little next to X densified whole (at least one minibatch, though).
+_SPARSE_BLOCK_BYTES = 8 << 20
+
+
+def _sparse_epoch(trainer, X, Y, sample_weight, order, batch_size):
+    """One epoch over CSR ``X`` in ``order``: blocks of whole minibatches are densified
+    and trained in turn (the same minibatches and steps as one epoch over dense X)."""
+    dt = trainer.params.dtype
+    per_row = max(1, X.shape[1]) * dt.itemsize
+    block = max(1, _SPARSE_BLOCK_BYTES // (per_row * batch_size)) * batch_size
+    total = 0.0
+    for s in range(0, order.shape[0], block):
+        rows = order[s:s + block]
+        total += trainer.run_block(_dense_rows(X, rows, dt), Y[rows],
+                                   None if sample_weight is None else sample_weight[rows])
+    return total
+
+
 def _check_batch_weights(sample_weight, order, batch_size):
     """ZeroDivisionError, as scikit-learn's, when a minibatch of ``order`` weighs 0."""
     sums = np.add.reduceat(sample_weight[order], np.arange(0, order.shape[0], batch_size))
@@ -422,13 +449,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
         else:
             # the builtin dtype, not X's own instance (see __setstate__ on why)
             dtype = np.dtype(X.dtype.type)
-        # at most one copy of X: sparse input is densified once, a strided or other-dtype
-        # array is copied once, a C-contiguous float array of the right dtype not at all
-        X = X.toarray() if sp.issparse(X) else X
-        X = np.ascontiguousarray(X, dtype=dtype)
+        # at most one copy of X: a strided or other-dtype array is copied once, a
+        # C-contiguous float array of the right dtype not at all. Sparse input stays sparse
+        # for the stochastic solvers (densified a block of rows at a time, see
+        # _sparse_epoch); lbfgs and batch norm densify it once.
+        if sp.issparse(X) and self.solver != "lbfgs" and not self.batch_norm:
+            X = X.tocsr()
+        else:
+            X = X.toarray() if sp.issparse(X) else X
+            X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
         n_features = X.shape[1]
-        sample_weight = self._sample_weight(sample_weight, X, y, incremental)
+        sample_weight = self._sample_weight(sample_weight, X, y, incremental, dtype)
 
         layer_units = [n_features] + hidden + [Y.shape[1]]
         self._random_state = self._check_random_state()
@@ -468,19 +500,19 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 " contain large values and need to be preprocessed.")
         return self
 
-    def _sample_weight(self, sample_weight, X, y, incremental):
+    def _sample_weight(self, sample_weight, X, y, incremental, dtype):
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
         cw = getattr(self, "class_weight", None)
         if cw is not None:
             if incremental and cw == "balanced":
                 raise ValueError("class_weight='balanced' is not supported by partial_fit "
                                  "(the class frequencies of a stream are unknown); pass a "
                                  "dict of weights instead")
-            w = compute_sample_weight(cw, y).astype(X.dtype)
+            w = compute_sample_weight(cw, y).astype(dtype)
             sample_weight = w if sample_weight is None else sample_weight * w
         if sample_weight is not None:
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=X.dtype)
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
         return sample_weight
 
     def _hyper(self, lr):
@@ -524,11 +556,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     raise ValueError(
                         f"validation_data has labels that are not in the training classes "
                         f"{self.classes_.tolist()}: {unknown.tolist()}")
+            dt = self._params.dtype  # X's, unless X is sparse
             Xv = Xv.toarray() if sp.issparse(Xv) else Xv
-            Xv = np.ascontiguousarray(Xv, dtype=X.dtype)
-            Yv = np.ascontiguousarray(self._encode_y(yv), dtype=X.dtype)
+            Xv = np.ascontiguousarray(Xv, dtype=dt)
+            Yv = np.ascontiguousarray(self._encode_y(yv), dtype=dt)
             if swv is not None:
-                swv = np.ascontiguousarray(_check_sample_weight(swv, Xv, dtype=X.dtype))
+                swv = np.ascontiguousarray(_check_sample_weight(swv, Xv, dtype=Xv.dtype))
             return None, Xv, None, yv, Yv, swv
         if not self.early_stopping:
             return None, None, None, None, None, None
@@ -589,11 +622,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
             trainer = _BatchNormTrainer(self, X, Y, sample_weight, batch_size)
             params = trainer.params  # weights, then gamma and beta
         else:
+            sparse_rows = sp.issparse(X)
+            # sparse X: the trainer is made with a first block (shapes, batch size) and
+            # every epoch runs block by block
+            first = slice(0, batch_size) if sparse_rows else slice(None)
             trainer = K.Trainer(
-                X, Y, self._params, self._layer_sizes, self._act_codes, self._loss_name(),
+                _dense_rows(X, first, self._params.dtype), Y[first], self._params,
+                self._layer_sizes, self._act_codes, self._loss_name(),
                 self._optimizer_name(), self._hyper(self._opt_lr), batch_size,
-                sample_weight=sample_weight, state=self._opt_state, step=self._opt_step,
-                backend=self.backend_, n_threads=self.n_threads)
+                sample_weight=None if sample_weight is None else sample_weight[first],
+                state=self._opt_state, step=self._opt_step, backend=self.backend_,
+                n_threads=self.n_threads)
+            if sparse_rows:
+                # the first block only gave the trainer its shapes; each run_block brings
+                # its own rows (a batch of wide rows can be tens of megabytes)
+                trainer.X = trainer.X[:1].copy()
             params = self._params
         self._opt_state = trainer.state
 
@@ -625,7 +668,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 # a diverging fit is detected and reported below (with the learning rate);
                 # the NumPy reference would first warn about overflow in its matmuls
                 with quiet_numpy():
-                    total = trainer.run_epoch(order, check=False)
+                    if sp.issparse(X):
+                        total = _sparse_epoch(trainer, X, Y, sample_weight, order,
+                                              batch_size)
+                    else:
+                        total = trainer.run_epoch(order, check=False)
                 loss = total / n_train
                 if not math.isfinite(loss) or not np.isfinite(params).all():
                     np.copyto(params, last_good)
@@ -720,9 +767,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if rows is None:
             return K.mlp_forward(X, params, self._layer_sizes, self._act_codes,
                                  backend=self.backend_, n_threads=self.n_threads)
-        out = np.empty((rows.shape[0], self.n_outputs_), dtype=X.dtype)
+        out = np.empty((rows.shape[0], self.n_outputs_), dtype=params.dtype)
         for s in range(0, rows.shape[0], _BLOCK):
-            K.mlp_forward(X[rows[s:s + _BLOCK]], params, self._layer_sizes,
+            K.mlp_forward(_dense_rows(X, rows[s:s + _BLOCK], params.dtype), params,
+                          self._layer_sizes,
                           self._act_codes, out=out[s:s + _BLOCK], backend=self.backend_,
                           n_threads=self.n_threads)
         return out
