@@ -1603,11 +1603,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data (float32 data trains in float32).
+            Training data (float32 data trains in float32). Sparse data is densified a
+            few megabytes of rows at a time (all at once by lbfgs and batch norm).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (an indicator matrix for multilabel problems).
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+            Per-sample weights, non-negative (scikit-learn also takes negative ones). A
+            minibatch whose weights sum to zero raises ``ZeroDivisionError``, as in
+            scikit-learn.
         validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)
             A validation set scored after every epoch (``validation_loss_curve_``,
             ``validation_scores_``); with ``early_stopping`` it replaces the held-out
@@ -1630,6 +1633,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, as in :meth:`fit`.
         classes : array of shape (n_classes,), default=None
             All classes of the stream; required on the first call.
 
@@ -1856,11 +1860,14 @@ default='squared_error'
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data (float32 data trains in float32).
+            Training data (float32 data trains in float32). Sparse data is densified a
+            few megabytes of rows at a time (all at once by lbfgs and batch norm).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+            Per-sample weights, non-negative (scikit-learn also takes negative ones). A
+            minibatch whose weights sum to zero raises ``ZeroDivisionError``, as in
+            scikit-learn.
         validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)
             A validation set scored after every epoch (``validation_loss_curve_``,
             ``validation_scores_``); with ``early_stopping`` it replaces the held-out
@@ -1883,6 +1890,7 @@ default='squared_error'
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, as in :meth:`fit`.
 
         Returns
         -------
