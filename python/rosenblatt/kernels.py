@@ -683,6 +683,15 @@ def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
     return out
 
 
+def _train_weights(sample_weight, dt, n):
+    """Checked per-row weights of a training set of n rows, or None."""
+    sw = _arr("sample_weight", sample_weight, 1, dt, (n,), optional=True)
+    if sw is not None and not (sw >= 0).all():
+        # (a batch whose weights sum to 0 has no defined loss: the caller avoids it)
+        raise ValueError("sample_weight must be non-negative and finite")
+    return sw
+
+
 class Trainer:
     """Validated, preallocated state for running :func:`train_epoch` epoch after epoch.
 
@@ -736,10 +745,7 @@ class Trainer:
         _arr("Y", Y, 2, dt, (n, int(self.layer_sizes[-1])))
         _, total = param_offsets(self.layer_sizes)
         _arr("params", params, 1, dt, (total,), writable=True)
-        self.sample_weight = _arr("sample_weight", sample_weight, 1, dt, (n,), optional=True)
-        if self.sample_weight is not None and not (self.sample_weight >= 0).all():
-            # (a batch whose weights sum to 0 has no defined loss: the caller avoids it)
-            raise ValueError("sample_weight must be non-negative and finite")
+        self.sample_weight = _train_weights(sample_weight, dt, n)
         self.loss = loss_code(loss)
         self.optimizer = optimizer_code(optimizer)
         out_act = int(self.activations[-1])
@@ -855,9 +861,7 @@ class Trainer:
             made = "with" if self.sample_weight is not None else "without"
             raise ValueError("sample_weight must be given for every block or for none: "
                              f"the trainer was made {made} them")
-        sw = _arr("sample_weight", sample_weight, 1, dt, (m,), optional=True)
-        if sw is not None and not (sw >= 0).all():
-            raise ValueError("sample_weight must be non-negative and finite")
+        sw = _train_weights(sample_weight, dt, m)
         saved = self.X, self.Y, self.sample_weight
         self.X, self.Y, self.sample_weight = X, Y, sw
         try:

@@ -770,8 +770,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         out = np.empty((rows.shape[0], self.n_outputs_), dtype=params.dtype)
         for s in range(0, rows.shape[0], _BLOCK):
             K.mlp_forward(_dense_rows(X, rows[s:s + _BLOCK], params.dtype), params,
-                          self._layer_sizes,
-                          self._act_codes, out=out[s:s + _BLOCK], backend=self.backend_,
+                          self._layer_sizes, self._act_codes, out=out[s:s + _BLOCK],
+                          backend=self.backend_,
                           n_threads=self.n_threads)
         return out
 
@@ -958,8 +958,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         dt = self._params.dtype
         out = np.empty((X.shape[0], self.n_outputs_), dtype=dt)
         for s in range(0, X.shape[0], _BLOCK):
-            block = np.ascontiguousarray(X[s:s + _BLOCK].toarray(), dtype=dt)
-            K.mlp_forward(block, params, self._layer_sizes, self._act_codes,
+            K.mlp_forward(_dense_rows(X, slice(s, s + _BLOCK), dt), params,
+                          self._layer_sizes, self._act_codes,
                           out=out[s:s + _BLOCK], backend=self.backend_,
                           n_threads=self.n_threads)
         return out
