@@ -618,11 +618,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         n_train = X.shape[0] if train_idx is None else train_idx.shape[0]
         batch_size = self._batch_size(n_train)
+        sparse_rows = sp.issparse(X)  # batch norm densified it in _fit
         if self._has_bn():
             trainer = _BatchNormTrainer(self, X, Y, sample_weight, batch_size)
             params = trainer.params  # weights, then gamma and beta
         else:
-            sparse_rows = sp.issparse(X)
             # sparse X: the trainer is made with a first block (shapes, batch size) and
             # every epoch runs block by block
             first = slice(0, batch_size) if sparse_rows else slice(None)
@@ -668,7 +668,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 # a diverging fit is detected and reported below (with the learning rate);
                 # the NumPy reference would first warn about overflow in its matmuls
                 with quiet_numpy():
-                    if sp.issparse(X):
+                    if sparse_rows:
                         total = _sparse_epoch(trainer, X, Y, sample_weight, order,
                                               batch_size)
                     else:
