@@ -363,9 +363,9 @@ def test_sparse_equals_dense():
 def test_sparse_trains_block_by_block(backend, monkeypatch):
     # sparse X is densified a few minibatches at a time (blocks of 2 x 7 rows here), never
     # whole: the same minibatches, steps and weights as training on the dense array
-    import rosenblatt.neural_network as nn
+    from rosenblatt import _rows
 
-    monkeypatch.setattr(nn, "_SPARSE_BLOCK_BYTES", 2 * 7 * 6 * 8)
+    monkeypatch.setattr(_rows, "BLOCK_BYTES", 2 * 7 * 6 * 8)
     rs = np.random.RandomState(1)
     Xs = sp.random(120, 6, density=0.5, format="csr", random_state=rs) * 3
     sw = rs.uniform(0.5, 2.0, 120)

@@ -158,6 +158,29 @@ def test_every_backend_same_model(classes, dtype):
             np.testing.assert_array_equal(m.intercept_, ms[0].intercept_)
 
 
+@pytest.mark.parametrize("classes", [2, 4])
+def test_rosenblatt_rule_sparse_block_by_block(classes, monkeypatch):
+    # sparse X is densified a few rows at a time (blocks of 16 here) in each epoch's order:
+    # the same online rule, row after row, as on the dense array - with and without weights
+    from rosenblatt import _rows
+
+    monkeypatch.setattr(_rows, "BLOCK_BYTES", 16 * 9 * 8)
+    X, y = _data(n=150, d=9, classes=classes, seed=4)
+    X[np.abs(X) < 0.8] = 0.0
+    sw = np.random.RandomState(5).uniform(0.5, 2.0, 150)
+    for backend in BACKENDS:
+        for kw in ({}, {"sample_weight": sw}):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                dense = Perceptron(rule="rosenblatt", backend=backend, random_state=1,
+                                   max_iter=7).fit(X, y, **kw)
+                csr = Perceptron(rule="rosenblatt", backend=backend, random_state=1,
+                                 max_iter=7).fit(sp.csr_matrix(X), y, **kw)
+            np.testing.assert_array_equal(csr.coef_, dense.coef_)
+            np.testing.assert_array_equal(csr.intercept_, dense.intercept_)
+            assert csr.n_iter_ == dense.n_iter_
+
+
 def test_threads_do_not_change_the_model():
     X, y = _data(n=200, d=7, classes=5, seed=2)
     a = Perceptron(n_threads=1).fit(X, y)

@@ -30,6 +30,7 @@ from sklearn.utils.validation import (
 )
 
 from . import kernels
+from ._rows import block_rows, dense_rows
 
 __all__ = ["Perceptron"]
 
@@ -866,9 +867,10 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                            estimator_name=type(self).__name__)
 
     def _fit_rosenblatt(self, X, y_index, sample_weight, max_iter):
-        if sp.issparse(X):
-            X = X.toarray()
-        X = np.ascontiguousarray(X)
+        # sparse X (validated finite) is densified a block of rows at a time in each
+        # epoch's order: the rule is online, row after row, so blocks change nothing
+        sparse_rows = sp.issparse(X)
+        X = X.tocsr() if sparse_rows else np.ascontiguousarray(X)
         dtype = X.dtype
         K = self.classes_.shape[0]
         sign = self.step == "sign"
@@ -895,11 +897,23 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                 self._assert_finite(X)
             epoch_w = _jit("rosenblatt", _rosenblatt_epoch_weighted, self.backend_)
             eta_row = (float(self.eta0) * sw * cw[y_index]).astype(dtype)
+        else:
+            eta_row = None
+
+        def visit(Xe, lab, rows, eta):
+            """The rule over rows ``rows`` of Xe; returns the mistakes (< 0: non-finite X)."""
+            if weighted:
+                return int(epoch_w(Xe, lab, lo, rows, W, b, eta, sign))
+            return kernels.perceptron_epoch(Xe, lab, W, b, order=rows, eta=self.eta0,
+                                            step=self.step, backend=self.backend_,
+                                            n_threads=self._threads())
+
         tol = -np.inf if self.tol is None else float(self.tol)
         best = np.inf
         no_imp = 0
         epochs = 0
         order = np.arange(n, dtype=np.int64)
+        block = block_rows(X.shape[1], dtype)
         try:
             for _ in range(max_iter):
                 # each epoch shuffles the previous order again (the kernel's xorshift
@@ -907,13 +921,15 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                 if self.shuffle:
                     kernels.xorshift_shuffle(order, int(rs.randint(MAX_INT)),
                                              backend=self.backend_)
-                if weighted:
-                    mistakes = int(epoch_w(X, labels, lo, order, W, b, eta_row, sign))
+                if sparse_rows:
+                    mistakes = 0
+                    for s in range(0, n, block):
+                        rows = order[s:s + block]
+                        mistakes += visit(dense_rows(X, rows, dtype), labels[rows],
+                                          np.arange(rows.shape[0], dtype=np.int64),
+                                          None if eta_row is None else eta_row[rows])
                 else:
-                    mistakes = kernels.perceptron_epoch(X, labels, W, b, order=order,
-                                                        eta=self.eta0, step=self.step,
-                                                        backend=self.backend_,
-                                                        n_threads=self._threads())
+                    mistakes = visit(X, labels, order, eta_row)
                     if mistakes < 0:  # a NaN or an infinity in X; W and b are unchanged
                         self._assert_finite(X)
                 epochs += 1

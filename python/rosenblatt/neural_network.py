@@ -55,6 +55,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _codes as C
 from . import kernels as K
+from ._rows import block_rows, dense_rows
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -92,29 +93,15 @@ def _step_error(name):
         "from_weights(...)")
 
 
-def _dense_rows(X, rows, dtype):
-    """Rows of X (a slice or an index array) as a C-contiguous array of ``dtype``."""
-    Xr = X[rows]
-    if sp.issparse(Xr):
-        Xr = Xr.toarray()
-    return np.ascontiguousarray(Xr, dtype=dtype)
-
-
-# Dense bytes of one block of sparse rows in training: enough minibatches that Python is
-# entered rarely, and little next to X densified whole (at least one minibatch, though).
-_SPARSE_BLOCK_BYTES = 8 << 20
-
-
 def _sparse_epoch(trainer, X, Y, sample_weight, order, batch_size):
     """One epoch over CSR ``X`` in ``order``: blocks of whole minibatches are densified
     and trained in turn (the same minibatches and steps as one epoch over dense X)."""
     dt = trainer.params.dtype
-    per_row = max(1, X.shape[1]) * dt.itemsize
-    block = max(1, _SPARSE_BLOCK_BYTES // (per_row * batch_size)) * batch_size
+    block = block_rows(X.shape[1], dt, batch_size)
     total = 0.0
     for s in range(0, order.shape[0], block):
         rows = order[s:s + block]
-        total += trainer.run_block(_dense_rows(X, rows, dt), Y[rows],
+        total += trainer.run_block(dense_rows(X, rows, dt), Y[rows],
                                    None if sample_weight is None else sample_weight[rows])
     return total
 
@@ -627,7 +614,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             # every epoch runs block by block
             first = slice(0, batch_size) if sparse_rows else slice(None)
             trainer = K.Trainer(
-                _dense_rows(X, first, self._params.dtype), Y[first], self._params,
+                dense_rows(X, first, self._params.dtype), Y[first], self._params,
                 self._layer_sizes, self._act_codes, self._loss_name(),
                 self._optimizer_name(), self._hyper(self._opt_lr), batch_size,
                 sample_weight=None if sample_weight is None else sample_weight[first],
@@ -769,7 +756,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                  backend=self.backend_, n_threads=self.n_threads)
         out = np.empty((rows.shape[0], self.n_outputs_), dtype=params.dtype)
         for s in range(0, rows.shape[0], _BLOCK):
-            K.mlp_forward(_dense_rows(X, rows[s:s + _BLOCK], params.dtype), params,
+            K.mlp_forward(dense_rows(X, rows[s:s + _BLOCK], params.dtype), params,
                           self._layer_sizes, self._act_codes, out=out[s:s + _BLOCK],
                           backend=self.backend_,
                           n_threads=self.n_threads)
@@ -958,7 +945,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         dt = self._params.dtype
         out = np.empty((X.shape[0], self.n_outputs_), dtype=dt)
         for s in range(0, X.shape[0], _BLOCK):
-            K.mlp_forward(_dense_rows(X, slice(s, s + _BLOCK), dt), params,
+            K.mlp_forward(dense_rows(X, slice(s, s + _BLOCK), dt), params,
                           self._layer_sizes, self._act_codes,
                           out=out[s:s + _BLOCK], backend=self.backend_,
                           n_threads=self.n_threads)
