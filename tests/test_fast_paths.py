@@ -333,7 +333,7 @@ def _no_general_checks(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("good input reached the general checks")
 
-    for name in ("_arr", "_float_dtype", "_out", "_threads", "_finite_scalar",
+    for name in ("_arr", "_float_dtype", "_out", "check_threads", "_finite_scalar",
                  "activation_code"):
         monkeypatch.setattr(K, name, boom)
 

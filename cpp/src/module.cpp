@@ -802,21 +802,9 @@ int int_arg(PyObject* o, const char* name) {
   return int(v);
 }
 
-// n_threads: None or an int (<= 0: the library default; more than a C int holds: as many as
-// the pool has).
+// n_threads: None or an int (<= 0: the library default).
 int threads_obj(PyObject* o) {
-  if (o == Py_None) return rb::resolve_threads(0);
-  const long long v = PyLong_AsLongLong(o);
-  if (v == -1 && PyErr_Occurred()) {
-    if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return int_arg(o, "n_threads");  // raises
-    PyErr_Clear();
-    PyObject* zero = PyLong_FromLong(0);
-    const int positive = zero ? PyObject_RichCompareBool(o, zero, Py_GT) : -1;
-    Py_XDECREF(zero);
-    if (positive < 0) throw py::error_already_set();
-    return rb::resolve_threads(positive ? INT_MAX : 0);
-  }
-  return rb::resolve_threads(v > INT_MAX ? INT_MAX : v < INT_MIN ? 0 : int(v));
+  return rb::resolve_threads(o == Py_None ? 0 : int_arg(o, "n_threads"));
 }
 
 double float_arg(PyObject* o, const char* name) {

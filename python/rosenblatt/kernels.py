@@ -35,6 +35,7 @@ __all__ = [
     "batchnorm_fold",
     "batchnorm_forward",
     "batchnorm_inference",
+    "check_threads",
     "dense_backward",
     "dense_forward",
     "get_backend",
@@ -244,15 +245,25 @@ def _arr(name, a, ndim, dtype, shape=None, writable=False, optional=False):
 _MAX_THREADS = 2**31 - 1
 
 
-def _threads(n_threads):
+def check_threads(n_threads):
+    """``n_threads`` as every backend takes it: 0 for the library default (None).
+
+    Parameters
+    ----------
+    n_threads : int >= 0 or None
+
+    Returns
+    -------
+    int
+        At most what a C int holds: more threads than that mean all the pool has.
+    """
     if n_threads is None:
         return 0
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(f"n_threads must be an int or None; got {type(n_threads).__name__}")
     if n_threads < 0:
         raise ValueError(f"n_threads must be >= 0 (0 = library default); got {n_threads}")
-    # more threads than a C int holds: as many as the pool has (it stops at 64)
-    return min(int(n_threads), _MAX_THREADS)
+    return min(int(n_threads), _MAX_THREADS)  # the pool stops at 64 anyway
 
 
 def _finite_scalar(name, value, *, low=None, low_open=False):
@@ -303,7 +314,7 @@ def activation_forward(Z, activation, *, out=None, backend=None, n_threads=None)
     _arr("Z", Z, 2, dt)
     act = activation_code(activation)
     out = _out("out", out, Z.shape, dt)
-    _call(backend, "activation_forward", Z, act, out, _threads(n_threads))
+    _call(backend, "activation_forward", Z, act, out, check_threads(n_threads))
     return out
 
 
@@ -320,7 +331,7 @@ def activation_backward(Z, A, dA, activation, *, out=None, backend=None, n_threa
     _arr("dA", dA, 2, dt, A.shape)
     _arr("Z", Z, 2, dt, A.shape, optional=act not in C.NEEDS_Z)
     out = _out("out", out, A.shape, dt)
-    _call(backend, "activation_backward", Z, A, dA, act, out, _threads(n_threads))
+    _call(backend, "activation_backward", Z, A, dA, act, out, check_threads(n_threads))
     return out
 
 
@@ -446,7 +457,7 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
     act = activation_code(activation)
     A = _out("out", out, (n, m), dt)
     Z = np.empty((n, m), dtype=dt) if return_z else None
-    _call(backend, "dense_forward", X, W, b, act, A, Z, _threads(n_threads))
+    _call(backend, "dense_forward", X, W, b, act, A, Z, check_threads(n_threads))
     return (A, Z) if return_z else A
 
 
@@ -521,7 +532,7 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
     db = np.empty((m,), dtype=dt)
     dX = np.empty((n, k), dtype=dt) if need_dX else None
     _call(backend, "dense_backward", X, W, A, Z, dA, act, l2, dW, db, dX,
-                                        _threads(n_threads))
+                                        check_threads(n_threads))
     return dW, db, dX
 
 
@@ -564,7 +575,7 @@ def loss_gradient(P, Y, loss, *, sample_weight=None, huber_delta=1.0, out=None,
         raise ValueError("P must have at least one row; got 0")
     delta = _finite_scalar("huber_delta", huber_delta, low=0.0, low_open=True)
     G = _out("out", out, P.shape, dt)
-    value = _call(backend, "loss_gradient", P, Y, sw, code, delta, G, _threads(n_threads))
+    value = _call(backend, "loss_gradient", P, Y, sw, code, delta, G, check_threads(n_threads))
     return float(value), G
 
 
@@ -588,7 +599,7 @@ def sgd_step(params, grads, velocity, *, lr, momentum=0.0, nesterov=False, backe
     lr = _finite_scalar("lr", lr, low=0.0)
     momentum = _finite_scalar("momentum", momentum, low=0.0)
     _call(backend, "sgd_step", params, grads, velocity, lr, momentum, bool(nesterov),
-                                  _threads(n_threads))
+                                  check_threads(n_threads))
 
 
 def adagrad_step(params, grads, accum, *, lr, eps=1e-8, backend=None, n_threads=None):
@@ -596,7 +607,7 @@ def adagrad_step(params, grads, accum, *, lr, eps=1e-8, backend=None, n_threads=
     _opt_arrays(params, grads, ("accum", accum))
     _call(backend, "adagrad_step", params, grads, accum, _finite_scalar("lr", lr, low=0.0),
                                       _finite_scalar("eps", eps, low=0.0, low_open=True),
-                                      _threads(n_threads))
+                                      check_threads(n_threads))
 
 
 def rmsprop_step(params, grads, sq, *, lr, rho=0.9, eps=1e-8, backend=None, n_threads=None):
@@ -607,7 +618,7 @@ def rmsprop_step(params, grads, sq, *, lr, rho=0.9, eps=1e-8, backend=None, n_th
         raise ValueError(f"rho must be in [0, 1); got {rho}")
     _call(backend, "rmsprop_step", params, grads, sq, _finite_scalar("lr", lr, low=0.0),
                                       rho, _finite_scalar("eps", eps, low=0.0, low_open=True),
-                                      _threads(n_threads))
+                                      check_threads(n_threads))
 
 
 def adam_step(params, grads, m, v, *, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -622,7 +633,7 @@ def adam_step(params, grads, m, v, *, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
     _call(backend, "adam_step", 
         params, grads, m, v, _finite_scalar("lr", lr, low=0.0), float(beta1), float(beta2),
         _finite_scalar("eps", eps, low=0.0, low_open=True),
-        _finite_scalar("weight_decay", weight_decay, low=0.0), int(t), _threads(n_threads))
+        _finite_scalar("weight_decay", weight_decay, low=0.0), int(t), check_threads(n_threads))
 
 
 # --------------------------------------------------------------------------------------
@@ -675,7 +686,7 @@ def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
     _, total = param_offsets(ls)
     _arr("params", params, 1, dt, (total,))
     out = _out("out", out, (X.shape[0], int(ls[-1])), dt)
-    nt = _threads(n_threads)
+    nt = check_threads(n_threads)
     if X.shape[0] == 0:
         return out
     work = np.empty(mlp_workspace_size(ls, X.shape[0]), dtype=dt)
@@ -786,7 +797,7 @@ class Trainer:
         self.step = np.array([int(step)], dtype=np.int64)
         self.backend = resolve_backend(backend)
         self._be = _probe(self.backend)
-        self.n_threads = _threads(n_threads)
+        self.n_threads = check_threads(n_threads)
         self.workspace = np.empty(train_workspace_size(self.layer_sizes, self.batch_size),
                                   dtype=dt)
         L = self.layer_sizes.shape[0] - 1
@@ -936,7 +947,7 @@ def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backe
     order = _order(order, n)
     eta = _finite_scalar("eta", eta, low=0.0, low_open=True)
     return int(_call(backend, "perceptron_epoch", X, Y, order, W, b, eta, code,
-                     _threads(n_threads)))
+                     check_threads(n_threads)))
 
 
 def _order(order, n):
@@ -1044,7 +1055,7 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
     _call(backend, "perceptron_fit_sklearn", 
         X, Y, W, B, seeds, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw,
         class_weight, bool(fit_intercept), bool(shuffle), int(max_iter), float(tol),
-        int(n_iter_no_change), n_iter, _threads(n_threads))
+        int(n_iter_no_change), n_iter, check_threads(n_threads))
     return n_iter
 
 
@@ -1098,7 +1109,7 @@ def batchnorm_forward(Z, gamma, beta, eps=1e-5, *, out=None, backend=None, n_thr
     mean = np.empty(k, dtype=dt)
     invstd = np.empty(k, dtype=dt)
     _call(backend, "batchnorm_forward", Z, gamma, beta, eps, Y, Xhat, mean, invstd,
-          _threads(n_threads))
+          check_threads(n_threads))
     return Y, Xhat, mean, invstd
 
 
@@ -1133,7 +1144,7 @@ def batchnorm_backward(dY, Xhat, gamma, invstd, *, backend=None, n_threads=None)
     dgamma = np.empty(k, dtype=dt)
     dbeta = np.empty(k, dtype=dt)
     _call(backend, "batchnorm_backward", dY, Xhat, gamma, invstd, dZ, dgamma, dbeta,
-          _threads(n_threads))
+          check_threads(n_threads))
     return dZ, dgamma, dbeta
 
 
@@ -1174,7 +1185,7 @@ def batchnorm_inference(Z, gamma, beta, running_mean, running_var, eps=1e-5, *, 
     if n == 0:
         return Y
     _call(backend, "batchnorm_inference", Z, gamma, beta, running_mean, running_var, eps, Y,
-          _threads(n_threads))
+          check_threads(n_threads))
     return Y
 
 

@@ -939,7 +939,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             if be is None:
                 be = _BACKEND_MODULES[self.backend_] = K.get_backend(self.backend_)
             be.mlp_forward(X, params, self._layer_sizes, self._act_codes, out, work,
-                           self.n_threads or 0)
+                           K.check_threads(self.n_threads))
             return out
         params = self._inference_params()
         dt = self._params.dtype

@@ -58,6 +58,9 @@ constexpr int kMR = 4;
 #endif
 constexpr int kNV = 2;
 
+// A k-block depth: at least 128 (shallower blocks cost a pass over C for little work).
+constexpr idx clamp_kc(idx raw, idx most) { return raw < 128 ? 128 : (raw > most ? most : raw); }
+
 template <class T>
 struct Blocking {
   static constexpr int L = lanes<T>;
@@ -66,14 +69,12 @@ struct Blocking {
   // two uses of a B line the kernel reads the whole B panel and one A micro-panel (KC x MR),
   // kept to about 35 KiB. Deeper k blocks mean fewer passes over C (784 features: 2 blocks
   // in float32 instead of 4; 300 features: one). AVX2: KC = 407 float, 320 double.
-  static constexpr idx KC_raw = idx(35840) / ((NR + kMR) * idx(sizeof(T)));
-  static constexpr idx KC = KC_raw < 128 ? 128 : (KC_raw > 512 ? 512 : KC_raw);
+  static constexpr idx KC = clamp_kc(idx(35840) / ((NR + kMR) * idx(sizeof(T))), 512);
   // With several threads every task of a few row panels streams all B panels of its k
   // block, and two cores share the L3 behind their L2s: there the shallower blocks of a
   // 16 KiB panel measured faster (200x784x300 float32, 2 threads: 0.85x numpy against
   // 0.64x; one thread is the other way round). AVX2: 256; AVX-512: 128.
-  static constexpr idx KC_mt_raw = idx(16384) / (NR * idx(sizeof(T)));
-  static constexpr idx KC_mt = KC_mt_raw < 128 ? 128 : (KC_mt_raw > 384 ? 384 : KC_mt_raw);
+  static constexpr idx KC_mt = clamp_kc(idx(16384) / (NR * idx(sizeof(T))), 384);
 };
 
 // c = f(src) over one row segment; src holds the pre-activation (Z, or C itself).
