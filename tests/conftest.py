@@ -120,3 +120,13 @@ def assert_backends_agree(call, dtype, n=1, backends=None):
     for name in compiled_backends() if backends is None else backends:
         _compare(call(name), want, dtype, n, name)
     return want
+
+
+def unaligned(a):
+    """A C-contiguous copy of ``a`` at an odd address, as ``numpy.frombuffer`` at an offset or
+    a memmap after an odd-sized header give (scikit-learn's checks pass it as it is)."""
+    a = np.asarray(a)
+    u = np.zeros(a.nbytes + 1, np.uint8)[1:].view(a.dtype).reshape(a.shape)
+    u[...] = a
+    assert u.flags.c_contiguous and not u.flags.aligned
+    return u

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import rosenblatt
+from conftest import unaligned
 from rosenblatt import kernels as K
 
 PYTHONPATH = os.pathsep.join(p for p in [os.path.dirname(os.path.dirname(rosenblatt.__file__)),
@@ -163,6 +164,7 @@ def ro(a):
 X, W, b = f64(4, 3), f64(3, 2), f64(2)
 A = f64(4, 2)
 I64 = np.arange(4, dtype=np.int64)
+SQ = f64(3, 3)  # a square layer: its input would fit as its output
 
 BAD = [
     # (id, call, exception, words the message must contain)
@@ -192,6 +194,16 @@ BAD = [
     ("fwd-W-dtype", lambda: K.dense_forward(X, W.astype(np.float32), b), TypeError, "W"),
     ("fwd-b-len", lambda: K.dense_forward(X, W, f64(3)), ValueError, "b"),
     ("fwd-X-strided", lambda: K.dense_forward(f64(4, 6)[:, ::2], W, b), ValueError, "X"),
+    ("fwd-X-unaligned", lambda: K.dense_forward(unaligned(f64(4, 3)), W, b), ValueError,
+     "X must be aligned"),
+    ("fwd-out-is-X", lambda: K.dense_forward(SQ, SQ.copy(), f64(3), out=SQ), ValueError,
+     "out must not share memory with X"),
+    ("fwd-out-is-W", lambda: K.dense_forward(f64(3, 3), SQ, f64(3), out=SQ), ValueError,
+     "out must not share memory with W"),
+    ("fwd-out-over-b", lambda: K.dense_forward(X, W, A[0], out=A), ValueError,
+     "out must not share memory with b"),
+    ("mlp-out-is-X", lambda: K.mlp_forward(SQ, f64(12), [3, 3], "relu", out=SQ), ValueError,
+     "out must not share memory with X"),
     ("bwd-sign", lambda: K.dense_backward(X, W, A, A, "sign"), ValueError, "step function"),
     ("bwd-A-shape", lambda: K.dense_backward(X, W, f64(3, 2), A, "tanh"), ValueError, "A"),
     ("bwd-dA-len", lambda: K.dense_backward(X, W, A, f64(5, 2), "tanh"), ValueError, "dA"),
@@ -284,6 +296,12 @@ BAD = [
      TypeError, "B"),
     ("fit-X-empty", lambda: K.perceptron_fit_sklearn(f64(0, 3), f64(2, 0), f64(2, 3), f64(2),
                                                      I64[:2].copy()), ValueError, "X"),
+    ("fit-n-iter-dtype", lambda: K.perceptron_fit_sklearn(X, f64(2, 4), f64(2, 3), f64(2),
+                                                          I64[:2].copy(), n_iter=f64(2)),
+     TypeError, "n_iter"),
+    ("fit-n-iter-ro", lambda: K.perceptron_fit_sklearn(X, f64(2, 4), f64(2, 3), f64(2),
+                                                       I64[:2].copy(), n_iter=ro(I64[:2])),
+     ValueError, "n_iter"),
 ]
 
 
@@ -324,6 +342,9 @@ BAD_TRAINER = [
     ("hyper-key", {"hyper": {"learning_rate": 0.1}}, ValueError, "hyper"),
     ("hyper-lr", {"hyper": {"lr": -1.0}}, ValueError, "lr"),
     ("state-shape", {"state": f64(1, 8)}, ValueError, "state"),
+    ("params-over-X", {"X": (_XP := f64(6, 3)), "params": _XP.reshape(-1)[:8]}, ValueError,
+     "params must not share memory with X"),
+    ("X-unaligned", {"X": unaligned(f64(6, 3))}, ValueError, "X must be aligned"),
 ]
 
 
@@ -588,3 +609,23 @@ def test_batchnorm_inputs_never_modified(backend, dtype):
     K.batchnorm_fold(_frozen(rng, (3, k), dtype), br, gr, br, mr, vr)
     for a, b0 in zip(inputs, before, strict=True):
         np.testing.assert_array_equal(a, b0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_the_registry_lock_is_held():
+    # another thread of the parent holds the backend registry's lock at the fork: the
+    # child must not wait for it forever (every fit looks a backend up)
+    with K._lock:
+        pid = os.fork()
+        if pid == 0:  # child: exit code 0 only if a lookup finishes
+            code = 1
+            try:
+                K._errors.pop("numpy", None)
+                K._loaded.pop("numpy", None)  # force the locked path
+                if K._lock.acquire(timeout=5):
+                    K._lock.release()
+                    code = 0 if K._probe("numpy") is not None else 1
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

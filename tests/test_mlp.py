@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import unaligned
 from rosenblatt.kernels import available_backends
 from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -528,6 +529,36 @@ def test_keyboard_interrupt_stops_fit_quickly(backend):
     assert all(np.isfinite(W).all() for W in clf.coefs_)
 
 
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
+def test_keyboard_interrupt_inside_a_long_batch():
+    # one batch of 4000 rows through four 1000-unit layers (~90 GFLOP, a second or more):
+    # Ctrl-C is looked at between layers too, and the batch is dropped whole
+    rng = np.random.RandomState(0)
+    Xl = rng.randn(4000, 1000).astype(np.float32)
+    yl = (Xl[:, 0] > 0).astype(int)
+    clf = MLPClassifier((1000,) * 4, batch_size=4000, max_iter=3, tol=0, backend="cpp",
+                        random_state=0)
+    _quiet(MLPClassifier((1000,) * 4, batch_size=500, max_iter=1, backend="cpp").fit,
+           Xl[:500], yl[:500])  # (the pool's threads and pages warm)
+    fired = []
+
+    def fire():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(0.3, fire)
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="interrupted"):
+            clf.fit(Xl, yl)
+    finally:
+        timer.cancel()
+    assert fired, "the fit ended before Ctrl-C"
+    assert time.perf_counter() - fired[0] < 0.5
+    assert clf.predict(Xl[:5]).shape == (5,)
+    assert all(np.isfinite(W).all() for W in clf.coefs_)
+
+
 def test_keyboard_interrupt_during_lbfgs():
     Xl = np.random.RandomState(0).randn(3000, 20)
     yl = (Xl[:, 0] * Xl[:, 1] > 0).astype(int)
@@ -728,3 +759,22 @@ def test_batch_norm_options_and_errors():
     sw = np.r_[np.zeros(30), np.ones(90)]
     _quiet(_bn_clf(max_iter=2, batch_size=40, shuffle=False).fit, X, Y_CLS, sample_weight=sw)
     _quiet(_bn_clf(max_iter=2).fit, sp.csr_matrix(X), Y_CLS)
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_unaligned_input(backend, Est):
+    rng = np.random.RandomState(0)
+    X = rng.randn(80, 5)
+    y = (X[:, 0] > 0).astype(int) if Est is MLPClassifier else X[:, 0]
+    sw = rng.rand(80) + 0.5
+    kw = {"hidden_layer_sizes": (6,), "max_iter": 5, "random_state": 0, "backend": backend,
+          "validation_fraction": 0.2}
+    a = _quiet(Est(**kw).fit, X, y, sample_weight=sw)
+    b = _quiet(Est(**kw).fit, unaligned(X), y, sample_weight=unaligned(sw))
+    for Wa, Wb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(Wa, Wb)
+    np.testing.assert_array_equal(a.predict(unaligned(X)), a.predict(X))
+    _quiet(b.partial_fit, unaligned(X), y)
+    _quiet(a.partial_fit, X, y)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    _quiet(Est(**kw).fit, X, y, validation_data=(unaligned(X), y))

@@ -8,13 +8,16 @@ rounding bound leaves open) is exercised with inputs built to need them.
 
 import _thread
 import threading
+import time
 import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import unaligned
 from rosenblatt import kernels as K
 from rosenblatt.linear_model import Perceptron
+from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Perceptron as SkPerceptron
@@ -353,18 +356,72 @@ def test_sparsify_densify_keep_predictions():
     np.testing.assert_array_equal(clf.predict(X), pred)
 
 
-@needs_cpp
-def test_keyboard_interrupt_stops_cleanly():
-    rng = np.random.RandomState(0)
-    X = rng.randn(200000, 20)
-    y = rng.randint(0, 4, 200000)
-    timer = threading.Timer(0.5, _thread.interrupt_main)
+def _fit_interrupted(est, X, y, after):
+    """Fit with a Ctrl-C after ``after`` seconds; return the seconds from it to the end."""
+    # a small fit first: numba compiles (or loads from its cache) on the first call, and
+    # Ctrl-C cannot stop that
+    step = max(1, X.shape[0] // 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clone(est).set_params(max_iter=2).fit(X[::step], y[::step])
+    fired = []
+
+    def fire():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(after, fire)
     timer.start()
     try:
         with pytest.warns(UserWarning, match="interrupted"):
-            clf = Perceptron(max_iter=100000, tol=None, backend="cpp").fit(X, y)
+            est.fit(X, y)
     finally:
         timer.cancel()
+    assert fired, "the fit ended before Ctrl-C: make it longer"
+    return time.perf_counter() - fired[0]
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_keyboard_interrupt_stops_cleanly(backend):
+    rng = np.random.RandomState(0)
+    X = rng.randn(200000, 20)
+    y = rng.randint(0, 4, 200000)
+    clf = Perceptron(max_iter=100000, tol=None, backend=backend)
+    assert _fit_interrupted(clf, X, y, 0.5) < 0.5
     assert clf.coef_.shape == (4, 20)
     assert np.isfinite(clf.coef_).all()
     assert clf.predict(X[:5]).shape == (5,)
+    # the epochs run before Ctrl-C are counted, as in scikit-learn's t_ = 1 + epochs * n
+    assert clf.n_iter_ >= 1 and clf.t_ == 1 + clf.n_iter_ * X.shape[0]
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_keyboard_interrupt_while_other_threads_finish(backend):
+    # one-vs-rest classes on two threads: classes 0 and 2 stop after some epochs; class 1
+    # is separable at once, so with tol=0 its loss never improves on 0 and it runs to
+    # max_iter - on a worker thread, typically, while the calling thread, out of classes,
+    # waits for it (Python handles Ctrl-C on the calling thread only)
+    rng = np.random.RandomState(0)
+    X = rng.randn(20000, 50)
+    y = np.where(X @ rng.randn(50) > 0, 0, 2)
+    X[:2000, 0] += 50.0
+    y[:2000] = 1
+    clf = Perceptron(tol=0.0, n_iter_no_change=50, max_iter=100000, random_state=0,
+                     backend=backend, n_threads=2)
+    assert _fit_interrupted(clf, X, y, 1.0) < 0.5
+    assert clf.n_iter_ >= 1 and np.isfinite(clf.coef_).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rule", ["sklearn", "rosenblatt"])
+def test_unaligned_input(backend, rule):
+    # data at an odd address (numpy.frombuffer at an offset, a memmap after an odd-sized
+    # header) passes scikit-learn's checks as it is
+    X, y = _data(n=90, classes=3)
+    U = unaligned(X)
+    sw = np.linspace(0.5, 1.5, 90)
+    kw = {"rule": rule, "backend": backend, "max_iter": 5, "tol": None, "random_state": 0}
+    a = Perceptron(**kw).fit(X, y, sample_weight=sw)
+    b = Perceptron(**kw).fit(U, y, sample_weight=unaligned(sw))
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.predict(U), a.predict(X))

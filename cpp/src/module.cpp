@@ -678,8 +678,10 @@ void perceptron_fit_sklearn_t(py::handle X, py::handle Y, py::handle W, py::hand
     py::gil_scoped_release nogil;
     ks<T>().perceptron_fit_sklearn(a, &interrupted, &nonfinite);
   }
-  // W, B and n_iter hold the state reached; the caller checks them for non-finite values
-  if (interrupted && PyErr_Occurred()) throw py::error_already_set();
+  // W, B and n_iter hold the state reached; the caller checks them for non-finite values.
+  // A KeyboardInterrupt seen while the caller waited for the workers' last classes may
+  // have stopped none of them (they were finishing): it is raised all the same.
+  if (PyErr_Occurred()) throw py::error_already_set();
 }
 // ---- end perceptron ----
 

@@ -29,6 +29,8 @@ inline void cpu_relax() {
 struct Job {
   TaskFn fn;
   void* ctx;
+  IdleFn idle = nullptr;
+  void* idle_ctx = nullptr;
   long n_tasks;
   int max_helpers;
   std::atomic<long> next{0};
@@ -39,6 +41,8 @@ struct Job {
 // How long an idle worker polls for the next job before sleeping; a training step issues
 // several GEMMs back to back, and a condition-variable wake-up costs tens of microseconds.
 constexpr auto kSpin = std::chrono::microseconds(150);
+// How often a caller waiting for the end of its job calls the job's idle function.
+constexpr auto kIdleEvery = std::chrono::milliseconds(10);
 
 class Pool {
  public:
@@ -63,9 +67,19 @@ class Pool {
       std::lock_guard<std::mutex> lk(m_);
       current_ = nullptr;
     }
+    auto last_idle = std::chrono::steady_clock::now();
+    int polls = 0;
     while (job.done.load(std::memory_order_acquire) < job.n_tasks ||
            job.helpers.load(std::memory_order_acquire) != 0) {
       cpu_relax();
+      if (job.idle && ++polls == 1024) {
+        polls = 0;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_idle >= kIdleEvery) {
+          last_idle = now;
+          job.idle(job.idle_ctx);
+        }
+      }
     }
   }
 
@@ -228,10 +242,12 @@ int resolve_threads(int requested) {
   return n > 64 ? 64 : n;
 }
 
-void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx) {
+void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx, IdleFn idle, void* idle_ctx) {
   Job job;
   job.fn = fn;
   job.ctx = ctx;
+  job.idle = idle;
+  job.idle_ctx = idle_ctx;
   job.n_tasks = n_tasks;
   long helpers = n_threads - 1;
   if (helpers > n_tasks - 1) helpers = n_tasks - 1;

@@ -538,16 +538,16 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
         bb = B[c:c + 1]
         best = np.inf
         no_imp = 0
-        epochs = 0
-        for _ in range(max_iter):
+        for epochs in range(1, max_iter + 1):
             if shuffle:
                 xorshift_shuffle(order, int(seeds[c]))
             sumloss, m = perceptron_epoch_sklearn(X, Y[c], order, w, bb, eta0,
                                                   sample_weight, class_weight[c],
                                                   fit_intercept)
-            epochs += 1
+            # (counted as they end: after Ctrl-C, n_iter holds the epochs completed)
+            n_iter[c] = epochs
             if m < 0:  # a row of X holds a NaN or an infinity
-                epochs = -1
+                n_iter[c] = -1
                 break
             obj = sumloss / n
             if tol > -np.inf:
@@ -555,7 +555,6 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
                 best = min(best, obj)
                 if no_imp >= n_iter_no_change:
                     break
-        n_iter[c] = epochs
 
 
 # --------------------------------------------------------------------------------------

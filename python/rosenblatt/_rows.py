@@ -12,12 +12,22 @@ import scipy.sparse as sp
 BLOCK_BYTES = 8 << 20
 
 
+def kernel_array(a, dtype=None):
+    """``a`` as the kernels read it: a C-contiguous, aligned ndarray of ``dtype``.
+
+    ``a`` itself when it is one already. Alignment matters for data viewed at an odd byte
+    offset (``numpy.frombuffer`` with an offset, a memmap after an odd-sized header), which
+    ``numpy.ascontiguousarray`` and scikit-learn's ``check_array`` pass through as they are.
+    """
+    return np.require(a, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
+
+
 def dense_rows(X, rows, dtype):
     """Rows of X (a slice or an index array) as a C-contiguous array of ``dtype``."""
     Xr = X[rows]
     if sp.issparse(Xr):
         Xr = Xr.toarray()
-    return np.ascontiguousarray(Xr, dtype=dtype)
+    return kernel_array(Xr, dtype)
 
 
 def block_rows(n_features, dtype, unit=1):

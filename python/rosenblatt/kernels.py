@@ -59,6 +59,15 @@ _MODULES = {"cpp": "._kernels_cpp", "numba": "._kernels_numba", "numpy": "._kern
 _loaded = {}
 _errors = {}
 _lock = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    # a child forked while another thread of the parent held the lock would wait on it
+    # forever: the child starts with a fresh one (the registry itself is consistent, as
+    # entries are added whole)
+    def _new_lock():
+        global _lock
+        _lock = threading.Lock()
+
+    os.register_at_fork(after_in_child=_new_lock)
 # for the fast paths (see "fast paths" below): loaded backend modules by name, and the
 # name the default ("auto", no ROSENBLATT_BACKEND) resolved to
 _FAST_MODULES = {}
@@ -72,6 +81,9 @@ _DEFAULT = []
 
 def _probe(name):
     """Import backend ``name`` once; remember the module or the reason it is missing."""
+    mod = _loaded.get(name)
+    if mod is not None:  # loaded: no lock (the common case, on every fit)
+        return mod
     with _lock:
         if name in _loaded or name in _errors:
             return _loaded.get(name)
@@ -237,6 +249,9 @@ def _arr(name, a, ndim, dtype, shape=None, writable=False, optional=False):
     if not a.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous; got a strided view "
                          "(use numpy.ascontiguousarray)")
+    if not a.flags.aligned:
+        raise ValueError(f"{name} must be aligned to its dtype; got data at an odd address "
+                         "(use numpy.require(a, requirements='CA'))")
     if writable and not a.flags.writeable:
         raise ValueError(f"{name} is written in place but is read-only")
     return a
@@ -277,6 +292,20 @@ def _finite_scalar(name, value, *, low=None, low_open=False):
         cmp = ">" if low_open else ">="
         raise ValueError(f"{name} must be {cmp} {low}; got {value!r}")
     return v
+
+
+def _separate(name, a, **inputs):
+    """Refuse an array written in place that shares memory with an input read meanwhile.
+
+    A product reads its inputs while it writes its output, so an output over an input
+    would be read half overwritten. (For the C-contiguous arrays checked here, overlapping
+    bounds are overlapping memory.)
+    """
+    for arg, x in inputs.items():
+        if x is not None and np.may_share_memory(a, x):
+            raise ValueError(f"{name} must not share memory with {arg}: the kernel reads "
+                             f"{arg} while it writes {name}; pass a separate array")
+    return a
 
 
 def _out(name, out, shape, dtype):
@@ -440,7 +469,13 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
             if out is None:
                 A = np.empty((n, m), dt)
             elif (type(out) is _ND and out.dtype is dt and out.shape == (n, m)
-                  and out.flags.carray):  # C-contiguous, aligned, writable
+                  and out.flags.carray  # C-contiguous, aligned, writable
+                  # apart from the inputs: arrays owning their data (base None) never
+                  # overlap another, which is cheaper to see than a bounds test
+                  and ((out.base is None and X.base is None and W.base is None
+                        and b.base is None and out is not X and out is not W)
+                       or not (np.may_share_memory(out, X) or np.may_share_memory(out, W)
+                               or np.may_share_memory(out, b)))):
                 A = out
             else:
                 A = None
@@ -455,7 +490,7 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
     m = W.shape[1]
     _arr("b", b, 1, dt, (m,))
     act = activation_code(activation)
-    A = _out("out", out, (n, m), dt)
+    A = _separate("out", _out("out", out, (n, m), dt), X=X, W=W, b=b)
     Z = np.empty((n, m), dtype=dt) if return_z else None
     _call(backend, "dense_forward", X, W, b, act, A, Z, check_threads(n_threads))
     return (A, Z) if return_z else A
@@ -685,7 +720,8 @@ def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
     _arr("X", X, 2, dt, (None, int(ls[0])))
     _, total = param_offsets(ls)
     _arr("params", params, 1, dt, (total,))
-    out = _out("out", out, (X.shape[0], int(ls[-1])), dt)
+    out = _separate("out", _out("out", out, (X.shape[0], int(ls[-1])), dt), X=X,
+                    params=params)
     nt = check_threads(n_threads)
     if X.shape[0] == 0:
         return out
@@ -757,6 +793,7 @@ class Trainer:
         _, total = param_offsets(self.layer_sizes)
         _arr("params", params, 1, dt, (total,), writable=True)
         self.sample_weight = _train_weights(sample_weight, dt, n)
+        _separate("params", params, X=X, Y=Y, sample_weight=self.sample_weight)
         self.loss = loss_code(loss)
         self.optimizer = optimizer_code(optimizer)
         out_act = int(self.activations[-1])
@@ -834,7 +871,8 @@ class Trainer:
                                  f"in [{order.min()}, {order.max()}]")
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
-        # The compiled core checks for Ctrl-C between minibatches itself. A Numba epoch
+        # The compiled core checks for Ctrl-C itself, between minibatches and between the
+        # layers of one (a batch stopped there is dropped whole). A Numba epoch
         # cannot, so it runs in chunks of whole batches lasting ~0.1 s: Python is entered a
         # handful of times per epoch (not per batch) and KeyboardInterrupt lands in time.
         if self.backend != "numba":
@@ -1004,7 +1042,8 @@ def perceptron_epoch_sklearn(X, y, w, b, *, order=None, eta0=1.0, sample_weight=
 
 def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
                            class_weight=None, fit_intercept=True, shuffle=True, max_iter=1000,
-                           tol=1e-3, n_iter_no_change=5, backend=None, n_threads=None):
+                           tol=1e-3, n_iter_no_change=5, n_iter=None, backend=None,
+                           n_threads=None):
     """scikit-learn's Perceptron fit for K one-vs-rest problems (threads split classes).
 
     Parameters
@@ -1021,6 +1060,9 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
         Weights of (-1, +1) per class; ones by default.
     tol : float or None
         None disables the stopping rule.
+    n_iter : int64 ndarray (K,), optional
+        Receives the result, also when Ctrl-C stops the fit (KeyboardInterrupt then
+        propagates; W and B hold the weights reached, n_iter the epochs run so far).
 
     Returns
     -------
@@ -1051,7 +1093,11 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
             or max_iter < 1:
         raise ValueError(f"max_iter must be a positive int; got {max_iter!r}")
     tol = -np.inf if tol is None else _finite_scalar("tol", tol)
-    n_iter = np.zeros(K, dtype=np.int64)
+    if n_iter is None:
+        n_iter = np.zeros(K, dtype=np.int64)
+    else:
+        _arr("n_iter", n_iter, 1, np.int64, (K,), writable=True)
+        n_iter[:] = 0
     _call(backend, "perceptron_fit_sklearn", 
         X, Y, W, B, seeds, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw,
         class_weight, bool(fit_intercept), bool(shuffle), int(max_iter), float(tol),

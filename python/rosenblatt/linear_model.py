@@ -30,7 +30,7 @@ from sklearn.utils.validation import (
 )
 
 from . import kernels
-from ._rows import block_rows, dense_rows
+from ._rows import block_rows, dense_rows, kernel_array
 
 __all__ = ["Perceptron"]
 
@@ -581,6 +581,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                              dtype=[np.float64, np.float32], order="C",
                              accept_large_sparse=False, reset=first_call,
                              ensure_all_finite=self._finite_checked)
+        if not sp.issparse(X):
+            X = kernel_array(X)
         n_features = X.shape[1]
         _check_partial_fit_first_call(self, classes)
         n_classes = self.classes_.shape[0]
@@ -593,8 +595,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                                                                classes=self.classes_, y=y)
         y_index = _class_index(self.classes_, y)
         if sample_weight is not None:  # None: unit weights, without an array of ones
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
-                                                 allow_all_zero_weights=self.early_stopping)
+            sample_weight = kernel_array(_check_sample_weight(
+                sample_weight, X, dtype=X.dtype, allow_all_zero_weights=self.early_stopping))
         if getattr(self, "coef_", None) is None or coef_init is not None:
             self._allocate(n_classes, n_features, X.dtype, coef_init, intercept_init)
         elif n_features != self.coef_.shape[-1]:
@@ -729,12 +731,13 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         try:
             if self.penalty is None and not sparse and not self.early_stopping:
                 sw_arg = None if unit_weights or np.all(sw == 1.0) else sw
-                n_iter[:] = kernels.perceptron_fit_sklearn(
+                # (n_iter filled in place: after Ctrl-C it holds the epochs run)
+                kernels.perceptron_fit_sklearn(
                     X, labels, W, B, seeds, eta0=self.eta0, sample_weight=sw_arg, class_weight=CW,
                     fit_intercept=self.fit_intercept, shuffle=self.shuffle,
                     max_iter=int(max_iter), tol=self.tol,
-                    n_iter_no_change=int(self.n_iter_no_change), backend=self.backend_,
-                    n_threads=self._threads())
+                    n_iter_no_change=int(self.n_iter_no_change), n_iter=n_iter,
+                    backend=self.backend_, n_threads=self._threads())
                 if n_iter.min() < 0:  # a NaN or an infinity in X: nothing is stored
                     store = False
                     self._assert_finite(X)
@@ -870,7 +873,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         # sparse X (validated finite) is densified a block of rows at a time in each
         # epoch's order: the rule is online, row after row, so blocks change nothing
         sparse_rows = sp.issparse(X)
-        X = X.tocsr() if sparse_rows else np.ascontiguousarray(X)
+        X = X.tocsr() if sparse_rows else kernel_array(X)
         dtype = X.dtype
         K = self.classes_.shape[0]
         sign = self.step == "sign"

@@ -55,7 +55,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _codes as C
 from . import kernels as K
-from ._rows import block_rows, dense_rows
+from ._rows import block_rows, dense_rows, kernel_array
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -444,8 +444,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
             X = X.tocsr()
         else:
             X = X.toarray() if sp.issparse(X) else X
-            X = np.ascontiguousarray(X, dtype=dtype)
-        Y = np.ascontiguousarray(Y, dtype=dtype)
+            X = kernel_array(X, dtype)
+        Y = kernel_array(Y, dtype)
         n_features = X.shape[1]
         sample_weight = self._sample_weight(sample_weight, X, y, incremental, dtype)
 
@@ -499,7 +499,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             w = compute_sample_weight(cw, y).astype(dtype)
             sample_weight = w if sample_weight is None else sample_weight * w
         if sample_weight is not None:
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+            sample_weight = kernel_array(sample_weight, dtype)
         return sample_weight
 
     def _hyper(self, lr):
@@ -545,10 +545,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         f"{self.classes_.tolist()}: {unknown.tolist()}")
             dt = self._params.dtype  # X's, unless X is sparse
             Xv = Xv.toarray() if sp.issparse(Xv) else Xv
-            Xv = np.ascontiguousarray(Xv, dtype=dt)
-            Yv = np.ascontiguousarray(self._encode_y(yv), dtype=dt)
+            Xv = kernel_array(Xv, dt)
+            Yv = kernel_array(self._encode_y(yv), dt)
             if swv is not None:
-                swv = np.ascontiguousarray(_check_sample_weight(swv, Xv, dtype=Xv.dtype))
+                swv = kernel_array(_check_sample_weight(swv, Xv, dtype=Xv.dtype))
             return None, Xv, None, yv, Yv, swv
         if not self.early_stopping:
             return None, None, None, None, None, None
@@ -903,14 +903,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # - from values of about 1e17 on in float32.)
         if (type(X) is np.ndarray and (X.dtype is dt or X.dtype == dt)
                 and len(shape := X.shape) == 2 and shape[0] > 0
-                and shape[1] == self.n_features_in_ and X.flags.c_contiguous
+                and shape[1] == self.n_features_in_ and (f := X.flags).c_contiguous
+                and f.aligned
                 and "feature_names_in_" not in self.__dict__
                 and math.isfinite(np.add.reduce(X, None))):
             return X if X.dtype is dt else X.view(dt)  # builtin dtype: see __setstate__
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         if sp.issparse(X):
             return X.tocsr()
-        return np.ascontiguousarray(X, dtype=dt)
+        return kernel_array(X, dt)
 
     def _check_fitted(self):
         if "_views" not in self.__dict__:
@@ -968,7 +969,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._sync()
         X = self._check_X(X)
         if sp.issparse(X):
-            X = np.ascontiguousarray(X.toarray(), dtype=self._params.dtype)
+            X = kernel_array(X.toarray(), self._params.dtype)
         out = [X]
         # batch normalisation (inference mode) folded into the weights
         flat = self._inference_params()

@@ -897,7 +897,14 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
   int nt = resolve_threads(a.n_threads);
   if (idx(nt) > K) nt = int(K);
   IsaBuffer<char> stop{std::size_t(K)}, bad{std::size_t(K)};
-  parallel_for(long(K), nt, [&](long c) {
+  // The interrupt check acts on the calling thread only (see module.cpp); the idle hook
+  // keeps it running while the caller waits for the last classes of the workers.
+  const IdleFn poll = [](void* ic) {
+    const auto* check = static_cast<const InterruptCheck*>(ic);
+    check->fn(check->ctx);
+  };
+  const bool polled = a.interrupt.fn != nullptr;
+  auto fit_class = [&](long c) {
     const perc::Problem<T> P{a.X,
                              a.n,
                              a.d,
@@ -916,7 +923,9 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
     if (bad_x) a.n_iter[c] = -1;
     stop[c] = s;
     bad[c] = nf;
-  });
+  };
+  parallel_for(long(K), nt, fit_class, polled ? poll : nullptr,
+               polled ? const_cast<InterruptCheck*>(&a.interrupt) : nullptr);
   *interrupted = false;
   *nonfinite = false;
   for (idx c = 0; c < K; ++c) {

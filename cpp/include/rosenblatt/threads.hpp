@@ -32,12 +32,20 @@ void set_num_threads(int n);
 // n_threads argument of a kernel -> the count to use (<= 0 means the library default).
 int resolve_threads(int requested);
 
+// Called by a caller that has run out of tasks while other threads finish theirs.
+using IdleFn = void (*)(void* ctx);
+
 // Runs fn(ctx, t) for every t in [0, n_tasks) on up to n_threads threads, the caller
-// included, and returns when all tasks are done.
-void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx);
+// included, and returns when all tasks are done. While the caller waits for the others'
+// last tasks it calls idle(idle_ctx), if given, every few milliseconds: Python runs signal
+// handlers on the main thread only, so a Ctrl-C check of long tasks must keep running
+// there after the caller's own tasks are done.
+void parallel_run(long n_tasks, int n_threads, TaskFn fn, void* ctx, IdleFn idle = nullptr,
+                  void* idle_ctx = nullptr);
 
 template <class F>
-inline void parallel_for(long n_tasks, int n_threads, F&& f) {
+inline void parallel_for(long n_tasks, int n_threads, F&& f, IdleFn idle = nullptr,
+                         void* idle_ctx = nullptr) {
   if (n_tasks <= 0) return;
   if (n_threads <= 1 || n_tasks == 1) {
     for (long t = 0; t < n_tasks; ++t) f(t);
@@ -46,7 +54,7 @@ inline void parallel_for(long n_tasks, int n_threads, F&& f) {
   using Fn = std::remove_reference_t<F>;
   parallel_run(
       n_tasks, n_threads, [](void* c, long t) { (*static_cast<Fn*>(c))(t); },
-      const_cast<void*>(static_cast<const void*>(&f)));
+      const_cast<void*>(static_cast<const void*>(&f)), idle, idle_ctx);
 }
 
 // Workers polling for a job right now (they spin kSpin after each job, then sleep): a job

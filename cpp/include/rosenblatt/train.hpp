@@ -130,8 +130,22 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   const int out_back = (link == out_act) ? int(codes::IDENTITY) : out_act;
 
   double total = 0.0;
+  // Ctrl-C: look at most every 20 ms (the check takes the GIL, which other Python threads
+  // may hold). The clock itself is read after about 1e5 multiply-adds (tens of
+  // microseconds), not after every batch of a small network. Between batches, and inside
+  // a batch between layers (a batch of many rows through wide layers can take seconds):
+  // a batch stopped there leaves params and step as the previous batch left them.
   auto last_check = clock::now();
   double work = 0.0;  // multiply-adds since the clock was last read
+  auto stop_requested = [&](double madds) {
+    work += madds;
+    if (!a.interrupt.fn || work < 1e5) return false;
+    work = 0.0;
+    const auto now = clock::now();
+    if (now - last_check <= std::chrono::milliseconds(20)) return false;
+    last_check = now;
+    return a.interrupt.fn(a.interrupt.ctx);
+  };
   for (idx start = 0; start < a.n_order; start += bs) {
     const idx nb = tmin<idx>(bs, a.n_order - start);
     const std::int64_t* rows = a.order + start;
@@ -158,6 +172,10 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k,
                          m, act, nt);
       in = As[i];
+      if (stop_requested(double(nb) * double(k) * double(m))) {
+        *interrupted = true;
+        return total;
+      }
     }
     double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1], nb,
                                     ko, a.loss, delta, nt);
@@ -171,7 +189,6 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       if (alpha != 0.0) value += 0.5 * alpha * sq / S;
       if (l1 != 0.0) value += l1 * ab / S;
     }
-    total += value * double(nb);
     // backward
     for (int i = L - 1; i >= 0; --i) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
@@ -184,6 +201,10 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       else
         dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
                                act, alpha / S, nt, dZs[i]);
+      if (stop_requested(2.0 * double(nb) * double(k) * double(m))) {
+        *interrupted = true;
+        return total;
+      }
       const idx len = k * m;
       if (l1 != 0.0) {
         const T c = T(l1 / S);
@@ -194,28 +215,22 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
           dW[j] = dW[j] + c * s;
         }
       }
-      if (a.grad_norms) {
+    }
+    // (after the backward pass, so that a batch stopped inside it adds no norms)
+    if (a.grad_norms) {
+      for (int i = 0; i < L; ++i) {
+        const idx len = idx(a.layer_sizes[i]) * idx(a.layer_sizes[i + 1]);
         double sq = 0.0;
         for (idx j = 0; j < len; ++j) sq += double(dWs[i][j]) * double(dWs[i][j]);
         a.grad_norms[i] += std::sqrt(sq);
       }
     }
     optimizer_step<T>(a.params, a.grads, a.state, a.n_params, a.optimizer, a.hyper, a.step, nt);
-    // Ctrl-C: look at most every 20 ms (the check takes the GIL, which other Python
-    // threads may hold) and only between batches, so params and step stay consistent.
-    // The clock itself is read after about 1e5 multiply-adds (tens of microseconds), not
-    // after every batch of a small network.
-    work += 3.0 * double(nb) * double(a.n_params);
-    if (a.interrupt.fn && start + bs < a.n_order && work >= 1e5) {
-      work = 0.0;
-      auto now = clock::now();
-      if (now - last_check > std::chrono::milliseconds(20)) {
-        last_check = now;
-        if (a.interrupt.fn(a.interrupt.ctx)) {
-          *interrupted = true;
-          break;
-        }
-      }
+    total += value * double(nb);
+    // (not after the last batch: the caller looks between epochs)
+    if (start + bs < a.n_order && stop_requested(0.0)) {
+      *interrupted = true;
+      break;
     }
   }
   return total;
