@@ -384,7 +384,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     regularization term evaluated from scikit-learn's running norms; its rounding may differ
     in the last bits from scikit-learn's compiled code, so ``n_iter_`` can (rarely) differ
     by an epoch. A ``KeyboardInterrupt`` during ``fit`` stops training with a
-    ``UserWarning`` and leaves a usable model with the weights reached so far.
+    ``UserWarning`` and leaves a usable model with the weights reached so far; ``n_iter_``
+    and ``t_`` count the epochs run until then.
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn's convention)
