@@ -340,11 +340,12 @@ def _no_general_checks(monkeypatch):
 
 @pytest.mark.parametrize("backend", [None, "auto"] + K.available_backends())
 def test_good_input_takes_the_fast_path(monkeypatch, dtype, backend):
+    # (without ROSENBLATT_BACKEND for both calls: the default must resolve alike)
+    monkeypatch.delenv("ROSENBLATT_BACKEND", raising=False)
     X, W, b = _layer(3, 10, 2, 8, dtype)
     A0, Z0 = K.dense_forward(X, W, b, "tanh", return_z=True, backend=backend)  # loads it
     dW0, db0, dX0 = K.dense_backward(X, W, A0, A0, "softplus", Z=Z0, l2=0.5, backend=backend)
     _no_general_checks(monkeypatch)
-    monkeypatch.delenv("ROSENBLATT_BACKEND", raising=False)
     out = np.empty_like(A0)
     A, Z = K.dense_forward(X, W, b, "tanh", out=out, return_z=True, backend=backend,
                            n_threads=1)

@@ -461,8 +461,11 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
         except ValueError:  # wrong number of dimensions
             k = k_w = m = m_b = None
         if (k is not None and k == k_w and m == m_b and (dt is _F32 or dt is _F64)
-                and W.dtype is dt and b.dtype is dt and X.flags.c_contiguous
-                and W.flags.c_contiguous and b.flags.c_contiguous
+                and W.dtype is dt and b.dtype is dt
+                # C-contiguous and aligned (as _arr checks), one flags object per array
+                and (f := X.flags).c_contiguous and f.aligned
+                and (f := W.flags).c_contiguous and f.aligned
+                and (f := b.flags).c_contiguous and f.aligned
                 and (act := _ACT_CODES.get(activation)) is not None
                 and (be := _FAST_MODULES.get(backend) if type(backend) is str
                      and backend != "auto" else _fast_module(backend)) is not None):
@@ -539,12 +542,15 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
             k = k_w = None
         if (k is not None and k == k_w and (dt is _F32 or dt is _F64) and W.dtype is dt
                 and A.dtype is dt and dA.dtype is dt and A.shape == (n, m)
-                and dA.shape == (n, m) and X.flags.c_contiguous and W.flags.c_contiguous
-                and A.flags.c_contiguous and dA.flags.c_contiguous
+                and dA.shape == (n, m)
+                and (f := X.flags).c_contiguous and f.aligned
+                and (f := W.flags).c_contiguous and f.aligned
+                and (f := A.flags).c_contiguous and f.aligned
+                and (f := dA.flags).c_contiguous and f.aligned
                 and (act := _DIFF_CODES.get(activation)) is not None
                 and (act not in C.NEEDS_Z if Z is None else
                      type(Z) is _ND and Z.dtype is dt and Z.shape == (n, m)
-                     and Z.flags.c_contiguous)
+                     and (f := Z.flags).c_contiguous and f.aligned)
                 and (be := _FAST_MODULES.get(backend) if type(backend) is str
                      and backend != "auto" else _fast_module(backend)) is not None):
             dW = np.empty(ws, dt)
