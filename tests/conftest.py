@@ -7,7 +7,10 @@ error, not a skip); tests that call the dispatcher without ``backend=`` use the
 ``default_backend``, which honours the variable as the dispatcher does.
 """
 
+import _thread
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -130,3 +133,24 @@ def unaligned(a):
     u[...] = a
     assert u.flags.c_contiguous and not u.flags.aligned
     return u
+
+
+def ctrl_c_latency(fit, after):
+    """Run ``fit()`` with a Ctrl-C (KeyboardInterrupt in the main thread) after ``after``
+    seconds, expecting the estimators' "interrupted" warning; return the seconds from the
+    Ctrl-C to the end of the fit."""
+    fired = []
+
+    def fire():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(after, fire)
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="interrupted"):
+            fit()
+    finally:
+        timer.cancel()
+    assert fired, "the fit ended before Ctrl-C: make it longer"
+    return time.perf_counter() - fired[0]

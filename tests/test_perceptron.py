@@ -6,15 +6,12 @@ with its exact fallback (and its exact replay of an epoch whose stopping decisio
 rounding bound leaves open) is exercised with inputs built to need them.
 """
 
-import _thread
-import threading
-import time
 import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import unaligned
+from conftest import ctrl_c_latency, unaligned
 from rosenblatt import kernels as K
 from rosenblatt.linear_model import Perceptron
 from sklearn.base import clone
@@ -364,21 +361,7 @@ def _fit_interrupted(est, X, y, after):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clone(est).set_params(max_iter=2).fit(X[::step], y[::step])
-    fired = []
-
-    def fire():
-        fired.append(time.perf_counter())
-        _thread.interrupt_main()
-
-    timer = threading.Timer(after, fire)
-    timer.start()
-    try:
-        with pytest.warns(UserWarning, match="interrupted"):
-            est.fit(X, y)
-    finally:
-        timer.cancel()
-    assert fired, "the fit ended before Ctrl-C: make it longer"
-    return time.perf_counter() - fired[0]
+    return ctrl_c_latency(lambda: est.fit(X, y), after)
 
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
