@@ -1068,8 +1068,9 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
 
     Classes are independent, so with several threads each Python thread runs a contiguous
     range of classes in the compiled (GIL-free) loop; the result does not depend on the
-    thread count. The compiled loop runs a few epochs per call (about 0.1 s of work), so
-    that Ctrl-C stops the fit soon: n_iter then holds the epochs each class completed.
+    thread count. The compiled loop runs a few epochs per call (some hundredths of a
+    second of work), so that Ctrl-C stops the fit soon: n_iter then holds the epochs each
+    class completed.
     """
     if Y.ndim == 1:  # labels: problem c has +1 where Y == c
         Y = np.where(Y[None, :] == np.arange(W.shape[0])[:, None], 1.0, -1.0)
