@@ -873,8 +873,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     def _fit_rosenblatt(self, X, y_index, sample_weight, max_iter):
         # sparse X (validated finite) is densified a block of rows at a time in each
         # epoch's order: the rule is online, row after row, so blocks change nothing
+        # (X as _partial_fit left it: CSR, or an aligned C-contiguous array)
         sparse_rows = sp.issparse(X)
-        X = X.tocsr() if sparse_rows else kernel_array(X)
         dtype = X.dtype
         K = self.classes_.shape[0]
         sign = self.step == "sign"
