@@ -210,6 +210,28 @@ def test_fastcall_bindings_take_keywords_and_check_arguments():
     np.testing.assert_array_equal(A1, A2)
     with pytest.raises(TypeError, match="dtype"):  # byte-swapped: not our float64
         _core.dense_forward(X.astype(X.dtype.newbyteorder()), W, b, C.TANH, A2)
+    # outputs apart from the inputs (an output over an input would be read half written)
+    S = np.ones((3, 3))
+    with pytest.raises(ValueError, match="A must not share memory with X"):
+        _core.dense_forward(S, S.copy(), np.ones(3), C.TANH, S)
+    with pytest.raises(ValueError, match="Z must not share memory with W"):
+        _core.dense_forward(np.ones((3, 3)), S, np.ones(3), C.TANH, np.empty((3, 3)), S)
+    with pytest.raises(ValueError, match="A must not share memory with Z"):
+        _core.dense_forward(X, W, b, C.TANH, A2, A2)
+    with pytest.raises(ValueError, match="dW must not share memory with X"):
+        _core.dense_backward(S, S.copy(), A1[:3, :1].copy().repeat(3, 1), None,
+                             np.ones((3, 3)), C.TANH, 0.0, S, np.empty(3), None)
+    with pytest.raises(ValueError, match="dX must not share memory with dA"):
+        dA = np.ones((3, 3))
+        _core.dense_backward(np.ones((3, 3)), S, np.ones((3, 3)), None, dA, C.TANH, 0.0,
+                             np.empty((3, 3)), np.empty(3), dA)
+    with pytest.raises(ValueError, match="out must not share memory with X"):
+        _core.mlp_forward(S, np.zeros(12), np.array([3, 3]), np.array([0], np.int32), S,
+                          np.empty(18), 1)
+    with pytest.raises(ValueError, match="workspace must not share memory with params"):
+        P = np.zeros(12)
+        _core.mlp_forward(np.ones((1, 3)), P, np.array([3, 3]), np.array([0], np.int32),
+                          np.empty((1, 3)), P, 1)
 
 
 # --------------------------------------------------------------------------------------
@@ -229,6 +251,8 @@ def _ro(a):
 _X, _W, _b, _A = _f64(4, 3), _f64(3, 2), _f64(2), _f64(4, 2)
 _CW = "W must have shape (3, '*'); got (2, 2) (axis 0)"
 _STRIDED = "must be C-contiguous; got a strided view (use numpy.ascontiguousarray)"
+_SQ = _f64(3, 3)  # a square layer: its input fits as its output
+_APART = "the kernel reads {0} while it writes out; pass a separate array"
 
 # Bad arguments that pass the fast path's first gate (exact ndarrays, a str activation, an
 # int n_threads): its later tests fail and the general checks raise. The messages are
@@ -262,6 +286,12 @@ BAD = [
      ValueError, "out " + _STRIDED),
     ("out-list", lambda: K.dense_forward(_X, _W, _b, "tanh", out=[[0.0] * 2] * 4), TypeError,
      "out must be a numpy.ndarray; got list"),
+    ("out-is-X", lambda: K.dense_forward(_SQ, _SQ.copy(), _f64(3), "tanh", out=_SQ),
+     ValueError, "out must not share memory with X: " + _APART.format("X")),
+    ("out-is-W", lambda: K.dense_forward(_f64(3, 3), _SQ, _f64(3), "tanh", out=_SQ),
+     ValueError, "out must not share memory with W: " + _APART.format("W")),
+    ("out-over-b", lambda: K.dense_forward(_X, _W, _A[1], "tanh", out=_A), ValueError,
+     "out must not share memory with b: " + _APART.format("b")),
     ("act-name", lambda: K.dense_forward(_X, _W, _b, "swish"), ValueError,
      ("activation must be one of ['elu', 'exp', 'gelu', 'heaviside', 'identity', "
       "'leaky_relu', 'logistic', 'relu', 'sign', 'softmax', 'softplus', 'tanh']; "
@@ -327,6 +357,49 @@ def test_bad_input_through_the_fast_path(monkeypatch, call, exc, message):
     with pytest.raises(exc) as info:
         call()
     assert str(info.value) == message
+
+
+class _Spy:
+    """The compiled backend, counting the kernel calls that return (no error)."""
+
+    def __init__(self, module):
+        self.module = module
+        self.returned = []
+
+    def __getattr__(self, name):
+        real = getattr(self.module, name)
+
+        def kernel(*args, **kwargs):
+            result = real(*args, **kwargs)
+            self.returned.append(name)
+            return result
+
+        return kernel
+
+
+@needs_cpp
+@pytest.mark.parametrize(("call", "exc", "message"), [c[1:] for c in BAD],
+                         ids=[c[0] for c in BAD])
+def test_bad_input_through_the_compiled_fast_path(monkeypatch, call, exc, message):
+    # the compiled core's fast path hands the arguments to the binding unchecked: the
+    # binding must refuse every bad one before computing, and the general checks then
+    # raise the same message as above
+    spy = _Spy(K.get_backend("cpp"))
+    monkeypatch.setattr(K, "_FAST_MODULES", dict.fromkeys(K.BACKENDS, spy))
+    monkeypatch.setattr(K, "_SELF_CHECKING", {spy})
+    monkeypatch.setattr(K, "_DEFAULT", ["cpp"])
+    unreachable = _Unreachable()  # the general path must raise before any kernel
+    monkeypatch.setattr(K, "_probe", lambda name: unreachable)
+    resolve = K.resolve_backend
+    monkeypatch.setattr(K, "get_backend", lambda backend=None: resolve(backend) and unreachable)
+    monkeypatch.delenv("ROSENBLATT_BACKEND", raising=False)
+    inputs = [a.copy() for a in (_X, _W, _b, _A, _SQ)]
+    with pytest.raises(exc) as info:
+        call()
+    assert str(info.value) == message
+    assert spy.returned == []  # no kernel computed
+    for a, before in zip((_X, _W, _b, _A, _SQ), inputs, strict=True):
+        np.testing.assert_array_equal(a, before)
 
 
 def _no_general_checks(monkeypatch):

@@ -114,6 +114,23 @@ inline void expect_shape(const V& v, const char* name, index_t r, index_t c = -1
   }
 }
 
+// An output must not share memory with an input the kernel reads while writing it: a
+// product would read the input half overwritten. For the C-contiguous views here,
+// overlapping byte ranges are shared memory. kernels.dense_forward's fast path for this
+// backend relies on this check (it passes `out` without looking at it).
+template <class T, class U>
+void expect_apart(const View<T>& out, const char* out_name, const View<U>& in, const char* in_name) {
+  if (!out.ptr || !in.ptr) return;
+  const char* o0 = reinterpret_cast<const char*>(out.ptr);
+  const char* o1 = o0 + out.size() * index_t(sizeof(T));
+  const char* i0 = reinterpret_cast<const char*>(in.ptr);
+  const char* i1 = i0 + in.size() * index_t(sizeof(U));
+  if (o0 < i1 && i0 < o1)
+    throw py::value_error(std::string(out_name) + " must not share memory with " + in_name +
+                          ": the kernel reads " + in_name + " while it writes " + out_name +
+                          "; pass a separate array");
+}
+
 // float32 or float64, from the array that fixes the dtype of the call.
 bool is_f64(py::handle h, const char* name) {
   if (!py::isinstance<py::array>(h))
@@ -259,6 +276,12 @@ void dense_forward_t(py::handle X, py::handle W, py::handle b, int act, py::hand
   expect_shape(a, "A", n, m);
   auto z = fview<T>(Z, "Z", 2, true, true);
   if (z.ptr) expect_shape(z, "Z", n, m);
+  for (const auto& [out, name] : {std::pair{a, "A"}, std::pair{z, "Z"}}) {
+    expect_apart(out, name, x, "X");
+    expect_apart(out, name, w, "W");
+    expect_apart(out, name, bb, "b");
+  }
+  expect_apart(a, "A", z, "Z");
   if (n == 0 || m == 0) return;
   NoGilIf nogil(double(n) * double(m) * double(k + 1) > kKeepGilWork);
   ks<T>().dense_forward(x.ptr, w.ptr, bb.ptr, a.ptr, z.ptr, n, k, m, act, nt);
@@ -284,6 +307,14 @@ void dense_backward_t(py::handle X, py::handle W, py::handle A, py::handle Z, py
   expect_shape(dbv, "db", m);
   auto dx = fview<T>(dX, "dX", 2, true, true);
   if (dx.ptr) expect_shape(dx, "dX", n, k);
+  for (const auto& [out, name] : {std::pair{dw, "dW"}, std::pair{dbv, "db"}, std::pair{dx, "dX"}})
+    for (const auto& [in, in_name] :
+         {std::pair{x, "X"}, std::pair{w, "W"}, std::pair{a, "A"}, std::pair{z, "Z"},
+          std::pair{da, "dA"}})
+      expect_apart(out, name, in, in_name);
+  expect_apart(dw, "dW", dbv, "db");
+  expect_apart(dw, "dW", dx, "dX");
+  expect_apart(dbv, "db", dx, "dX");
   if (k == 0 && m == 0) return;
   NoGilIf nogil(3.0 * double(n) * double(m) * double(k + 1) > kKeepGilWork);
   ks<T>().dense_backward(x.ptr, w.ptr, a.ptr, z.ptr, da.ptr, dw.ptr, dbv.ptr, dx.ptr, n, k, m, act,
@@ -424,6 +455,11 @@ void mlp_forward_t(py::handle X, py::handle params, py::handle layer_sizes, py::
   if (w.shape[0] < 2 * n * maxw)
     throw py::value_error("workspace must have at least 2 * n * max(layer_sizes[1:]) = " +
                           std::to_string(2 * n * maxw) + " entries");
+  expect_apart(o, "out", x, "X");
+  expect_apart(o, "out", p, "params");
+  expect_apart(w, "workspace", x, "X");
+  expect_apart(w, "workspace", p, "params");
+  expect_apart(o, "out", w, "workspace");
   if (n == 0) return;
   NoGilIf nogil(double(n) * double(total) > kKeepGilWork);
   ks<T>().mlp_forward(x.ptr, n, p.ptr, ls.ptr, ac.ptr, int(L), o.ptr, w.ptr, nt);
