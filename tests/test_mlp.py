@@ -754,3 +754,21 @@ def test_unaligned_input(backend, Est):
     _quiet(a.partial_fit, X, y)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     _quiet(Est(**kw).fit, X, y, validation_data=(unaligned(X), y))
+
+
+def test_changed_network_shape_is_refused_with_a_fitting_hint():
+    # scikit-learn silently keeps the old network when hidden_layer_sizes changes; here the
+    # change is refused, and the message says how to get the new network
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(40, 4), rng.randint(0, 2, 40)
+    est = MLPClassifier((5,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        est.set_params(hidden_layer_sizes=(6,))
+        with pytest.raises(ValueError, match="layer sizes .* call fit with warm_start=False"):
+            est.partial_fit(X, y)
+        with pytest.raises(ValueError, match="layer sizes .*; set warm_start=False"):
+            est.set_params(warm_start=True).fit(X, y)
+        est.set_params(warm_start=False).fit(X, y)  # a new network
+    assert est.coefs_[0].shape == (4, 6)

@@ -159,3 +159,51 @@ def test_user_assigned_weights_match_sklearn():
         sk.set_params(warm_start=True, max_iter=2).fit(X, Y_MULTI)
         ours.set_params(warm_start=True, max_iter=2).fit(X, Y_MULTI)
     _assert_same(sk, ours)
+
+
+def test_changed_activation_applies_as_in_sklearn():
+    # scikit-learn reads `activation` at every forward pass: after set_params, predict and
+    # a warm-started fit use the new one (out_activation_ stays)
+    params = dict(BASE, solver="sgd", learning_rate_init=0.05)
+    sk, ours = _fit_both(SkMLPClassifier, MLPClassifier, params, X, Y_MULTI)
+    sk.set_params(activation="tanh")
+    ours.set_params(activation="tanh")
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.set_params(warm_start=True).fit(X, Y_MULTI)
+        ours.set_params(warm_start=True).fit(X, Y_MULTI)
+    _assert_same(sk, ours)
+    sk.set_params(activation="logistic")
+    ours.set_params(activation="logistic")
+    sk.partial_fit(X, Y_MULTI)
+    ours.partial_fit(X, Y_MULTI)
+    _assert_same(sk, ours)
+    assert ours.summary().count("logistic") == len(BASE["hidden_layer_sizes"])
+
+
+@pytest.mark.parametrize("change", [{"solver": "adam"}, {"momentum": 0.0},
+                                    {"nesterovs_momentum": False},
+                                    {"learning_rate": "invscaling"}, {"power_t": 2.0},
+                                    {"learning_rate_init": 0.5}])
+def test_partial_fit_keeps_its_optimizer_as_sklearn(change):
+    # the optimizer made by the first partial_fit keeps its solver, schedule and settings
+    # through later set_params, as in scikit-learn (fit makes a new one)
+    params = dict(BASE, solver="sgd", learning_rate="invscaling", learning_rate_init=0.05,
+                  power_t=0.25)
+    if "learning_rate" in change:
+        params["learning_rate"] = "constant"
+    sk, ours = SkMLPClassifier(**params), MLPClassifier(backend="numpy", **params)
+    sk.partial_fit(X, Y_MULTI, classes=np.unique(Y_MULTI))
+    ours.partial_fit(X, Y_MULTI, classes=np.unique(Y_MULTI))
+    sk.set_params(**change)
+    ours.set_params(**change)
+    for _ in range(2):
+        sk.partial_fit(X, Y_MULTI)
+        ours.partial_fit(X, Y_MULTI)
+    _assert_same(sk, ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.set_params(warm_start=True, max_iter=2).fit(X, Y_MULTI)  # a new optimizer
+        ours.set_params(warm_start=True, max_iter=2).fit(X, Y_MULTI)
+    _assert_same(sk, ours)

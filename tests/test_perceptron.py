@@ -408,3 +408,37 @@ def test_unaligned_input(backend, rule):
     b = Perceptron(**kw).fit(U, y, sample_weight=unaligned(sw))
     np.testing.assert_array_equal(a.coef_, b.coef_)
     np.testing.assert_array_equal(a.predict(U), a.predict(X))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rule", ["sklearn", "rosenblatt"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_nonfinite_x_leaves_the_estimator_as_sklearn_does(backend, rule, classes):
+    # scikit-learn finds a NaN in X before it changes anything; the kernels find it while
+    # training, and the estimator returns to its state before the call: fit has cleared
+    # the model (coef_ None, as scikit-learn's fit does first), partial_fit keeps it
+    X, y = _data(n=40, classes=classes)
+    Xn = X.copy()
+    Xn[17, 2] = np.nan
+    kw = {"rule": rule, "backend": backend, "max_iter": 5, "tol": None, "random_state": 0}
+    sk, ours = SkPerceptron(max_iter=5, tol=None, random_state=0), Perceptron(**kw)
+    for est in (sk, ours):
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            est.fit(Xn, y)
+        assert est.coef_ is None and est.intercept_ is None
+        assert not hasattr(est, "classes_") and not hasattr(est, "n_features_in_")
+        with pytest.raises(AttributeError):
+            est.predict(X)
+    ours.fit(X, y)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+              for k, v in ours.__dict__.items()}
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        ours.partial_fit(Xn, y)
+    assert ours.__dict__.keys() == before.keys()
+    for k, v in before.items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(ours.__dict__[k], v)
+    assert ours.t_ == before["t_"] and ours.n_iter_ == before["n_iter_"]
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        ours.set_params(warm_start=True).fit(Xn, y)
+    np.testing.assert_array_equal(ours.coef_, before["coef_"])

@@ -572,6 +572,10 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     def _partial_fit(self, X, y, max_iter, classes, sample_weight, coef_init,
                      intercept_init):
+        # scikit-learn finds a NaN or an infinity in X in validate_data, before it changes
+        # anything; the kernels find it later (below), and the estimator then returns to
+        # this state before the error propagates
+        entry = dict(self.__dict__)
         first_call = not hasattr(self, "classes_")
         # The kernels read every row of dense X anyway and report a non-finite one (then
         # scikit-learn's error is raised): no separate pass over X. The Python-driven
@@ -613,11 +617,17 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         self.backend_ = kernels.resolve_backend(self.backend)
         self._interrupted = False
         # overflow is detected after each epoch and raised as a ValueError
-        with np.errstate(over="ignore", invalid="ignore"):
-            if self.rule == "rosenblatt":
-                self._fit_rosenblatt(X, y_index, sample_weight, max_iter)
-            else:
-                self._fit_sklearn(X, y, y_index, sample_weight, max_iter)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                if self.rule == "rosenblatt":
+                    self._fit_rosenblatt(X, y_index, sample_weight, max_iter)
+                else:
+                    self._fit_sklearn(X, y, y_index, sample_weight, max_iter)
+        except ValueError:
+            if self.__dict__.get("_x_not_finite"):
+                self.__dict__.clear()
+                self.__dict__.update(entry)
+            raise
         self._rule_fitted = self.rule
         return self
 
@@ -741,7 +751,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                     backend=self.backend_, n_threads=self._threads())
                 if n_iter.min() < 0:  # a NaN or an infinity in X: nothing is stored
                     store = False
-                    self._assert_finite(X)
+                    self._kernel_found_nonfinite(X)
                 if not (np.isfinite(W).all() and np.isfinite(B).all()):
                     raise _nonfinite_error(int(n_iter.max()))
             else:
@@ -870,6 +880,13 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         _assert_all_finite(X.data if sp.issparse(X) else X, input_name="X",
                            estimator_name=type(self).__name__)
 
+    def _kernel_found_nonfinite(self, X):
+        """A kernel met a NaN or an infinity in X: scikit-learn's error, after which
+        _partial_fit restores the estimator as it was before the call."""
+        self._x_not_finite = True
+        self._assert_finite(X)
+        raise ValueError("Input X contains NaN or infinity.")  # (the kernel saw one)
+
     def _fit_rosenblatt(self, X, y_index, sample_weight, max_iter):
         # sparse X (validated finite) is densified a block of rows at a time in each
         # epoch's order: the rule is online, row after row, so blocks change nothing
@@ -935,7 +952,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
                 else:
                     mistakes = visit(X, labels, order, eta_row)
                     if mistakes < 0:  # a NaN or an infinity in X; W and b are unchanged
-                        self._assert_finite(X)
+                        self._kernel_found_nonfinite(X)
                 epochs += 1
                 if not (np.isfinite(W).all() and np.isfinite(b).all()):
                     raise _nonfinite_error(epochs)

@@ -177,11 +177,24 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.intercepts_ = intercepts
         self._views = (coefs, intercepts, tuple(coefs), tuple(intercepts))
 
-    def _sync(self):
-        """Re-pack the flat vector if the user replaced ``coefs_``/``intercepts_`` entries.
+    def _set_act_codes(self, n_hidden):
+        """Kernel codes of the hidden layers (from ``activation``) and of the output layer
+        (``out_activation_``)."""
+        acts = self._hidden_activations(n_hidden)
+        self._act_codes = np.array([C.ACTIVATIONS[a] for a in acts]
+                                   + [C.ACTIVATIONS[self.out_activation_]], dtype=np.int32)
+        self._act_param = self.activation
 
-        An identity test per layer: cheap enough to run before every predict.
+    def _sync(self):
+        """Re-pack the flat vector if the user replaced ``coefs_``/``intercepts_`` entries,
+        and take up an ``activation`` set since the codes were made (scikit-learn reads it
+        at every forward pass, so a new activation applies to predict and to warm-started
+        or partial fits; ``out_activation_`` stays).
+
+        Identity tests: cheap enough to run before every predict.
         """
+        if self.activation is not self.__dict__.get("_act_param"):
+            self._set_act_codes(len(self._act_codes) - 1)
         coefs, intercepts, cv, iv = self._views
         c, i = self.coefs_, self.intercepts_
         if (c is coefs and i is intercepts and len(c) == len(cv) and len(i) == len(iv)
@@ -396,9 +409,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
-        self._act_codes = np.array(
-            [C.ACTIVATIONS[a] for a in acts] + [C.ACTIVATIONS[self.out_activation_]],
-            dtype=np.int32)
+        self._set_act_codes(len(acts))
         self._init_params(layer_units, acts, dtype)
         self._best_params = self._params.copy()
         self._opt_state = None
@@ -457,17 +468,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
             if self.batch_norm:
                 self._bn_init(dtype)
         else:
+            # partial_fit and warm_start continue the fitted network
+            new = ("call fit with warm_start=False to fit a new network" if incremental
+                   else "set warm_start=False to fit a new network")
             if bool(self.batch_norm) != self._has_bn():
                 raise ValueError(
                     f"the fitted network was built with batch_norm={self._has_bn()} but "
-                    f"batch_norm={self.batch_norm} now; set warm_start=False to fit a new "
-                    "network")
+                    f"batch_norm={self.batch_norm} now; {new}")
             if self._layer_list != layer_units:
                 raise ValueError(
                     f"the fitted network has layer sizes "
                     f"{[int(u) for u in self._layer_sizes]} but the data and "
-                    f"hidden_layer_sizes ask for {layer_units}; set "
-                    "warm_start=False to fit a new network")
+                    f"hidden_layer_sizes ask for {layer_units}; {new}")
             for code in self._act_codes:
                 if int(code) in C.STEPS:
                     raise _step_error(C.ACTIVATION_NAMES[int(code)])
@@ -502,19 +514,26 @@ class BaseMultilayerPerceptron(BaseEstimator):
             sample_weight = kernel_array(sample_weight, dtype)
         return sample_weight
 
+    # the settings an optimizer is made with; partial_fit keeps them (see _fit_stochastic)
+    _OPT_SETTINGS = ("solver", "learning_rate_init", "learning_rate", "power_t", "momentum",
+                     "nesterovs_momentum", "beta_1", "beta_2", "epsilon", "rho",
+                     "weight_decay")
+
     def _hyper(self, lr):
-        return {"lr": lr, "momentum": self.momentum, "beta1": self.beta_1,
-                "beta2": self.beta_2, "eps": self.epsilon, "rho": self.rho,
-                "weight_decay": self.weight_decay if self.solver == "adamw" else 0.0,
+        o = self._opt_config
+        return {"lr": lr, "momentum": o["momentum"], "beta1": o["beta_1"],
+                "beta2": o["beta_2"], "eps": o["epsilon"], "rho": o["rho"],
+                "weight_decay": o["weight_decay"] if o["solver"] == "adamw" else 0.0,
                 "alpha": self.alpha, "huber_delta": self._huber_delta()}
 
     def _huber_delta(self):
         return 1.0
 
     def _optimizer_name(self):
-        if self.solver == "sgd":
-            return "nesterov" if self.nesterovs_momentum else "sgd"
-        return self.solver
+        o = self._opt_config
+        if o["solver"] == "sgd":
+            return "nesterov" if o["nesterovs_momentum"] else "sgd"
+        return o["solver"]
 
     def _validation_set(self, X, y, Y, sample_weight, validation_data):
         """Return (train_idx, Xv, val_idx, yv, Yv, swv) - Nones without a validation set.
@@ -579,15 +598,17 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _fit_stochastic(self, X, y, Y, sample_weight, incremental, validation_data):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        solver = self.solver
         if not incremental or getattr(self, "_opt_state", None) is None \
-                or getattr(self, "_opt_solver", None) != solver:
+                or self.__dict__.get("_opt_config") is None:
             # a new optimizer (scikit-learn: fit and warm_start start one afresh,
-            # partial_fit keeps it)
+            # partial_fit keeps the one it finds - with the solver, learning-rate schedule
+            # and optimizer settings it was made with, whatever set_params did since)
             self._opt_state = None
             self._opt_step = 0
             self._opt_lr = float(self.learning_rate_init)
-            self._opt_solver = solver
+            self._opt_config = {k: getattr(self, k) for k in self._OPT_SETTINGS}
+        opt = self._opt_config
+        solver = opt["solver"]
 
         if not hasattr(self, "loss_curve_"):
             # a network built by from_weights, or last fitted by lbfgs
@@ -694,9 +715,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         rbw_bn = self._bn_snapshot()
 
                 # learning rates that change at epoch end (scikit-learn: iteration_ends)
-                if solver in _SCHEDULED and self.learning_rate == "invscaling":
-                    self._opt_lr = float(self.learning_rate_init) / \
-                        (self.t_ + 1) ** self.power_t
+                if solver in _SCHEDULED and opt["learning_rate"] == "invscaling":
+                    self._opt_lr = float(opt["learning_rate_init"]) / \
+                        (self.t_ + 1) ** opt["power_t"]
                     trainer.set_lr(self._opt_lr)
 
                 seconds = time.perf_counter() - t0
@@ -764,7 +785,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _trigger_stopping(self, msg):
         """scikit-learn's optimizer.trigger_stopping: True stops training."""
-        if self.solver not in _SCHEDULED or self.learning_rate != "adaptive":
+        opt = self._opt_config
+        if opt["solver"] not in _SCHEDULED or opt["learning_rate"] != "adaptive":
             if self.verbose:
                 print(msg)
             return True
@@ -1050,8 +1072,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if out_activation not in C.ACTIVATIONS or out_activation == "softmax" and \
                 est.n_outputs_ < 2:
             raise ValueError(f"out_activation {out_activation!r} is not usable here")
-        est._act_codes = np.array([C.ACTIVATIONS[a] for a in acts]
-                                  + [C.ACTIVATIONS[out_activation]], dtype=np.int32)
+        est._set_act_codes(len(acts))
         est._params = np.empty(0, dtype=dtype)
         est._repack(coefs, intercepts)
         est._best_params = est._params.copy()
