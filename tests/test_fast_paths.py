@@ -6,7 +6,10 @@
   must not depend on the thread count at all (bit-identical), since threads split columns.
 - The dispatcher's lean argument checks (kernels.dense_forward / dense_backward): bad input
   that enters them raises exactly the error of the general checks, before any backend code;
-  good input never reaches the general checks; both paths compute the same bits.
+  good input never reaches the general checks; both paths compute the same bits. For the
+  compiled core the fast path hands the arguments to the binding unchecked: its native
+  checks must refuse every bad argument before computing, and the message is still the
+  general checks' one.
 - The METH_FASTCALL bindings: keyword arguments and argument errors still work.
 - MLP predict on one row: the fast validation keeps scikit-learn's errors.
 """
