@@ -18,7 +18,8 @@ print("perceptron accuracy on XOR:", per.score(X, y))
 # the output if -A + B - 0.5 >= 0
 coefs = [np.array([[1.0, 1.0], [1.0, 1.0]]), np.array([[-1.0], [1.0]])]
 intercepts = [np.array([-1.5, -0.5]), np.array([-0.5])]
-net = MLPClassifier.from_weights(coefs, intercepts, classes=[0, 1], activation="heaviside")
+net = MLPClassifier.from_weights(coefs, intercepts, classes=[0, 1], activation="heaviside",
+                                 out_activation="heaviside")  # every unit a TLU
 print("hidden A, B:\n", net.forward(X)[1])
 print("hand-wired heaviside network:", net.predict(X))
 

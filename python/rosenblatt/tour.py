@@ -446,8 +446,10 @@ def section_tlu(rep: Report, cfg: Settings, facts: dict) -> None:
                (the shaded side is where the unit fires). Early updates swing the line
                across the square; each mistake on (1, 1) drags it toward that corner and
                each mistake on a 0-row pushes it away, until only (1, 1) is on the firing
-               side. No gradient is involved, only the sign of the error, which is why the
-               lecture calls the rule a cousin of stochastic gradient descent.""")
+               side. The rule uses no derivative of the step (it has none worth using), only
+               the sign of the error; section 3 shows that this is exactly stochastic
+               gradient descent on the perceptron loss, which is why the lecture calls the
+               rule a cousin of SGD.""")
 
     # -- a layer of TLUs as a matrix product ---------------------------------------------
     rep.heading("A perceptron with 2 inputs and 3 outputs is one matrix product", 3)
@@ -632,6 +634,28 @@ per_clf.predict([[2, 0.5]])""")
         loss `max(0, -y z)`, a constant learning rate of 1 and no penalty: the third row
         is identical (**{same_sgd}**). The perceptron rule is stochastic gradient descent on
         that loss, whose gradient is `-y x` on a mistake and 0 otherwise.""")
+    # the lecture's listing as written: Perceptron() (random_state=0) and np.int
+    per0 = rb.Perceptron(backend=cfg.backend).fit(X, y)
+    sk0 = SkPerceptron().fit(X, y)
+    z0 = float(np.asarray(per0.decision_function([[2, 0.5]]))[0])
+    pred0 = np.asarray(per0.predict([[2, 0.5]])).tolist()
+    facts["iris_default_predict"] = pred0
+    facts["iris_default_z"] = z0
+    facts["iris_default_same_as_sklearn"] = bool(
+        np.array_equal(per0.coef_, sk0.coef_) and np.array_equal(per0.intercept_,
+                                                                 sk0.intercept_)
+        and np.asarray(sk0.predict([[2, 0.5]])).tolist() == pred0)
+    rep.text(f"""The lecture's listing itself writes `Perceptron()` and
+        `(iris.target == 0).astype(np.int)`. `np.int` was removed in NumPy 1.24: write
+        `astype(int)`. Without `random_state=42` the default seed 0 shuffles the rows in
+        another order and the perceptron stops at another separating line,
+        `w = {_arr(per0.coef_[0], 1)}`, `b = {float(per0.intercept_[0]):.1f}` (scikit-learn
+        gives the same: **{facts["iris_default_same_as_sklearn"]}**). The new flower then
+        lies *on* that line: `z = w . x + b = {z0:.2g}` (zero up to rounding), and the
+        prediction is `{pred0}`. scikit-learn's `predict` fires only for `z > 0`, while the
+        lecture's heaviside step fires at `z >= 0`; on this line the two conventions
+        disagree. That is why the chapter's results (and this tour) use
+        `random_state=42`.""")
     fig = plot.plot_decision_boundary(
         per, X, y, resolution=cfg.resolution, class_names=["not setosa", "setosa"],
         feature_names=("petal length (cm)", "petal width (cm)"), proba=False,
@@ -694,20 +718,22 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
     # -- the lecture's hand-wired network ------------------------------------------------
     rep.heading("The lecture's two-layer network of TLUs", 3)
     heav = rb.MLPClassifier.from_weights(XOR_COEFS, XOR_INTERCEPTS, classes=[0, 1],
-                                         activation="heaviside")
+                                         activation="heaviside", out_activation="heaviside")
     layers = heav.forward(X4)
     A, B = np.asarray(layers[1]).T
+    T = np.asarray(layers[2])[:, 0]  # the output TLU's step, read from the network
     out = np.asarray(heav.predict(X4)).astype(int)
     facts["xor_handwired_heaviside"] = out.tolist()
     rep.text("""The lecture wires two hidden TLUs and one output by hand: A fires when
         `x1 + x2 - 1.5 >= 0` (both inputs on, an AND), B fires when `x1 + x2 - 0.5 >= 0`
         (at least one on, an OR), and the output fires when `-A + B - 0.5 >= 0` (OR but not
         AND, which is XOR). Built with `MLPClassifier.from_weights(coefs, intercepts,
-        classes=[0, 1], activation="heaviside")`; `forward` returns the hidden layer:""")
+        classes=[0, 1], activation="heaviside", out_activation="heaviside")`: every unit a
+        TLU. `forward` returns each layer's output:""")
     rep.table(["x1", "x2", "A: x1+x2-1.5", "B: x1+x2-0.5", "output: -A+B-0.5", "predict"],
               [[int(X4[i, 0]), int(X4[i, 1]), f"{X4[i].sum() - 1.5:+.1f} -> {int(A[i])}",
                 f"{X4[i].sum() - 0.5:+.1f} -> {int(B[i])}",
-                f"{-A[i] + B[i] - 0.5:+.1f} -> {int(-A[i] + B[i] - 0.5 >= 0)}", out[i]]
+                f"{-A[i] + B[i] - 0.5:+.1f} -> {int(T[i])}", out[i]]
                for i in range(4)])
     rep.text(f"Outputs {out.tolist()}: XOR, with two layers where one was impossible.")
 
@@ -721,7 +747,8 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
     weak = rb.MLPClassifier.from_weights(XOR_COEFS, XOR_INTERCEPTS, classes=[0, 1],
                                          activation="logistic")
     out_w = np.asarray(weak.predict(X4)).astype(int)
-    facts["xor_handwired_sigmoid"] = out_s.tolist()
+    facts["xor_handwired_sigmoid"] = out_s.tolist()  # weights x k
+    facts["xor_handwired_sigmoid_same_weights"] = out_w.tolist()
     rep.text(f"""Replacing the steps by sigmoids (the change that makes backpropagation
         possible) with the *same* weights gives {out_w.tolist()}: `sigmoid(-1.5) = 0.18` and
         `sigmoid(0.5) = 0.62` are far from 0 and 1, so the output layer no longer sees clean
@@ -732,19 +759,19 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
         lambda ax: plot.plot_decision_boundary(
             heav, X4, y4, ax=ax, padding=0.5, resolution=cfg.resolution,
             class_names=["XOR = 0", "XOR = 1"], scatter_kw={"s": 90},
-            title="Hand-wired TLUs (heaviside): P(y=1)"),
+            title="Hand-wired TLUs (heaviside): output 0 or 1"),
         lambda ax: plot.plot_decision_boundary(
             sig, X4, y4, ax=ax, padding=0.5, resolution=cfg.resolution,
             class_names=["XOR = 0", "XOR = 1"], scatter_kw={"s": 90},
             title=f"Same network with sigmoids, weights x {k:g}: P(y=1)"))
     rep.figure(fig, "xor_handwired", "The lecture's XOR network: heaviside and sigmoid",
-               """Contours of the network's output probability over the plane (the output
-               unit of an `MLPClassifier` is logistic, so `P = sigmoid(-A + B - 0.5)`).
-               Left: with step units the plane is cut by the two hidden lines
-               `x1 + x2 = 1.5` and `x1 + x2 = 0.5` into three bands and only the middle band
-               (B on, A off) is class 1; the black 0.5 contour runs along both lines. Right:
-               sigmoid units make the same band with soft edges; the probability changes
-               smoothly, so it has a gradient everywhere, which training needs.""")
+               """The network's output over the plane. Left: every unit a step, so the
+               output is exactly 0 or 1: the two hidden lines `x1 + x2 = 1.5` and
+               `x1 + x2 = 0.5` cut the plane into three bands and only the middle band
+               (B on, A off) is class 1. Right: sigmoid units (and the default logistic
+               output, `P = sigmoid(-A + B - 0.5)` with the weights x 10) make the same band
+               with soft edges; the probability changes smoothly, so it has a gradient
+               everywhere, which training needs.""")
     fig = plot.plot_network(heav, input_names=["x1", "x2"], output_names=["XOR"],
                             hidden_names=[["A", "B"]],
                             layer_names=["inputs", "hidden TLUs (A, B)", "output TLU"],
@@ -778,7 +805,8 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
     rep.text(f"""`MLPClassifier(hidden_layer_sizes=(4,), activation="tanh", solver="adam",
         learning_rate_init=0.05)` learns the four rows by backpropagation: training accuracy
         **{acc_mlp:.2f}**, `P(y = 1) = {_arr(mlp.predict_proba(X4)[:, 1], 3)}`. How often
-        training finds a solution depends on the width (exercise 11-2 c-e): over
+        training finds a solution depends on the width (compare exercise 11-2 c-e, which
+        asks the same of the playground's circle data): over
         {n_seeds} random initialisations, 2 hidden neurons reach accuracies
         {stuck[2]} (stuck in a local minimum when below 1), 4 hidden neurons {stuck[4]}.""")
     mlp_c = rb.MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver="adam",
@@ -799,7 +827,7 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
                unit can solve with a straight line in its own input space.""")
     fig = plot.plot_neuron_activations(
         mlp_c, Xc, yc, resolution=max(40, cfg.resolution // 3),
-        title="What each neuron of the XOR MLP computes (exercise 11-2 a)")
+        title="What each neuron of the XOR MLP computes")
     rep.figure(fig, "xor_mlp_neurons", "Per-neuron activation maps of the XOR MLP",
                """One panel per neuron, the data on top (red XOR = 1, blue XOR = 0). The
                first two rows: each of the 8 hidden tanh units over the input plane (yellow
@@ -808,7 +836,15 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
                row: the output neuron's probability, a weighted vote of the hidden maps, is
                the first map with a curved region that holds both red clusters and neither
                blue one. Deeper layers build richer patterns from simpler ones in the same
-               way (exercise 11-2 a).""")
+               way, which exercise 11-2 a asks you to watch in the playground (below).""")
+    rep.text("""**Exercise 11-2 (the TensorFlow Playground).** `rosenblatt` ships a local
+        playground trained by this library: `python -m rosenblatt playground` serves it on
+        127.0.0.1 (nothing is loaded from the internet). `python -m rosenblatt playground
+        --experiments --out DIR` runs the exercise's parts a-f reproducibly and writes a
+        report with figures and answers; see the README's Playground section. One of its
+        findings contradicts the lecture: in part f the lower layer's gradient is not
+        smaller than the output layer's, and the long plateau, not a vanishing gradient,
+        is what slows training there.""")
 
 
 # --------------------------------------------------------------------------------------
@@ -927,7 +963,7 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
         runs[name] = reg
         results.append([name, reg.n_iter_, f"{dt:.1f} s", rmse_v, rmse_t,
                         reg.score(d.X_test, d.y_test)])
-    facts["housing_rmse_valid"] = results[-1][3]
+    facts["housing_rmse_valid"] = results[-1][3]  # the last row of the table
     rep.table(["optimizer", "epochs", "fit time", "valid RMSE", "test RMSE", "test R^2"],
               results)
     rep.text(f"""Both runs use the chapter's 50-50-50 ReLU network and batches of 32. The
@@ -999,17 +1035,34 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
                      float(np.sqrt(np.mean((reg.predict(Xp) - yp) ** 2)))])
     facts["positive_min_prediction"] = {r[0]: r[1] for r in rows}
     rmse = {r[0]: r[3] for r in rows}
+    # how often the ReLU output gets stuck: the same fit from other initialisations
+    seeds = range(3 if cfg.quick else 8)
+    stuck = 0
+    for s in seeds:
+        fits = {}
+        for act in ("relu", "softplus"):
+            reg = rb.MLPRegressor(hidden_layer_sizes=(32, 32), activation="tanh",
+                                  out_activation=act, learning_rate_init=0.01,
+                                  max_iter=cfg.small_epochs, random_state=s,
+                                  backend=cfg.backend)
+            with _expected_convergence_warnings():
+                reg.fit(Xp, yp)
+            fits[act] = float(np.sqrt(np.mean((reg.predict(Xp) - yp) ** 2)))
+        stuck += fits["relu"] > 2 * fits["softplus"]
+    facts["positive_relu_stuck_seeds"] = [int(stuck), len(seeds)]
+    how_often = f"""With random_state 0 to {len(seeds) - 1} the ReLU output ended with more
+        than twice softplus's train RMSE {stuck} times out of {len(seeds)}."""
     if rmse["relu"] > 2 * rmse["softplus"]:
-        dead = f"""In this run the ReLU output shows the danger: its train RMSE is
+        dead = f"""Here the ReLU output shows the danger: its train RMSE is
             {rmse['relu']:.3f} against {rmse['softplus']:.3f} for softplus, because for a
             whole range of inputs its pre-activation went negative early in training, the
             output is stuck at 0 there and, with zero gradient, never recovers (part of the
-            curve is simply not learned)."""
+            curve is simply not learned). {how_often}"""
     else:
         dead = f"""In this run all three fit the data (train RMSE {rmse['relu']:.3f} for ReLU,
-            {rmse['softplus']:.3f} for softplus); with another seed a ReLU output can get
-            stuck at 0 over a range of inputs, where its gradient is zero."""
-    rep.text("""The targets are never negative and half of them sit at zero (think prices,
+            {rmse['softplus']:.3f} for softplus); a ReLU output can get stuck at 0 over a
+            range of inputs, where its gradient is zero. {how_often}"""
+    rep.text("""The targets are never negative and half of them sit near zero (think prices,
         counts, a box's width). Same network, three output activations; predictions on a
         fine grid over the inputs:""")
     rep.table(["out_activation", "smallest prediction", "fraction negative", "train RMSE"],
@@ -1142,8 +1195,9 @@ def section_classification(rep: Report, cfg: Settings, facts: dict) -> None:
     P3 = clf.predict_proba(g.X_test[idx])
     facts["digits_three_proba_sums"] = P3.sum(axis=1).tolist()
     rep.text(f"""`predict_proba` of the first three test images (the chapter's
-        `model.predict(X_new)`), rounded; each row sums to 1 because the output layer is a
-        `{clf.out_activation_}`:""")
+        `model.predict(X_new)`), rounded, from the Adam run (the SGD run of the chapter's
+        settings is still far from done after these epochs); each row sums to 1 because
+        the output layer is a `{clf.out_activation_}`:""")
     rep.code(_arr(P3, 2) + f"\npredict -> {np.asarray(clf.predict(g.X_test[idx])).tolist()}"
              f", true -> {g.y_test[idx].tolist()}")
     fig = plot.plot_digit_probabilities(g.images_test[idx], P3, g.y_test[idx],
