@@ -62,6 +62,11 @@ def test_iris_perceptron_is_the_chapters(tour_run):
     assert np.allclose(facts["iris_intercept"], sk.intercept_)
     assert np.allclose(facts["iris_coef"], [[-1.4, -2.2]])
     assert facts["iris_same_as_sklearn"] is True
+    # the lecture's listing as written (default random_state): the new flower lies on the
+    # line, so predict says False where the lecture's heaviside (z >= 0) would say True
+    assert facts["iris_default_same_as_sklearn"] is True
+    assert facts["iris_default_predict"] == [False]
+    assert abs(facts["iris_default_z"]) < 1e-12
 
 
 def test_iris_predict_directly():
@@ -84,6 +89,15 @@ def test_xor_facts(tour_run):
     # identity activations collapse to one linear map: no better than the perceptron
     assert facts["xor_identity_mlp_accuracy"] < 1.0
     assert facts["linear_collapse_max_diff"] < 1e-9
+    assert facts["xor_handwired_sigmoid_same_weights"] == [0, 0, 0, 0]
+
+
+def test_backprop_facts(tour_run):
+    _, facts = tour_run
+    # backprop's gradients agree with central differences (step 1e-6: error ~1e-10)
+    assert facts["backprop_max_abs_diff_fd"] < 1e-8
+    before, after = facts["backprop_loss_before_after"]
+    assert after < before
 
 
 def test_model_facts(tour_run):

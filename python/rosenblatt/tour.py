@@ -851,6 +851,56 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
 # 5. activation functions, why nonlinearity
 # --------------------------------------------------------------------------------------
 
+def _backprop_by_hand(rep: Report, facts: dict) -> None:
+    """One forward and one backward pass of a 2-2-1 network, checked by finite
+    differences, then one gradient-descent step."""
+    from . import kernels as K
+
+    x, y = np.array([[1.0, 0.5]]), np.array([[1.0]])
+    W1, b1 = np.array([[0.3, -0.2], [0.4, 0.1]]), np.array([0.0, 0.1])
+    W2, b2 = np.array([[0.5], [-0.6]]), np.array([0.2])
+
+    def loss(W1, b1, W2, b2):
+        h = K.dense_forward(x, W1, b1, "logistic")
+        out = K.dense_forward(h, W2, b2, "identity")
+        return 0.5 * float(((out - y) ** 2).sum()), h, out
+
+    L0, h, out = loss(W1, b1, W2, b2)
+    # backward: dL/dout = out - y, then each layer's dense_backward applies the chain rule
+    dW2, db2, dh = K.dense_backward(h, W2, out, out - y, "identity")
+    dW1, db1, _ = K.dense_backward(x, W1, h, dh, "logistic", need_dX=False)
+    params, grads = [W1, b1, W2, b2], [dW1, db1, dW2, db2]
+    names = ["W1", "b1", "W2", "b2"]
+    rows, worst, eps = [], 0.0, 1e-6
+    for name, P, G in zip(names, params, grads):
+        for idx in np.ndindex(P.shape):
+            up = [p.copy() for p in params]
+            dn = [p.copy() for p in params]
+            up[names.index(name)][idx] += eps
+            dn[names.index(name)][idx] -= eps
+            fd = (loss(*up)[0] - loss(*dn)[0]) / (2 * eps)
+            worst = max(worst, abs(fd - G[idx]))
+            rows.append([f"{name}{list(idx)}", P[idx], G[idx], fd])
+    eta = 0.5
+    L1 = loss(*[p - eta * g for p, g in zip(params, grads)])[0]
+    facts["backprop_max_abs_diff_fd"] = worst
+    facts["backprop_loss_before_after"] = [L0, L1]
+    rep.heading("Backpropagation on one example", 3)
+    rep.text(f"""A 2-2-1 network (two logistic hidden units, one linear output) and one
+        example `x = [1, 0.5]`, `y = 1`, squared error `L = (out - y)^2 / 2`. The forward
+        pass keeps every layer's output: hidden `h = sigmoid(x W1 + b1) = {_arr(h[0], 4)}`,
+        output `{out[0, 0]:.4f}`, loss `{L0:.5f}`. The backward pass starts from
+        `dL/dout = out - y = {out[0, 0] - 1:.4f}` and applies the chain rule layer by
+        layer, output to input: `dW2 = h^T dout`, `dh = dout W2^T`, then through the
+        sigmoid's derivative `h (1 - h)` to `dW1 = x^T (dh * h (1 - h))` (each step one
+        `kernels.dense_backward` call). Every gradient agrees with a finite difference
+        `(L(w + e) - L(w - e)) / 2e` (largest difference {worst:.1e}):""")
+    rep.table(["parameter", "value", "backprop dL/dw", "finite difference"], rows)
+    rep.text(f"""One gradient-descent step `w <- w - {eta:g} dL/dw` on every weight at once
+        lowers the loss from {L0:.5f} to {L1:.5f}. Training repeats this over batches of
+        examples: two passes per batch, whatever the number of weights.""")
+
+
 def section_activations(rep: Report, cfg: Settings, facts: dict) -> None:
     """Section 5: activation functions, derivatives, collapse of linear layers."""
     from . import datasets, plot
@@ -860,9 +910,13 @@ def section_activations(rep: Report, cfg: Settings, facts: dict) -> None:
     rep.script("05_activations.py")
     rep.text("""Backpropagation (Rumelhart, Hinton and Williams, 1986) computes the gradient
         of the error for every weight with one forward and one backward pass, then gradient
-        descent takes a step. The step function has no useful gradient, so MLPs use smooth
-        activations: the logistic sigmoid `1 / (1 + exp(-z))`, `tanh(z) = 2 sigmoid(2z) -
-        1`, or ReLU `max(0, z)`.""")
+        descent takes a step.""")
+    _backprop_by_hand(rep, facts)
+    rep.heading("Smooth activations", 3)
+    rep.text("""The backward pass multiplies by each activation's derivative. The step
+        function's is zero wherever it exists, so no error signal would pass: MLPs use smooth
+        activations instead, the logistic sigmoid `1 / (1 + exp(-z))`, `tanh(z) =
+        2 sigmoid(2z) - 1`, or ReLU `max(0, z)`.""")
     z = np.array([-2.0, 0.0, 2.0])
     rep.table(["z", "sigmoid", "tanh", "2 sigmoid(2z) - 1", "ReLU"],
               [[zi, plot.activation("logistic", zi), np.tanh(zi),
