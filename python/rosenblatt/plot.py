@@ -43,6 +43,9 @@ _LABELS = {
     "gelu": "GELU",
 }
 
+# colours of the classes' points, in the order of the sorted labels
+_POINT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+
 
 def _sigmoid(z):
     # the two-sided form never overflows exp()
@@ -282,7 +285,7 @@ def plot_decision_boundary(est, X, y=None, *, ax=None, resolution=250, padding=0
     xx, yy, G = _grid(X, resolution, padding)
     classes = getattr(est, "classes_", None)
     binary = classes is not None and np.ndim(classes) == 1 and len(classes) == 2
-    cmap_pts = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    cmap_pts = _POINT_COLORS
     markers = ["o", "s", "^", "D", "v", "P"]
     if proba and binary and hasattr(est, "predict_proba"):
         P = est.predict_proba(G)[:, 1].reshape(xx.shape)
@@ -659,8 +662,11 @@ def plot_neuron_activations(est, X=None, y=None, *, layers=None, resolution=120,
                           vmin=vmin, vmax=vmax)
             if X is not None and y is not None:
                 Xa = np.asarray(X)
-                a.scatter(Xa[:, 0], Xa[:, 1], c=np.asarray(y), cmap="coolwarm", s=7,
-                          edgecolor="k", linewidths=0.3)
+                # the class colours of plot_decision_boundary (blue, orange, ...)
+                _, cls = np.unique(np.asarray(y), return_inverse=True)
+                a.scatter(Xa[:, 0], Xa[:, 1], c=[_POINT_COLORS[c % len(_POINT_COLORS)]
+                                                 for c in cls.ravel()],
+                          s=7, edgecolor="k", linewidths=0.3)
             a.set_title(f"{lname}, neuron {j + 1}", fontsize=9)
             a.tick_params(labelsize=7)
             if j % ncols == 0:

@@ -542,7 +542,9 @@ def _plot_rule_steps(X, y, steps):
             ax.plot(xs, -(w[0] * xs + b) / w[1], "k--", lw=1.5)
         elif abs(w[0]) > 1e-12:
             ax.axvline(-b / w[0], color="k", ls="--", lw=1.5)
-        if not fire.any():
+        # (the last grid row and column are the square's far edges: a line through the
+        # corner (1.5, 1.5) fires there only)
+        if not fire[:-1, :-1].any():
             ax.text(0.5, 0.62, "fires nowhere in view", ha="center", fontsize=8,
                     color="grey", transform=ax.transAxes)
         for xi, ti in zip(X, y):
@@ -829,7 +831,7 @@ def section_xor(rep: Report, cfg: Settings, facts: dict) -> None:
         mlp_c, Xc, yc, resolution=max(40, cfg.resolution // 3),
         title="What each neuron of the XOR MLP computes")
     rep.figure(fig, "xor_mlp_neurons", "Per-neuron activation maps of the XOR MLP",
-               """One panel per neuron, the data on top (red XOR = 1, blue XOR = 0). The
+               """One panel per neuron, the data on top (orange XOR = 1, blue XOR = 0). The
                first two rows: each of the 8 hidden tanh units over the input plane (yellow
                +1, purple -1). Every one is a soft step across one straight line,
                `w . x + b = 0`: a hidden neuron alone is still a linear classifier. Last
@@ -1018,6 +1020,7 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
         results.append([name, reg.n_iter_, f"{dt:.1f} s", rmse_v, rmse_t,
                         reg.score(d.X_test, d.y_test)])
     facts["housing_rmse_valid"] = results[-1][3]  # the last row of the table
+    facts["housing_rmse_valid_by_run"] = {r[0]: r[3] for r in results}
     rep.table(["optimizer", "epochs", "fit time", "valid RMSE", "test RMSE", "test R^2"],
               results)
     rep.text(f"""Both runs use the chapter's 50-50-50 ReLU network and batches of 32. The
@@ -1535,18 +1538,23 @@ def _search_plot(rows):
     score = np.array([r[2] for r in rows])
     std = np.array([r[3] for r in rows])
     ax.errorbar(lr, score, yerr=std, fmt="o", capsize=4, ms=8)
-    for r in rows:
+    # a label goes to the right of its point, or to the left when the next point to the
+    # right is close enough for the two labels to collide
+    order = np.argsort(lr)
+    for i, j in enumerate(order):
+        r = rows[j]
+        crowded = i + 1 < len(order) and lr[order[i + 1]] / lr[j] < 2.0
         ax.annotate(f"{r[0]} (rank {r[4]})", (r[1], r[2]), textcoords="offset points",
-                    xytext=(8, 6), fontsize=8)
+                    xytext=(-8, 6) if crowded else (8, 6), ha="right" if crowded else "left",
+                    fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("learning_rate_init (log scale)")
+    ax.set_xlabel("learning_rate_init (log scale; shaded: the range searched)")
     ax.set_ylabel("mean cross-validated accuracy")
     ax.set_title("RandomizedSearchCV over MLPClassifier on digits")
     ax.grid(True, alpha=0.3)
     # the whole sampled range, so the reader sees where the draws fell within it
-    ax.axvspan(3e-4, 3e-2, color="tab:green", alpha=0.07, label="searched range")
+    ax.axvspan(3e-4, 3e-2, color="tab:green", alpha=0.07)
     ax.set_xlim(2e-4, 5e-2)
-    ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
 
