@@ -47,3 +47,15 @@ def test_expected_failures_match_sklearn():
     except ImportError:  # pragma: no cover - another scikit-learn layout
         pytest.skip("scikit-learn's private check tables moved")
     assert set(EXPECTED_FAILED) == set(PER_ESTIMATOR_XFAIL_CHECKS[SkPerceptron])
+
+
+def test_class_weight_balanced_check_for_linear_classifiers():
+    """scikit-learn runs this check only for subclasses of its LinearClassifierMixin; the
+    Perceptron here is not one (it has its own decision_function), so it is run directly:
+    class_weight='balanced' must equal the weights computed by hand."""
+    from sklearn.utils.estimator_checks import check_class_weight_balanced_linear_classifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_class_weight_balanced_linear_classifier(
+            "Perceptron", Perceptron(backend=BACKEND))

@@ -92,6 +92,13 @@ def test_xor_facts(tour_run):
     assert facts["xor_handwired_sigmoid_same_weights"] == [0, 0, 0, 0]
 
 
+def test_multioutput_facts(tour_run):
+    _, facts = tour_run
+    (_, k), (n, k2) = facts["multioutput_shapes"]
+    assert k == k2 == 2 and n == 200
+    assert min(facts["multioutput_r2"]) > 0.8
+
+
 def test_backprop_facts(tour_run):
     _, facts = tour_run
     # backprop's gradients agree with central differences (step 1e-6: error ~1e-10)

@@ -1042,6 +1042,36 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
                Adam reaches a low loss in fewer epochs than plain SGD at the chapter's
                learning rate.""")
 
+    # -- several outputs ------------------------------------------------------------------
+    rep.heading("Several values at once: one output neuron each", 3)
+    rng = np.random.default_rng(cfg.seed)
+    n = 1000
+    angle = rng.uniform(0.2, 1.35, n)  # launch angle (rad)
+    speed = rng.uniform(5.0, 15.0, n)  # m/s
+    g = 9.81
+    Yb = np.column_stack([speed ** 2 * np.sin(2 * angle) / g,           # range (m)
+                          (speed * np.sin(angle)) ** 2 / (2 * g)])      # peak height (m)
+    Yb += rng.normal(0.0, 0.1, Yb.shape)
+    Xb = np.column_stack([angle, speed])
+    mu, sd = Xb[:800].mean(0), Xb[:800].std(0)
+    ball = rb.MLPRegressor(hidden_layer_sizes=(32, 32), activation="tanh",
+                           learning_rate_init=0.01, max_iter=cfg.small_epochs,
+                           random_state=cfg.seed, backend=cfg.backend)
+    with _expected_convergence_warnings():
+        ball.fit((Xb[:800] - mu) / sd, Yb[:800])
+    Pb = np.asarray(ball.predict((Xb[800:] - mu) / sd))
+    r2 = [float(1 - np.sum((Pb[:, j] - Yb[800:, j]) ** 2)
+                / np.sum((Yb[800:, j] - Yb[800:, j].mean()) ** 2)) for j in range(2)]
+    facts["multioutput_r2"] = r2
+    facts["multioutput_shapes"] = [list(ball.coefs_[-1].shape), list(Pb.shape)]
+    rep.text(f"""A thrown ball: from the launch angle and speed, predict where it lands
+        (range) and how high it gets (peak height), two targets in one `y` of shape
+        `(n, 2)`. `MLPRegressor` sees two columns and builds two output neurons: the last
+        weight matrix is {tuple(ball.coefs_[-1].shape)} and `predict` returns
+        {tuple(Pb.shape)} for the {Pb.shape[0]} held-out throws. One network, one loss (the
+        squared errors of both outputs added), held-out R^2 {r2[0]:.3f} for the range and
+        {r2[1]:.3f} for the height. A bounding box is the same with four outputs.""")
+
     # -- MSE vs MAE vs Huber with outliers ----------------------------------------------
     rep.heading("Outliers: mean squared error versus mean absolute error (and Huber)", 3)
     X, y, y_clean, is_out = datasets.make_regression_outliers(400, random_state=cfg.seed)
