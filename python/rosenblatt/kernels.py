@@ -439,6 +439,37 @@ def _fast_module(backend):
 # dense layer
 
 
+def _checked_forward_out(X, W, b, out):
+    """The output array of dense_forward when the exact ndarrays X, W, b (and out) pass the
+    fast path's tests in Python (backends that do not check natively); None otherwise."""
+    dt = X.dtype
+    try:
+        n, k = X.shape
+        k_w, m = W.shape
+        (m_b,) = b.shape
+    except ValueError:  # wrong number of dimensions
+        return None
+    if not (k == k_w and m == m_b and (dt is _F32 or dt is _F64)
+            and W.dtype is dt and b.dtype is dt
+            # C-contiguous and aligned (as _arr checks), one flags object per array
+            and (f := X.flags).c_contiguous and f.aligned
+            and (f := W.flags).c_contiguous and f.aligned
+            and (f := b.flags).c_contiguous and f.aligned):
+        return None
+    if out is None:
+        return np.empty((n, m), dt)
+    if (type(out) is _ND and out.dtype is dt and out.shape == (n, m)
+            and out.flags.carray  # C-contiguous, aligned, writable
+            # apart from the inputs: arrays owning their data (base None) never overlap
+            # another, which is cheaper to see than a bounds test
+            and ((out.base is None and X.base is None and W.base is None
+                  and b.base is None and out is not X and out is not W)
+                 or not (np.may_share_memory(out, X) or np.may_share_memory(out, W)
+                         or np.may_share_memory(out, b)))):
+        return out
+    return None
+
+
 def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
                   backend=None, n_threads=None):
     """Fused dense layer ``A = f(X W + b)``.
@@ -467,53 +498,24 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
             and (n_threads is None or type(n_threads) is int and 0 <= n_threads <= _MAX_THREADS)
             and (act := _ACT_CODES.get(activation)) is not None
             and (be := _FAST_MODULES.get(backend) if type(backend) is str
-                 and backend != "auto" else _fast_module(backend)) in _SELF_CHECKING):
-        # fast path of the compiled core (see "fast paths" above)
-        try:
-            if out is None or return_z:
-                shape = (X.shape[0], W.shape[1])
-                A = np.empty(shape, X.dtype) if out is None else out
-                Z = np.empty(shape, X.dtype) if return_z else None
-            else:
-                A, Z = out, None
-            be.dense_forward(X, W, b, act, A, Z, n_threads or 0)
-            return (A, Z) if return_z else A
-        except (AttributeError, IndexError, TypeError, ValueError):
-            pass  # a bad argument: the general path below names it
-    elif (type(X) is _ND and type(W) is _ND and type(b) is _ND and type(activation) is str
-            and (n_threads is None or type(n_threads) is int and 0 <= n_threads <= _MAX_THREADS)):
-        # fast path (see "fast paths" above)
-        dt = X.dtype
-        try:
-            n, k = X.shape
-            k_w, m = W.shape
-            (m_b,) = b.shape
-        except ValueError:  # wrong number of dimensions
-            k = k_w = m = m_b = None
-        if (k is not None and k == k_w and m == m_b and (dt is _F32 or dt is _F64)
-                and W.dtype is dt and b.dtype is dt
-                # C-contiguous and aligned (as _arr checks), one flags object per array
-                and (f := X.flags).c_contiguous and f.aligned
-                and (f := W.flags).c_contiguous and f.aligned
-                and (f := b.flags).c_contiguous and f.aligned
-                and (act := _ACT_CODES.get(activation)) is not None
-                and (be := _FAST_MODULES.get(backend) if type(backend) is str
-                     and backend != "auto" else _fast_module(backend)) is not None):
-            if out is None:
-                A = np.empty((n, m), dt)
-            elif (type(out) is _ND and out.dtype is dt and out.shape == (n, m)
-                  and out.flags.carray  # C-contiguous, aligned, writable
-                  # apart from the inputs: arrays owning their data (base None) never
-                  # overlap another, which is cheaper to see than a bounds test
-                  and ((out.base is None and X.base is None and W.base is None
-                        and b.base is None and out is not X and out is not W)
-                       or not (np.may_share_memory(out, X) or np.may_share_memory(out, W)
-                               or np.may_share_memory(out, b)))):
-                A = out
-            else:
-                A = None
+                 and backend != "auto" else _fast_module(backend)) is not None):
+        # fast paths (see "fast paths" above)
+        if be in _SELF_CHECKING:
+            try:
+                if out is None or return_z:
+                    shape = (X.shape[0], W.shape[1])
+                    A = np.empty(shape, X.dtype) if out is None else out
+                    Z = np.empty(shape, X.dtype) if return_z else None
+                else:
+                    A, Z = out, None
+                be.dense_forward(X, W, b, act, A, Z, n_threads or 0)
+                return (A, Z) if return_z else A
+            except (AttributeError, IndexError, TypeError, ValueError):
+                pass  # a bad argument: the general path below names it
+        elif type(X) is _ND and type(W) is _ND and type(b) is _ND:
+            A = _checked_forward_out(X, W, b, out)
             if A is not None:
-                Z = np.empty((n, m), dt) if return_z else None
+                Z = np.empty(A.shape, A.dtype) if return_z else None
                 be.dense_forward(X, W, b, act, A, Z, n_threads or 0)
                 return (A, Z) if return_z else A
     dt = _float_dtype("X", X)
@@ -527,6 +529,30 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
     Z = np.empty((n, m), dtype=dt) if return_z else None
     _call(backend, "dense_forward", X, W, b, act, A, Z, check_threads(n_threads))
     return (A, Z) if return_z else A
+
+
+def _backward_inputs_ok(X, W, A, dA, Z, act):
+    """dense_backward's arrays pass the fast path's tests in Python (backends that do not
+    check natively): exact ndarrays of one float dtype, matching shapes, C-contiguous and
+    aligned, Z where the activation needs it."""
+    if not (type(X) is _ND and type(W) is _ND and type(A) is _ND and type(dA) is _ND):
+        return False
+    dt = X.dtype
+    try:
+        n, k = X.shape
+        k_w, m = W.shape
+    except ValueError:  # wrong number of dimensions
+        return False
+    return bool(k == k_w and (dt is _F32 or dt is _F64) and W.dtype is dt
+                and A.dtype is dt and dA.dtype is dt and A.shape == (n, m)
+                and dA.shape == (n, m)
+                and (f := X.flags).c_contiguous and f.aligned
+                and (f := W.flags).c_contiguous and f.aligned
+                and (f := A.flags).c_contiguous and f.aligned
+                and (f := dA.flags).c_contiguous and f.aligned
+                and (act not in C.NEEDS_Z if Z is None else
+                     type(Z) is _ND and Z.dtype is dt and Z.shape == (n, m)
+                     and (f := Z.flags).c_contiguous and f.aligned))
 
 
 def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_dX=True,
@@ -564,8 +590,9 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
             and (n_threads is None or type(n_threads) is int and 0 <= n_threads <= _MAX_THREADS)
             and (act := _DIFF_CODES.get(activation)) is not None
             and (be := _FAST_MODULES.get(backend) if type(backend) is str
-                 and backend != "auto" else _fast_module(backend)) in _SELF_CHECKING):
-        # fast path of the compiled core (see "fast paths" above)
+                 and backend != "auto" else _fast_module(backend)) is not None
+            and ((native := be in _SELF_CHECKING) or _backward_inputs_ok(X, W, A, dA, Z, act))):
+        # fast paths (see "fast paths" above)
         try:
             dt = X.dtype
             dW = np.empty(W.shape, dt)
@@ -574,35 +601,9 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
             be.dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX, n_threads or 0)
             return dW, db, dX
         except (AttributeError, IndexError, TypeError, ValueError):
-            pass  # a bad argument: the general path below names it
-    elif (type(X) is _ND and type(W) is _ND and type(A) is _ND and type(dA) is _ND
-            and type(activation) is str and type(l2) is float and 0.0 <= l2 <= _MAX_FLOAT
-            and (n_threads is None or type(n_threads) is int and 0 <= n_threads <= _MAX_THREADS)):
-        # fast path (see "fast paths" above)
-        dt = X.dtype
-        try:
-            n, k = xs = X.shape
-            k_w, m = ws = W.shape
-        except ValueError:  # wrong number of dimensions
-            k = k_w = None
-        if (k is not None and k == k_w and (dt is _F32 or dt is _F64) and W.dtype is dt
-                and A.dtype is dt and dA.dtype is dt and A.shape == (n, m)
-                and dA.shape == (n, m)
-                and (f := X.flags).c_contiguous and f.aligned
-                and (f := W.flags).c_contiguous and f.aligned
-                and (f := A.flags).c_contiguous and f.aligned
-                and (f := dA.flags).c_contiguous and f.aligned
-                and (act := _DIFF_CODES.get(activation)) is not None
-                and (act not in C.NEEDS_Z if Z is None else
-                     type(Z) is _ND and Z.dtype is dt and Z.shape == (n, m)
-                     and (f := Z.flags).c_contiguous and f.aligned)
-                and (be := _FAST_MODULES.get(backend) if type(backend) is str
-                     and backend != "auto" else _fast_module(backend)) is not None):
-            dW = np.empty(ws, dt)
-            db = np.empty(m, dt)
-            dX = np.empty(xs, dt) if need_dX else None
-            be.dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX, n_threads or 0)
-            return dW, db, dX
+            if not native:  # checked in Python above: not a bad argument
+                raise
+            # a bad argument: the general path below names it
     dt = _float_dtype("X", X)
     _arr("X", X, 2, dt)
     n, k = X.shape
