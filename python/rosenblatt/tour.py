@@ -874,12 +874,12 @@ def _backprop_by_hand(rep: Report, facts: dict) -> None:
     params, grads = [W1, b1, W2, b2], [dW1, db1, dW2, db2]
     names = ["W1", "b1", "W2", "b2"]
     rows, worst, eps = [], 0.0, 1e-6
-    for name, P, G in zip(names, params, grads):
+    for i, (name, P, G) in enumerate(zip(names, params, grads)):
         for idx in np.ndindex(P.shape):
             up = [p.copy() for p in params]
             dn = [p.copy() for p in params]
-            up[names.index(name)][idx] += eps
-            dn[names.index(name)][idx] -= eps
+            up[i][idx] += eps
+            dn[i][idx] -= eps
             fd = (loss(*up)[0] - loss(*dn)[0]) / (2 * eps)
             worst = max(worst, abs(fd - G[idx]))
             rows.append([f"{name}{list(idx)}", P[idx], G[idx], fd])
@@ -986,6 +986,8 @@ def section_activations(rep: Report, cfg: Settings, facts: dict) -> None:
 
 def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
     """Section 6: regression MLPs, losses with outliers, positive outputs."""
+    from sklearn.metrics import r2_score
+
     from . import datasets, plot
 
     rb = _rb()
@@ -1060,8 +1062,7 @@ def section_regression(rep: Report, cfg: Settings, facts: dict) -> None:
     with _expected_convergence_warnings():
         ball.fit((Xb[:800] - mu) / sd, Yb[:800])
     Pb = np.asarray(ball.predict((Xb[800:] - mu) / sd))
-    r2 = [float(1 - np.sum((Pb[:, j] - Yb[800:, j]) ** 2)
-                / np.sum((Yb[800:, j] - Yb[800:, j].mean()) ** 2)) for j in range(2)]
+    r2 = r2_score(Yb[800:], Pb, multioutput="raw_values").tolist()
     facts["multioutput_r2"] = r2
     facts["multioutput_shapes"] = [list(ball.coefs_[-1].shape), list(Pb.shape)]
     rep.text(f"""A thrown ball: from the launch angle and speed, predict where it lands
