@@ -95,6 +95,8 @@ void transpose_into(const T* src, idx rows, idx cols, T* dst) {
 template <class T>
 void dx_product(const T* dZ, const T* W, T* dX, idx n, idx k, idx m, int nt) {
   constexpr idx kFewRows = 8 * Blocking<T>::NR;  // B panels the row-major A path takes
+  // n, k > 2 and m > 4 with enough flops keep both forms on the packed path (gemm.hpp:
+  // gemm_is_small), where the bits agree
   const bool transposed = n > 2 && n <= kFewRows && k > 2 && m > 4 &&
                           (m * idx(sizeof(T))) % 4096 != 0 && !gemm_is_small<T>(n, k, m);
   if (!transposed) {
