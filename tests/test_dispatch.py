@@ -165,6 +165,7 @@ X, W, b = f64(4, 3), f64(3, 2), f64(2)
 A = f64(4, 2)
 I64 = np.arange(4, dtype=np.int64)
 SQ = f64(3, 3)  # a square layer: its input would fit as its output
+DW3 = f64(3, 3)  # a dW whose first row is passed as db too
 
 BAD = [
     # (id, call, exception, words the message must contain)
@@ -208,6 +209,20 @@ BAD = [
     ("bwd-A-shape", lambda: K.dense_backward(X, W, f64(3, 2), A, "tanh"), ValueError, "A"),
     ("bwd-dA-len", lambda: K.dense_backward(X, W, A, f64(5, 2), "tanh"), ValueError, "dA"),
     ("bwd-l2-neg", lambda: K.dense_backward(X, W, A, A, "tanh", l2=-1.0), ValueError, "l2"),
+    ("bwd-out-len", lambda: K.dense_backward(X, W, A, A, "tanh", out=(f64(3, 2), f64(2))),
+     TypeError, "out must be a tuple (dW, db, dX); got tuple of length 2"),
+    ("bwd-out-dX-unneeded", lambda: K.dense_backward(X, W, A, A, "tanh", need_dX=False,
+                                                     out=(f64(3, 2), f64(2), f64(4, 3))),
+     ValueError, "out's dX must be None when need_dX is False"),
+    ("bwd-out-dW-shape", lambda: K.dense_backward(X, W, A, A, "tanh",
+                                                  out=(f64(2, 3), f64(2), f64(4, 3))),
+     ValueError, "dW must have shape (3, 2)"),
+    ("bwd-out-dX-is-X", lambda: K.dense_backward(X, W, A, A, "tanh",
+                                                 out=(f64(3, 2), f64(2), X)),
+     ValueError, "dX must not share memory with X"),
+    ("bwd-out-db-in-dW", lambda: K.dense_backward(SQ, SQ, SQ, SQ, "tanh",
+                                                  out=(DW3, DW3[0], f64(3, 3))),
+     ValueError, "db must not share memory with dW"),
     ("bwd-l2-nan", lambda: K.dense_backward(X, W, A, A, "tanh", l2=np.nan), ValueError, "l2"),
     ("bwd-softplus-noZ", lambda: K.dense_backward(X, W, A, A, "softplus"), TypeError, "Z"),
     ("loss-Y-shape", lambda: K.loss_gradient(A, f64(4, 3), "squared_error"), ValueError, "Y"),

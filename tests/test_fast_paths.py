@@ -436,6 +436,19 @@ def test_good_input_takes_the_fast_path(monkeypatch, dtype, backend):
     assert dX is None and dW.shape == W.shape and db.shape == b.shape
 
 
+@needs_cpp
+def test_backward_into_given_outputs_takes_the_fast_path(monkeypatch, dtype):
+    X, W, b = _layer(3, 10, 2, 8, dtype)
+    A = K.dense_forward(X, W, b, "tanh")
+    want = K.dense_backward(X, W, A, A, "tanh", l2=0.5, backend="cpp")
+    _no_general_checks(monkeypatch)
+    outs = tuple(np.full_like(w, np.nan) for w in want)
+    got = K.dense_backward(X, W, A, A, "tanh", l2=0.5, out=outs, backend="cpp", n_threads=1)
+    assert all(g is o for g, o in zip(got, outs, strict=True))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("backend", K.available_backends())
 def test_fast_and_general_paths_agree(dtype, backend):
     """Same bits whichever path validated the call (np.int64 n_threads: general path)."""

@@ -556,7 +556,7 @@ def _backward_inputs_ok(X, W, A, dA, Z, act):
 
 
 def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_dX=True,
-                   backend=None, n_threads=None):
+                   out=None, backend=None, n_threads=None):
     """Backward pass of ``A = f(X W + b)``.
 
     Computes ``dZ = dA * f'(.)``, ``dW = X^T dZ + l2 W``, ``db = sum_rows dZ`` and, when
@@ -579,6 +579,9 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
         Coefficient of the L2 term added to ``dW``.
     need_dX : bool, default=True
         False skips ``dX`` (the first layer needs none).
+    out : tuple (dW, db, dX), optional
+        Preallocated outputs, apart from the inputs and from each other, returned filled in
+        (an entry None is allocated; ``dX`` must be None when ``need_dX`` is False).
 
     Returns
     -------
@@ -591,13 +594,19 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
             and (act := _DIFF_CODES.get(activation)) is not None
             and (be := _FAST_MODULES.get(backend) if type(backend) is str
                  and backend != "auto" else _fast_module(backend)) is not None
-            and ((native := be in _SELF_CHECKING) or _backward_inputs_ok(X, W, A, dA, Z, act))):
-        # fast paths (see "fast paths" above)
+            and ((native := be in _SELF_CHECKING)
+                 or out is None and _backward_inputs_ok(X, W, A, dA, Z, act))):
+        # fast paths (see "fast paths" above; outputs given: the compiled core's only)
         try:
-            dt = X.dtype
-            dW = np.empty(W.shape, dt)
-            db = np.empty(W.shape[1], dt)
-            dX = np.empty(X.shape, dt) if need_dX else None
+            if out is None:
+                dt = X.dtype
+                dW = np.empty(W.shape, dt)
+                db = np.empty(W.shape[1], dt)
+                dX = np.empty(X.shape, dt) if need_dX else None
+            elif type(out) is tuple and len(out) == 3 and (need_dX or out[2] is None):
+                dW, db, dX = out
+            else:
+                raise ValueError  # the general path below names the problem
             be.dense_backward(X, W, A, Z, dA, act, l2, dW, db, dX, n_threads or 0)
             return dW, db, dX
         except (AttributeError, IndexError, TypeError, ValueError):
@@ -615,11 +624,20 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
     _check_differentiable(act)
     _arr("Z", Z, 2, dt, (n, m), optional=act not in C.NEEDS_Z)
     l2 = _finite_scalar("l2", l2, low=0.0)
-    dW = np.empty((k, m), dtype=dt)
-    db = np.empty((m,), dtype=dt)
-    dX = np.empty((n, k), dtype=dt) if need_dX else None
+    if out is None:
+        out = (None, None, None)
+    elif not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise TypeError(f"out must be a tuple (dW, db, dX); got {type(out).__name__}"
+                        + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+    if not need_dX and out[2] is not None:
+        raise ValueError("out's dX must be None when need_dX is False")
+    ins = {"X": X, "W": W, "A": A, "Z": Z, "dA": dA}
+    dW = _separate("dW", _out("dW", out[0], (k, m), dt), **ins)
+    db = _separate("db", _out("db", out[1], (m,), dt), dW=dW, **ins)
+    dX = _separate("dX", _out("dX", out[2], (n, k), dt), dW=dW, db=db, **ins) \
+        if need_dX else None
     _call(backend, "dense_backward", X, W, A, Z, dA, act, l2, dW, db, dX,
-                                        check_threads(n_threads))
+          check_threads(n_threads))
     return dW, db, dX
 
 
