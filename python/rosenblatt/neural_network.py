@@ -177,10 +177,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.intercepts_ = intercepts
         self._views = (coefs, intercepts, tuple(coefs), tuple(intercepts))
 
-    def _set_act_codes(self, n_hidden):
-        """Kernel codes of the hidden layers (from ``activation``) and of the output layer
-        (``out_activation_``)."""
-        acts = self._hidden_activations(n_hidden)
+    def _set_act_codes(self, acts):
+        """Kernel codes of the hidden layers (``acts``, from ``activation``) and of the output
+        layer (``out_activation_``)."""
         self._act_codes = np.array([C.ACTIVATIONS[a] for a in acts]
                                    + [C.ACTIVATIONS[self.out_activation_]], dtype=np.int32)
         self._act_param = self.activation
@@ -194,7 +193,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         Identity tests: cheap enough to run before every predict.
         """
         if self.activation is not self.__dict__.get("_act_param"):
-            self._set_act_codes(len(self._act_codes) - 1)
+            self._set_act_codes(self._hidden_activations(len(self._act_codes) - 1))
         coefs, intercepts, cv, iv = self._views
         c, i = self.coefs_, self.intercepts_
         if (c is coefs and i is intercepts and len(c) == len(cv) and len(i) == len(iv)
@@ -409,7 +408,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
-        self._set_act_codes(len(acts))
+        self._set_act_codes(acts)
         self._init_params(layer_units, acts, dtype)
         self._best_params = self._params.copy()
         self._opt_state = None
@@ -1072,7 +1071,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if out_activation not in C.ACTIVATIONS or out_activation == "softmax" and \
                 est.n_outputs_ < 2:
             raise ValueError(f"out_activation {out_activation!r} is not usable here")
-        est._set_act_codes(len(acts))
+        est._set_act_codes(acts)
         est._params = np.empty(0, dtype=dtype)
         est._repack(coefs, intercepts)
         est._best_params = est._params.copy()

@@ -194,7 +194,7 @@ class KernelWorkload(Workload):
         except (RuntimeError, ValueError) as exc:
             raise Unavailable(str(exc)) from None
         X, W, b = self.X, self.W, self.b
-        n, _, m = self.shape
+        n, k, m = self.shape
         if self.kind in ("forward", "fused"):
             A = np.empty((n, m), dtype=X.dtype)
             act = self.activation
@@ -204,7 +204,6 @@ class KernelWorkload(Workload):
             return Runner(run, lambda: {"A": A})
         Aout, dA, act = self.A, self.dA, self.activation
         # preallocated outputs, as numpy's matmul(out=) gets them
-        n, k, m = self.shape
         outs = (np.empty((k, m), X.dtype), np.empty(m, X.dtype), np.empty((n, k), X.dtype))
 
         def run():
