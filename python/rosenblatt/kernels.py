@@ -14,6 +14,7 @@ Importing this module imports neither numba nor the compiled core.
 import functools
 import importlib
 import importlib.util
+import itertools
 import os
 import threading
 
@@ -41,6 +42,7 @@ __all__ = [
     "get_backend",
     "loss_code",
     "loss_gradient",
+    "mlp_block_rows",
     "mlp_forward",
     "optimizer_code",
     "param_offsets",
@@ -793,11 +795,42 @@ def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
     out = _separate("out", _out("out", out, (X.shape[0], int(ls[-1])), dt), X=X,
                     params=params)
     nt = check_threads(n_threads)
-    if X.shape[0] == 0:
+    n = X.shape[0]
+    if n == 0:
         return out
-    work = np.empty(mlp_workspace_size(ls, X.shape[0]), dtype=dt)
-    _call(backend, "mlp_forward", X, params, ls, codes, out, work, nt)
+    rows = mlp_block_rows(ls)
+    work = np.empty(mlp_workspace_size(ls, min(n, rows)), dtype=dt)
+    be = get_backend(backend)
+    for s in range(0, n, rows):
+        be.mlp_forward(X[s:s + rows], params, ls, codes, out[s:s + rows], work, nt)
     return out
+
+
+# A forward pass over many rows runs in blocks of rows, one backend call each: one call for
+# all rows would hold a workspace of 2 n max(width) values (2.4 GB for a million rows of a
+# 784-300-100-10 network) and could not be interrupted, since Ctrl-C reaches Python only
+# when the call returns. A block does about 1e9 multiply-adds (tens of milliseconds); at
+# least 1024 rows, so that a block still amortises the packing of the weights.
+_FORWARD_BLOCK_MADDS = 1e9
+_FORWARD_MIN_ROWS = 1024
+
+
+def mlp_block_rows(layer_sizes):
+    """Rows per backend call of a forward pass through a network of ``layer_sizes``.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, hidden..., n_outputs]``.
+
+    Returns
+    -------
+    int
+        At least 1024; about ``1e9`` multiply-adds per block for larger networks.
+    """
+    sizes = [int(v) for v in layer_sizes]
+    madds = sum(a * b for a, b in itertools.pairwise(sizes))
+    return max(_FORWARD_MIN_ROWS, int(_FORWARD_BLOCK_MADDS // max(madds, 1)))
 
 
 def _train_weights(sample_weight, dt, n):

@@ -166,6 +166,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._params = params
         self._layer_sizes = np.asarray(layer_sizes, dtype=np.int64)
         self._layer_list = [int(v) for v in self._layer_sizes]
+        self._block_rows = K.mlp_block_rows(self._layer_list)  # rows per forward call
         coefs, intercepts = [], []
         offs, _ = K.param_offsets(self._layer_sizes)
         for (w, bo), fan_in, fan_out in zip(offs, self._layer_sizes[:-1],
@@ -954,14 +955,23 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 else self._inference_params()
             n = X.shape[0]
             out = np.empty((n, self.n_outputs_), dt)
-            # K.mlp_workspace_size: two buffers of n rows of the widest layer (its generator
-            # over numpy integers costs ~1 us, as much as all the other bookkeeping here)
-            work = np.empty(2 * n * max(self._layer_list[1:]), dt)
             be = _BACKEND_MODULES.get(self.backend_)
             if be is None:
                 be = _BACKEND_MODULES[self.backend_] = K.get_backend(self.backend_)
-            be.mlp_forward(X, params, self._layer_sizes, self._act_codes, out, work,
-                           K.check_threads(self.n_threads))
+            nt = K.check_threads(self.n_threads)
+            rows = self._block_rows
+            # K.mlp_workspace_size: two buffers of a block's rows of the widest layer (its
+            # generator over numpy integers costs ~1 us, as much as all the other
+            # bookkeeping here)
+            work = np.empty(2 * min(n, rows) * max(self._layer_list[1:]), dt)
+            if n <= rows:
+                be.mlp_forward(X, params, self._layer_sizes, self._act_codes, out, work, nt)
+                return out
+            # blocks of rows, as K.mlp_forward runs them: a bounded workspace, and Ctrl-C
+            # lands between two blocks
+            for s in range(0, n, rows):
+                be.mlp_forward(X[s:s + rows], params, self._layer_sizes, self._act_codes,
+                               out[s:s + rows], work, nt)
             return out
         params = self._inference_params()
         dt = self._params.dtype

@@ -11,8 +11,11 @@
 // block adds the bias/addend and applies the activation while the tile is still in L1.
 // Small products (playground layers, batch 1) take a direct unpacked path.
 //
-// Determinism: each C element is reduced over k in the same order (KC blocks in sequence,
-// then k within the block) whatever the thread count, and threads own disjoint tiles.
+// Determinism: each C element is one FMA chain over k in order (the k blocks continue the
+// chain from C, see micro_kernel), then + bias, + beta * addend, then f - the same in the
+// packed, gemv and direct (axpy) forms, whatever the thread count or the number of rows;
+// threads own disjoint tiles. One output column takes the direct path's dot products for
+// every m (gemm_is_column).
 #pragma once
 #include "rosenblatt/activations.hpp"
 #include "rosenblatt/gemv.hpp"
@@ -85,8 +88,13 @@ inline void finish_row(const Epilogue<T>& e, const T* src, T* crow, idx cols) {
 }
 
 // The micro-kernel: acc = Apanel (MR x kc) * Bpanel (kc x NV*L), then
-//   mode & 1: acc += C (an earlier k block);  mode & 2: last block, add bias and addend.
-// rows/cols limit the stores at the edges of C.
+//   mode & 1: acc starts from C (an earlier k block);  mode & 2: last block, add bias and
+//   addend. rows/cols limit the loads and stores at the edges of C.
+// Starting from C's partial sums (rather than adding them afterwards) makes every element of
+// C one FMA chain over p = 0, 1, ..., k-1, whatever the k blocking (KC depends on the thread
+// count) and whichever path took the product (gemv.hpp and the direct path compute that
+// chain too): a row's result does not depend on how many other rows the call has, so
+// predictions on a subset of rows equal the full batch's.
 // RowA: A is read in place from a row-major matrix, A(r, p) = pa[r * lda + p]; otherwise
 // from a packed k-major panel, A(r, p) = pa[p * lda + r].
 template <class T, int MR, int NV, bool RowA = false>
@@ -96,20 +104,22 @@ inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restr
                                                         const T* bias, const T* add, idx ldd,
                                                         T beta) {
   constexpr int L = lanes<T>;
-  // C of an earlier k block is usually out of L2 by now: fetch it while the FMAs run.
-  if (mode & 1) {
-#pragma GCC unroll 32
-    for (int r = 0; r < MR; ++r) {
-      if (r >= rows) break;
-      __builtin_prefetch(c + r * ldc, 1);
-      __builtin_prefetch(c + r * ldc + NV * L - 1, 1);
-    }
+  int cnt[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    idx left = cols - idx(v) * L;
+    cnt[v] = left <= 0 ? 0 : (left >= L ? L : int(left));
   }
   vec<T> acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = vec<T>{};
+    for (int v = 0; v < NV; ++v) {
+      const T* cp = c + r * ldc + v * L;
+      acc[r][v] = !(mode & 1) || r >= rows || !cnt[v] ? vec<T>{}
+                  : cnt[v] == L                      ? vload(cp)
+                                                     : vload_n(cp, cnt[v]);
+    }
   for (idx p = 0; p < kc; ++p) {
     vec<T> bv[NV];
 #pragma GCC unroll 4
@@ -123,12 +133,9 @@ inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restr
     pa += RowA ? 1 : lda;
     pb += ldb;
   }
-  int cnt[NV];
   vec<T> bvec[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
-    idx left = cols - idx(v) * L;
-    cnt[v] = left <= 0 ? 0 : (left >= L ? L : int(left));
     bvec[v] = !(bias && cnt[v]) ? vec<T>{}
               : cnt[v] == L     ? vload(bias + v * L)
                                 : vload_n(bias + v * L, cnt[v]);
@@ -142,14 +149,12 @@ inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restr
       T* cp = c + r * ldc + v * L;
       vec<T> x = acc[r][v];
       if (cnt[v] == L) {
-        if (mode & 1) x = vload(cp) + x;
         if (mode & 2) {
           if (bias) x = x + bvec[v];
           if (add) x = x + beta * vload(add + r * ldd + v * L);
         }
         vstore(cp, x);
       } else {
-        if (mode & 1) x = vload_n(cp, cnt[v]) + x;
         if (mode & 2) {
           if (bias) x = x + bvec[v];
           if (add) x = x + beta * vload_n(add + r * ldd + v * L, cnt[v]);
@@ -414,7 +419,20 @@ __attribute__((noinline)) void micro_panels(int np, const T* const* pa, const id
                                             const T* pb, idx ldb, T* c, idx ldc, int rows_last,
                                             idx cols, int mode, const T* bias, const T* add,
                                             idx ldd, T beta) {
+  constexpr int L = lanes<T>;
   for (int q = 0; q < np; ++q) {
+    // The next panel starts from its C tile of an earlier k block, which is usually out of
+    // L2 by now: fetch it while this panel's FMAs run.
+    if ((mode & 1) && q + 1 < np) {
+      const T* cn = c + idx(q + 1) * MR * ldc;
+      const int rn = q + 2 == np ? rows_last : MR;
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        if (r >= rn) break;
+        __builtin_prefetch(cn + r * ldc, 1);
+        __builtin_prefetch(cn + r * ldc + NV * L - 1, 1);
+      }
+    }
     micro_kernel<T, MR, NV, RowA>(kc, pa[q], lda[q], pb, ldb, c + idx(q) * MR * ldc, ldc,
                                   q == np - 1 ? rows_last : MR, cols, mode, bias,
                                   add ? add + idx(q) * MR * ldd : nullptr, ldd, beta);
@@ -737,6 +755,16 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
   }
 }
 
+// One column of contiguous A rows against a contiguous B column (the output layer of a
+// binary classifier or of a one-target regressor): the direct path's dot products whatever
+// m. The packed path would fill one lane of each NR-wide panel, and one form for every m
+// keeps a row's result independent of how many rows the call has (the dot products sum in
+// another order than the packed path's FMA chains).
+template <class T>
+inline bool gemm_is_column(const GemmArgs<T>& g) {
+  return g.n == 1 && g.rsb == 1 && g.csa == 1;
+}
+
 // Threads worth using for 2 m n k flops: roughly 1 per 2 MFLOP (about 20 us of work).
 inline int gemm_threads(int nt, idx m, idx n, idx k) {
   double fl = 2.0 * double(m) * double(n) * double(k);
@@ -749,7 +777,7 @@ void gemm(const GemmArgs<T>& g, int nt) {
   if (g.m <= 0 || g.n <= 0) return;
   if (gemv_suits<T>(g)) {  // few rows of A, or tiny: gemv.hpp
     gemv<T>(g, nt);
-  } else if (gemm_is_small<T>(g.m, g.n, g.k) || g.k == 0) {
+  } else if (gemm_is_small<T>(g.m, g.n, g.k) || g.k == 0 || gemm_is_column<T>(g)) {
     const int use = (g.m >= 64 && double(g.m) * g.n * tmax<idx>(g.k, 1) > 1e6) ? nt : 1;
     const idx chunk = 32;
     const idx nchunks = (g.m + chunk - 1) / chunk;
