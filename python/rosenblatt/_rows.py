@@ -22,6 +22,26 @@ def kernel_array(a, dtype=None):
     return np.require(a, dtype=dtype, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_narrowing(X, dtype):
+    """Refuse float64 X with values a float32 model cannot hold (they would become inf).
+
+    A model fitted on float32 data computes in float32, and validated float64 input is cast
+    to it; a finite value beyond float32's range would turn into an infinity there and the
+    outputs into NaN, silently.
+    """
+    if np.dtype(dtype) != np.float32 or X.dtype != np.float64:
+        return
+    data = X.data if sp.issparse(X) else X
+    if data.size and max(float(data.max()), -float(data.min())) > _F32_MAX:
+        raise ValueError(
+            "X holds values beyond the float32 range (|x| > 3.4e38), and this model computes "
+            "in float32 (it was fitted on float32 data): they would become infinite. Scale "
+            "the input, or fit the model on float64 data.")
+
+
 def dense_rows(X, rows, dtype):
     """Rows of X (a slice or an index array) as a C-contiguous array of ``dtype``."""
     Xr = X[rows]

@@ -21,7 +21,8 @@ import threading
 import numpy as np
 
 from . import _codes as C
-from ._kernels_ref import mlp_workspace_size, param_offsets, train_workspace_size
+from ._kernels_ref import mlp_workspace_size, train_workspace_size
+from ._kernels_ref import param_offsets as _ref_param_offsets
 
 __all__ = [
     "BACKENDS",
@@ -289,6 +290,8 @@ def check_threads(n_threads):
 
 
 def _finite_scalar(name, value, *, low=None, low_open=False):
+    if isinstance(value, (str, bytes)):  # float("0.1") would parse it
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -313,6 +316,32 @@ def _separate(name, a, **inputs):
             raise ValueError(f"{name} must not share memory with {arg}: the kernel reads "
                              f"{arg} while it writes {name}; pass a separate array")
     return a
+
+
+def _same_memory(a, b):
+    """Whether two arrays are views of exactly the same elements (same start, shape, strides)."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides)
+
+
+def _separate_or_same(name, a, **inputs):
+    """:func:`_separate` for elementwise kernels: an output may also be one of the inputs
+    exactly (in place: element i is read before it is written), never a partial overlap."""
+    for arg, x in inputs.items():
+        if x is not None and np.may_share_memory(a, x) and not _same_memory(a, x):
+            raise ValueError(f"{name} must not partly overlap {arg}: pass {arg} itself (in "
+                             f"place) or a separate array")
+    return a
+
+
+def _all_apart(**arrays):
+    """Refuse any two of ``arrays`` (kernel arguments, some written in place) sharing memory."""
+    items = [(k, v) for k, v in arrays.items() if v is not None]
+    for i, (na, a) in enumerate(items):
+        for nb, b in items[i + 1:]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{na} and {nb} must not share memory: the kernel writes one "
+                                 "while it reads the other; pass separate arrays")
 
 
 def _out(name, out, shape, dtype):
@@ -349,7 +378,7 @@ def activation_forward(Z, activation, *, out=None, backend=None, n_threads=None)
     dt = _float_dtype("Z", Z)
     _arr("Z", Z, 2, dt)
     act = activation_code(activation)
-    out = _out("out", out, Z.shape, dt)
+    out = _separate_or_same("out", _out("out", out, Z.shape, dt), Z=Z)
     _call(backend, "activation_forward", Z, act, out, check_threads(n_threads))
     return out
 
@@ -366,7 +395,7 @@ def activation_backward(Z, A, dA, activation, *, out=None, backend=None, n_threa
     _check_differentiable(act)
     _arr("dA", dA, 2, dt, A.shape)
     _arr("Z", Z, 2, dt, A.shape, optional=act not in C.NEEDS_Z)
-    out = _out("out", out, A.shape, dt)
+    out = _separate_or_same("out", _out("out", out, A.shape, dt), Z=Z, A=A, dA=dA)
     _call(backend, "activation_backward", Z, A, dA, act, out, check_threads(n_threads))
     return out
 
@@ -505,6 +534,10 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
         if be in _SELF_CHECKING:
             try:
                 if out is None or return_z:
+                    if X.shape[1] != W.shape[0]:
+                        # shapes that do not chain: nothing is allocated from them (X of
+                        # 10**6 x 1 with W of 2 x 10**6 would ask for terabytes first)
+                        raise ValueError  # the general path below names the problem
                     shape = (X.shape[0], W.shape[1])
                     A = np.empty(shape, X.dtype) if out is None else out
                     Z = np.empty(shape, X.dtype) if return_z else None
@@ -676,12 +709,12 @@ def loss_gradient(P, Y, loss, *, sample_weight=None, huber_delta=1.0, out=None,
     _arr("Y", Y, 2, dt, P.shape)
     code = loss_code(loss)
     sw = _arr("sample_weight", sample_weight, 1, dt, (P.shape[0],), optional=True)
-    if sw is not None and ((sw < 0).any() or not sw.sum() > 0):
-        raise ValueError("sample_weight must be non-negative with a positive sum")
-    if P.shape[0] == 0:
-        raise ValueError("P must have at least one row; got 0")
+    if sw is not None and (not np.isfinite(sw).all() or (sw < 0).any() or not sw.sum() > 0):
+        raise ValueError("sample_weight must be finite and non-negative with a positive sum")
+    if P.shape[0] == 0 or P.shape[1] == 0:
+        raise ValueError(f"P must have at least one row and one column; got shape {P.shape}")
     delta = _finite_scalar("huber_delta", huber_delta, low=0.0, low_open=True)
-    G = _out("out", out, P.shape, dt)
+    G = _separate("out", _out("out", out, P.shape, dt), P=P, Y=Y, sample_weight=sw)
     value = _call(backend, "loss_gradient", P, Y, sw, code, delta, G, check_threads(n_threads))
     return float(value), G
 
@@ -696,6 +729,7 @@ def _opt_arrays(params, grads, *states):
     _arr("grads", grads, 1, dt, params.shape)
     for name, s in states:
         _arr(name, s, 1, dt, params.shape, writable=True)
+    _all_apart(params=params, grads=grads, **dict(states))
     return dt
 
 
@@ -705,6 +739,8 @@ def sgd_step(params, grads, velocity, *, lr, momentum=0.0, nesterov=False, backe
     _opt_arrays(params, grads, ("velocity", velocity))
     lr = _finite_scalar("lr", lr, low=0.0)
     momentum = _finite_scalar("momentum", momentum, low=0.0)
+    if momentum > 1.0:
+        raise ValueError(f"momentum must be in [0, 1]; got {momentum}")
     _call(backend, "sgd_step", params, grads, velocity, lr, momentum, bool(nesterov),
                                   check_threads(n_threads))
 
@@ -732,8 +768,8 @@ def adam_step(params, grads, m, v, *, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
               weight_decay=0.0, backend=None, n_threads=None):
     """In place Adam step number ``t`` (>= 1); AdamW when ``weight_decay > 0``."""
     _opt_arrays(params, grads, ("m", m), ("v", v))
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
-        raise ValueError(f"t must be an int >= 1 (the step number); got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t < 2**62:
+        raise ValueError(f"t must be an int in [1, 2**62) (the step number); got {t!r}")
     for name, beta in (("beta1", beta1), ("beta2", beta2)):
         if not 0.0 <= _finite_scalar(name, beta) < 1.0:
             raise ValueError(f"{name} must be in [0, 1); got {beta}")
@@ -747,10 +783,46 @@ def adam_step(params, grads, m, v, *, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
 # whole networks
 
 
+def _layer_sizes(layer_sizes):
+    """``layer_sizes`` as an int64 array: at least two widths, each a positive int (no
+    floats truncated, strings parsed or bools taken for 1)."""
+    if isinstance(layer_sizes, np.ndarray) and layer_sizes.dtype.kind in "iu":
+        ok = layer_sizes.ndim == 1
+        values = layer_sizes
+    else:
+        try:
+            values = list(layer_sizes)
+        except TypeError:
+            values = None
+        ok = values is not None and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in values)
+    if not ok or len(values) < 2 or min(values) < 1:
+        raise ValueError(f"layer_sizes must list >= 2 positive int widths; got {layer_sizes!r}")
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+def param_offsets(layer_sizes):
+    """Offsets of ``(W_i, b_i)`` in a flat parameter vector, and its total length.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, hidden..., n_outputs]``, each >= 1.
+
+    Returns
+    -------
+    offsets : list of (int, int)
+        For each layer, where ``W_i`` (``fan_in x fan_out``, row-major) starts and where
+        ``b_i`` starts (right after it).
+    total : int
+        Length of the vector.
+    """
+    return _ref_param_offsets(_layer_sizes(layer_sizes))
+
+
 def _layers(layer_sizes, activations, *, training):
-    ls = np.ascontiguousarray(layer_sizes, dtype=np.int64)
-    if ls.ndim != 1 or ls.shape[0] < 2 or (ls < 1).any():
-        raise ValueError(f"layer_sizes must list >= 2 positive widths; got {layer_sizes!r}")
+    ls = _layer_sizes(layer_sizes)
     L = ls.shape[0] - 1
     if isinstance(activations, (str, int, np.integer)):
         activations = [activations] * L
@@ -790,7 +862,7 @@ def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
     dt = _float_dtype("X", X)
     ls, codes = _layers(layer_sizes, activations, training=False)
     _arr("X", X, 2, dt, (None, int(ls[0])))
-    _, total = param_offsets(ls)
+    _, total = _ref_param_offsets(ls)
     _arr("params", params, 1, dt, (total,))
     out = _separate("out", _out("out", out, (X.shape[0], int(ls[-1])), dt), X=X,
                     params=params)
@@ -836,7 +908,7 @@ def mlp_block_rows(layer_sizes):
 def _train_weights(sample_weight, dt, n):
     """Checked per-row weights of a training set of n rows, or None."""
     sw = _arr("sample_weight", sample_weight, 1, dt, (n,), optional=True)
-    if sw is not None and not (sw >= 0).all():
+    if sw is not None and not ((sw >= 0).all() and np.isfinite(sw).all()):
         # (a batch whose weights sum to 0 has no defined loss: the caller avoids it)
         raise ValueError("sample_weight must be non-negative and finite")
     return sw
@@ -893,7 +965,7 @@ class Trainer:
             raise ValueError(f"X must have {self.layer_sizes[0]} columns (layer_sizes[0]); "
                              f"got {X.shape[1]}")
         _arr("Y", Y, 2, dt, (n, int(self.layer_sizes[-1])))
-        _, total = param_offsets(self.layer_sizes)
+        _, total = _ref_param_offsets(self.layer_sizes)
         _arr("params", params, 1, dt, (total,), writable=True)
         self.sample_weight = _train_weights(sample_weight, dt, n)
         _separate("params", params, X=X, Y=Y, sample_weight=self.sample_weight)
@@ -924,6 +996,21 @@ class Trainer:
         if floats is None or not all(0.0 <= v < float("inf") for v in floats):
             # one by one, for the error message
             floats = [_finite_scalar(k, v, low=0.0) for k, v in zip(keys, values, strict=True)]
+        given = dict(zip(keys, floats, strict=True))
+        # the ranges the single-step kernels enforce (a decay rate of 1 never forgets, an
+        # eps of 0 divides by zero: NaN or exploding parameters, silently)
+        for key in ("beta1", "beta2", "rho"):
+            if given[key] >= 1.0:
+                raise ValueError(f"hyper[{key!r}] must be in [0, 1); got {given[key]}")
+        if given["momentum"] > 1.0:
+            raise ValueError(f"hyper['momentum'] must be in [0, 1]; got {given['momentum']}")
+        for key in ("eps", "huber_delta"):
+            if given[key] <= 0.0:
+                raise ValueError(f"hyper[{key!r}] must be > 0; got {given[key]}")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) \
+                or not 0 <= step < 2**62:
+            raise ValueError(f"step must be an int in [0, 2**62) (Adam steps taken so far); "
+                             f"got {step!r}")
         self.hyper = np.zeros(C.N_HYPER, dtype=np.float64)
         self.hyper[[slot for _, slot, _ in self._HYPER]] = floats
         self.X, self.Y, self.params = X, Y, params
@@ -932,6 +1019,7 @@ class Trainer:
             state = np.zeros((slots, total), dtype=dt)
         else:
             _arr("state", state, 2, dt, (slots, total), writable=True)
+            _separate("state", state, params=params, X=X, Y=Y, sample_weight=self.sample_weight)
         self.state = state
         self.grads = np.zeros(total, dtype=dt)
         self.step = np.array([int(step)], dtype=np.int64)
@@ -1014,6 +1102,9 @@ class Trainer:
             raise ValueError("sample_weight must be given for every block or for none: "
                              f"the trainer was made {made} them")
         sw = _train_weights(sample_weight, dt, m)
+        for name, a in (("X", X), ("Y", Y), ("sample_weight", sw)):
+            _separate("params", self.params, **{name: a})
+            _separate("state", self.state, **{name: a})
         saved = self.X, self.Y, self.sample_weight
         self.X, self.Y, self.sample_weight = X, Y, sw
         try:
@@ -1086,9 +1177,17 @@ def perceptron_epoch(X, Y, W, b, *, order=None, eta=1.0, step="heaviside", backe
             raise ValueError(f"Y must hold only {allowed} for step={step!r}")
     _arr("b", b, 1, dt, (k,), writable=True)
     order = _order(order, n)
+    _all_apart(W=W, b=b, X=X, Y=Y, order=order)
     eta = _finite_scalar("eta", eta, low=0.0, low_open=True)
     return int(_call(backend, "perceptron_epoch", X, Y, order, W, b, eta, code,
                      check_threads(n_threads)))
+
+
+def _weights(name, w):
+    """Per-row or per-class weights of the perceptron kernels: finite (or None)."""
+    if w is not None and not np.isfinite(w).all():
+        raise ValueError(f"{name} must be finite")
+    return w
 
 
 def _order(order, n):
@@ -1103,9 +1202,10 @@ def _order(order, n):
 def xorshift_shuffle(order, seed, *, backend=None):
     """Shuffle ``order`` in place exactly as scikit-learn's SGD datasets do."""
     _arr("order", order, 1, np.int64, writable=True)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
-    _call(backend, "xorshift_shuffle", order, int(seed) & 0xFFFFFFFF, 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in [0, 2**32); got {seed!r}")
+    _call(backend, "xorshift_shuffle", order, int(seed), 0)
 
 
 def _y_pm1(name, y, shape):
@@ -1132,11 +1232,14 @@ def perceptron_epoch_sklearn(X, y, w, b, *, order=None, eta0=1.0, sample_weight=
     _y_pm1("y", y, (n,))
     _arr("w", w, 1, dt, (d,), writable=True)
     _arr("b", b, 1, np.float64, (1,), writable=True)
-    sw = _arr("sample_weight", sample_weight, 1, np.float64, (n,), optional=True)
+    sw = _weights("sample_weight", _arr("sample_weight", sample_weight, 1, np.float64, (n,),
+                                        optional=True))
     cw = np.ascontiguousarray(class_weight, dtype=np.float64)
     if cw.shape != (2,):
         raise ValueError(f"class_weight must have shape (2,); got {cw.shape}")
+    _weights("class_weight", cw)
     order = _order(order, n)
+    _all_apart(w=w, b=b, X=X, y=y, sample_weight=sw, order=order)
     s, m = _call(backend, "perceptron_epoch_sklearn", 
         X, y, order, w, b, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw, cw,
         bool(fit_intercept), 0)
@@ -1188,19 +1291,22 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, *, eta0=1.0, sample_weight=None,
     _arr("W", W, 2, dt, (K, d), writable=True)
     _arr("B", B, 1, np.float64, (K,), writable=True)
     _arr("seeds", seeds, 1, np.int64, (K,))
-    sw = _arr("sample_weight", sample_weight, 1, np.float64, (n,), optional=True)
+    sw = _weights("sample_weight", _arr("sample_weight", sample_weight, 1, np.float64, (n,),
+                                        optional=True))
     if class_weight is None:
         class_weight = np.ones((K, 2))
-    _arr("class_weight", class_weight, 2, np.float64, (K, 2))
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
-            or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int; got {max_iter!r}")
+    _weights("class_weight", _arr("class_weight", class_weight, 2, np.float64, (K, 2)))
+    for name, v in (("max_iter", max_iter), ("n_iter_no_change", n_iter_no_change)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v < 2**31:
+            raise ValueError(f"{name} must be a positive int (below 2**31); got {v!r}")
     tol = -np.inf if tol is None else _finite_scalar("tol", tol)
     if n_iter is None:
         n_iter = np.zeros(K, dtype=np.int64)
     else:
         _arr("n_iter", n_iter, 1, np.int64, (K,), writable=True)
-        n_iter[:] = 0
+    _all_apart(W=W, B=B, n_iter=n_iter, X=X, Y=Y, seeds=seeds, sample_weight=sw,
+               class_weight=class_weight)
+    n_iter[:] = 0
     _call(backend, "perceptron_fit_sklearn", 
         X, Y, W, B, seeds, _finite_scalar("eta0", eta0, low=0.0, low_open=True), sw,
         class_weight, bool(fit_intercept), bool(shuffle), int(max_iter), float(tol),
@@ -1253,7 +1359,7 @@ def batchnorm_forward(Z, gamma, beta, eps=1e-5, *, out=None, backend=None, n_thr
     _arr("gamma", gamma, 1, dt, (k,))
     _arr("beta", beta, 1, dt, (k,))
     eps = _bn_eps(eps)
-    Y = _out("out", out, (n, k), dt)
+    Y = _separate("out", _out("out", out, (n, k), dt), Z=Z, gamma=gamma, beta=beta)
     Xhat = np.empty((n, k), dtype=dt)
     mean = np.empty(k, dtype=dt)
     invstd = np.empty(k, dtype=dt)
@@ -1330,7 +1436,8 @@ def batchnorm_inference(Z, gamma, beta, running_mean, running_var, eps=1e-5, *, 
     _running("running_mean", running_mean, dt, k)
     _running("running_var", running_var, dt, k)
     eps = _bn_eps(eps)
-    Y = _out("out", out, (n, k), dt)
+    Y = _separate("out", _out("out", out, (n, k), dt), Z=Z, gamma=gamma, beta=beta,
+                  running_mean=running_mean, running_var=running_var)
     if n == 0:
         return Y
     _call(backend, "batchnorm_inference", Z, gamma, beta, running_mean, running_var, eps, Y,

@@ -25,6 +25,7 @@ import math
 import operator
 import time
 import warnings
+from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -55,7 +56,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _codes as C
 from . import kernels as K
-from ._rows import block_rows, dense_rows, kernel_array
+from ._rows import block_rows, check_narrowing, dense_rows, kernel_array
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -205,6 +206,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _repack(self, coefs, intercepts):
         coefs = [np.asarray(W) for W in coefs]
         intercepts = [np.asarray(b) for b in intercepts]
+        for name, arrays in (("coefs_", coefs), ("intercepts_", intercepts)):
+            for k, a in enumerate(arrays):
+                if a.dtype.kind not in "biuf":
+                    raise TypeError(f"{name}[{k}] must hold real numbers; got dtype {a.dtype}")
         L = len(self._act_codes)
         if len(coefs) != L or len(intercepts) != L:
             raise ValueError(f"coefs_ and intercepts_ must hold {L} layers each; got "
@@ -430,6 +435,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.validation_loss_curve_ = None
 
     def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
+        for k, cb in enumerate(self.callbacks or ()):
+            if not callable(cb):
+                raise TypeError(f"callbacks[{k}] must be callable as cb(estimator, logs); got "
+                                f"{type(cb).__name__}")
         hidden = self._hidden_sizes()
         acts = self._hidden_activations(len(hidden))
         for a in acts:
@@ -444,6 +453,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if not first_pass:
             self._sync()
             dtype = self._params.dtype
+            check_narrowing(X, dtype)
         else:
             # the builtin dtype, not X's own instance (see __setstate__ on why)
             dtype = np.dtype(X.dtype.type)
@@ -508,6 +518,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 raise ValueError("class_weight='balanced' is not supported by partial_fit "
                                  "(the class frequencies of a stream are unknown); pass a "
                                  "dict of weights instead")
+            if isinstance(cw, Mapping) and not all(
+                    isinstance(v, Real) and math.isfinite(v) and v >= 0 for v in cw.values()):
+                raise ValueError(f"class_weight values must be finite and non-negative; "
+                                 f"got {cw!r}")
             w = compute_sample_weight(cw, y).astype(dtype)
             sample_weight = w if sample_weight is None else sample_weight * w
         if sample_weight is not None:
@@ -564,10 +578,20 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         f"{self.classes_.tolist()}: {unknown.tolist()}")
             dt = self._params.dtype  # X's, unless X is sparse
             Xv = Xv.toarray() if sp.issparse(Xv) else Xv
+            check_narrowing(Xv, dt)
             Xv = kernel_array(Xv, dt)
             Yv = kernel_array(self._encode_y(yv), dt)
+            # checked before the first epoch (scoring the validation set after it would
+            # raise with the model already changed, naming the kernels' arguments)
+            if Yv.ndim != 2 or Yv.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"validation_data's y has {Yv.shape[1] if Yv.ndim == 2 else 1} "
+                    f"target(s) per row; the model has {self.n_outputs_}")
             if swv is not None:
                 swv = kernel_array(_check_sample_weight(swv, Xv, dtype=Xv.dtype))
+                if (swv < 0).any() or not swv.sum() > 0:
+                    raise ValueError("validation_data's sample_weight must be non-negative "
+                                     "with a positive sum")
             return None, Xv, None, yv, Yv, swv
         if not self.early_stopping:
             return None, None, None, None, None, None
@@ -685,9 +709,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 if not math.isfinite(loss) or not np.isfinite(params).all():
                     np.copyto(params, last_good)
                     self._bn_restore(last_run)
+                    what = (f"the loss became non-finite ({loss})" if not math.isfinite(loss)
+                            else "the weights became non-finite")
                     raise ValueError(
-                        f"Training diverged at epoch {self.n_iter_ + 1}: the loss became "
-                        f"non-finite ({loss}); the learning rate (learning_rate_init="
+                        f"Training diverged at epoch {self.n_iter_ + 1}: {what}; the learning rate (learning_rate_init="
                         f"{self.learning_rate_init}, current {lr_epoch:g}) is probably too "
                         "large, or the input needs scaling. The estimator keeps the last "
                         "finite weights (Solver produced non-finite parameter weights).")
@@ -931,6 +956,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 and math.isfinite(np.add.reduce(X, None))):
             return X if X.dtype is dt else X.view(dt)  # builtin dtype: see __setstate__
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        check_narrowing(X, dt)
         if sp.issparse(X):
             return X.tocsr()
         return kernel_array(X, dt)
@@ -1068,6 +1094,20 @@ class BaseMultilayerPerceptron(BaseEstimator):
         intercepts = [np.asarray(b) for b in intercepts]
         if not coefs or len(coefs) != len(intercepts):
             raise ValueError("coefs and intercepts must be non-empty lists of equal length")
+        for name, arrays, ndim in (("coefs", coefs, 2), ("intercepts", intercepts, 1)):
+            for k, a in enumerate(arrays):
+                if a.ndim != ndim:
+                    raise ValueError(f"{name}[{k}] must be {ndim}-D; got shape {a.shape}")
+                if a.dtype.kind not in "biuf":
+                    raise TypeError(f"{name}[{k}] must hold real numbers; got dtype {a.dtype}")
+                if not np.isfinite(a).all():
+                    raise ValueError(f"{name}[{k}] holds NaN or infinity; weights must be "
+                                     "finite")
+        if bn_params is not None and (
+                not isinstance(bn_params, (list, tuple))
+                or not all(isinstance(p, Mapping) for p in bn_params)):
+            raise TypeError("batch_norm_params must be a list of dicts (one per hidden layer) "
+                            f"with gamma, beta, running_mean, running_var; got {bn_params!r}")
         est = cls(hidden_layer_sizes=tuple(W.shape[1] for W in coefs[:-1]), **params)
         est._validate_params()
         hidden = est._hidden_sizes()
