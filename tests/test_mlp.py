@@ -402,8 +402,9 @@ def test_forward_and_predict_agree(backend):
     assert [a.shape for a in acts] == [(120, 6), (120, 5), (120, 4), (120, 3)]
     np.testing.assert_allclose(acts[-1], clf.predict_proba(X), rtol=1e-12)
     perm = np.random.RandomState(3).permutation(120)
-    # the compiled core blocks rows independently of the batch: bit-identical; BLAS (numpy,
-    # numba) may take another path for one row (gemv), hence rounding-level differences
+    # the compiled core computes a row independently of the batch: bit-identical (see
+    # test_row_invariance); BLAS (numpy, numba) may take another path for one row (gemv),
+    # hence rounding-level differences
     same = (np.testing.assert_array_equal if backend == "cpp" else
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15))
     same(clf.predict_proba(X[perm]), clf.predict_proba(X)[perm])

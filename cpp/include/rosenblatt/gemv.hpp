@@ -18,8 +18,9 @@
 // Determinism: every element of C is the same sequence of operations whatever the form,
 // block shape or thread count: acc = 0, acc = fma(A(i, p), B(p, j), acc) for p = 0, 1, ...,
 // k-1, then acc + bias, + beta * addend, then f. So results do not depend on the thread
-// count. They are also those of gemm.hpp's direct path as it was written (same operations,
-// same order), which took these products before, except 3 or 4 rows with a large k*n.
+// count, and they are those of gemm.hpp's direct and packed paths for the same element
+// (same operations, same order): a row's result does not depend on how many rows the call
+// has, hence on which path took it.
 #pragma once
 #include "rosenblatt/activations.hpp"
 #include "rosenblatt/threads.hpp"
