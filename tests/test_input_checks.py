@@ -208,6 +208,9 @@ def test_estimator_arguments_checked_before_training():
     with pytest.raises(TypeError, match=r"callbacks\[0\] must be callable"):
         m.fit(X8, X8[:, 0])
     assert not hasattr(m, "coefs_")
+    bn = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, batch_norm=True, batch_size=1)
+    with pytest.raises(ValueError, match="batch_norm=True needs minibatches of at least 2"):
+        bn.fit(X8, X8[:, 0])
     c = MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, class_weight={0: -1.0, 1: 1.0})
     with pytest.raises(ValueError, match="class_weight values must be finite and non-negative"):
         c.fit(X8, [0, 1] * 4)

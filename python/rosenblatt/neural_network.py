@@ -650,6 +650,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         n_train = X.shape[0] if train_idx is None else train_idx.shape[0]
         batch_size = self._batch_size(n_train)
+        if self._has_bn() and batch_size < 2:
+            # (PyTorch refuses it too: the batch statistics of one row normalise it to 0)
+            raise ValueError(f"batch_norm=True needs minibatches of at least 2 rows; got "
+                             f"batch_size={batch_size} for {n_train} training rows")
         sparse_rows = sp.issparse(X)  # batch norm densified it in _fit
         if self._has_bn():
             trainer = _BatchNormTrainer(self, X, Y, sample_weight, batch_size)
