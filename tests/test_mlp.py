@@ -481,12 +481,21 @@ def test_pickle_round_trip_keeps_optimizer_state():
 
 
 def test_divergence_raises_and_keeps_finite_weights(backend):
+    # the weights after each finished epoch, as a callback sees them
+    seen = []
     reg = MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=1e3,
-                       max_iter=50, random_state=0, backend=backend)
+                       max_iter=50, random_state=0, backend=backend,
+                       callbacks=[lambda est, logs: seen.append(_flat(est))])
     with pytest.raises(ValueError, match="learning rate") as info:
         reg.fit(X, Y_REG * 1e3)
     assert "learning_rate_init=1000" in str(info.value)
     assert all(np.isfinite(W).all() for W in reg.coefs_ + reg.intercepts_)
+    # a few epochs stay finite (one full batch each) before the loss overflows: the
+    # estimator keeps exactly the weights of the last finite epoch
+    assert len(seen) >= 2 and f"diverged at epoch {len(seen) + 1}:" in str(info.value)
+    assert reg.n_iter_ == len(reg.loss_curve_) == len(seen)
+    assert np.all(np.isfinite(seen[-1])) and np.abs(seen[-1]).max() > 0
+    np.testing.assert_array_equal(_flat(reg), seen[-1])
     with np.errstate(over="ignore", invalid="ignore"):  # weights of a diverging fit
         assert reg.predict(X).shape == (120,)  # usable
 
