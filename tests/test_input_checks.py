@@ -270,3 +270,14 @@ def test_loss_gradient_degenerate_inputs(backend):
     with pytest.raises(ValueError, match="sample_weight must be finite and non-negative"):
         K.loss_gradient(np.full((2, 1), 0.5), np.ones((2, 1)), "squared_error",
                         sample_weight=np.array([np.inf, 1.0]), backend=backend)
+
+
+def test_trainer_minibatch_of_zero_weight_raises_on_every_backend(backend):
+    # the compiled backends used to divide by zero into NaN parameters
+    sw = np.r_[np.zeros(4), np.ones(4)]
+    tr = _trainer(sample_weight=sw, backend=backend)
+    before = tr.params.copy()
+    with pytest.raises(ZeroDivisionError, match="minibatch 1 of this epoch"):
+        tr.run_epoch(np.arange(8))
+    np.testing.assert_array_equal(tr.params, before)
+    assert np.isfinite(tr.run_epoch(np.array([0, 4, 1, 5, 2, 6, 3, 7])))

@@ -37,6 +37,7 @@ __all__ = [
     "batchnorm_fold",
     "batchnorm_forward",
     "batchnorm_inference",
+    "check_batch_weights",
     "check_threads",
     "dense_backward",
     "dense_forward",
@@ -906,11 +907,31 @@ def mlp_block_rows(layer_sizes):
     return max(_FORWARD_MIN_ROWS, int(_FORWARD_BLOCK_MADDS // max(madds, 1)))
 
 
+def check_batch_weights(sample_weight, order, batch_size):
+    """Raise ZeroDivisionError, as scikit-learn's ``np.average`` does, when a minibatch of
+    ``order`` has only zero weights (its loss, a weighted mean, is undefined).
+
+    Parameters
+    ----------
+    sample_weight : ndarray (n,)
+    order : ndarray of int64 (m,)
+        Row indices in visiting order; minibatches are consecutive runs of ``batch_size``.
+    batch_size : int
+    """
+    sums = np.add.reduceat(sample_weight[order], np.arange(0, order.shape[0], batch_size))
+    if not (sums != 0).all():
+        first = int(np.flatnonzero(sums == 0)[0])
+        raise ZeroDivisionError(
+            f"Weights sum to zero, can't be normalized: minibatch {first + 1} of this epoch "
+            f"(rows {first * batch_size} to {min(order.shape[0], (first + 1) * batch_size) - 1}"
+            " of its order) has only zero sample weights")
+
+
 def _train_weights(sample_weight, dt, n):
     """Checked per-row weights of a training set of n rows, or None."""
     sw = _arr("sample_weight", sample_weight, 1, dt, (n,), optional=True)
     if sw is not None and not ((sw >= 0).all() and np.isfinite(sw).all()):
-        # (a batch whose weights sum to 0 has no defined loss: the caller avoids it)
+        # (a batch whose weights sum to 0 has no defined loss: see check_batch_weights)
         raise ValueError("sample_weight must be non-negative and finite")
     return sw
 
@@ -1031,6 +1052,7 @@ class Trainer:
                                   dtype=dt)
         L = self.layer_sizes.shape[0] - 1
         self.grad_norms = np.zeros(L, dtype=np.float64) if track_grad_norms else None
+        self._checked_sw = (None, False)  # (weights, whether some are 0): see run_epoch
 
     def set_lr(self, lr):
         """Change the learning rate between epochs (schedules)."""
@@ -1061,6 +1083,15 @@ class Trainer:
             if order.size and (order.min() < 0 or order.max() >= n):
                 raise ValueError(f"order must hold row indices in [0, {n}); got values "
                                  f"in [{order.min()}, {order.max()}]")
+        sw = self.sample_weight
+        if sw is not None and order.size:
+            # a minibatch of zero total weight has no loss: the same ZeroDivisionError on
+            # every backend (the compiled ones would divide by zero into NaN parameters).
+            # Whether sw has zeros at all is looked up once per weight array.
+            if sw is not self._checked_sw[0]:
+                self._checked_sw = (sw, not (sw != 0).all())
+            if self._checked_sw[1]:
+                check_batch_weights(sw, order, self.batch_size)
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
         # The compiled core checks for Ctrl-C itself, between minibatches and between the

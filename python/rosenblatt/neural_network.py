@@ -107,17 +107,6 @@ def _sparse_epoch(trainer, X, Y, sample_weight, order, batch_size):
     return total
 
 
-def _check_batch_weights(sample_weight, order, batch_size):
-    """ZeroDivisionError, as scikit-learn's, when a minibatch of ``order`` weighs 0."""
-    sums = np.add.reduceat(sample_weight[order], np.arange(0, order.shape[0], batch_size))
-    if not (sums != 0).all():
-        first = int(np.flatnonzero(sums == 0)[0])
-        raise ZeroDivisionError(
-            f"Weights sum to zero, can't be normalized: minibatch {first + 1} of this epoch "
-            f"(rows {first * batch_size} to {min(order.shape[0], (first + 1) * batch_size) - 1}"
-            " of its order) has only zero sample weights")
-
-
 class BaseMultilayerPerceptron(BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`.
 
@@ -697,7 +686,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     rs.shuffle(sample_idx)
                 order = sample_idx if train_idx is None else train_idx[sample_idx]
                 if zero_weights:
-                    _check_batch_weights(sample_weight, order, batch_size)
+                    K.check_batch_weights(sample_weight, order, batch_size)
                 np.copyto(last_good, params)
                 last_run = self._bn_snapshot()
                 lr_epoch = self._opt_lr
