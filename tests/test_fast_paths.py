@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, isa_params
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosenblatt import _codes as C
@@ -153,16 +153,8 @@ def gemv_battery():
                 assert_close(A, rA, dtype, k, err_msg=f"A {m}x{k}x{n} {act}")
 
 
-def _isas():
-    if not HAVE_CPP:
-        return []
-    from rosenblatt import _core
-
-    return _core.available_isas()
-
-
 @needs_cpp
-@pytest.mark.parametrize("isa", _isas())
+@pytest.mark.parametrize("isa", isa_params())
 def test_gemv_every_isa(isa):
     env = dict(os.environ, ROSENBLATT_ISA=isa,
                PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
