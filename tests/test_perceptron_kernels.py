@@ -277,6 +277,8 @@ def test_every_isa_gives_the_same_bits():
     from rosenblatt import _core
 
     isas = _core.available_isas()
+    if len(isas) < 2:
+        pytest.skip(f"one ISA here ({isas[0]}): nothing to compare")
     digests = {isa: _forced_isa_digests(isa) for isa in isas}
     for kernel in digests[isas[0]]:
         seen = {isa: d[kernel] for isa, d in digests.items()}
