@@ -1,10 +1,16 @@
 """Shared fixtures: backends, dtypes, tolerances and the every-backend agreement helper.
 
 ``backend`` runs a test once per compiled backend ("cpp", "numba") that is available here;
-the NumPy reference is the oracle those tests compare against. With
-``ROSENBLATT_BACKEND=cpp`` or ``=numba`` only that backend is tested (and its absence is an
-error, not a skip); tests that call the dispatcher without ``backend=`` use the
-``default_backend``, which honours the variable as the dispatcher does.
+the NumPy reference is the oracle those tests compare against. With ``ROSENBLATT_BACKEND``
+set (CI runs the kernel tests once per backend that way, ``.ci/run``) only that backend is
+tested - ``numpy`` included, whose dispatcher path then meets the reference - and its
+absence (or an unknown name) is an error, not a skip. Tests that call the dispatcher
+without ``backend=`` use the ``default_backend``, which honours the variable as the
+dispatcher does.
+
+``isa_params`` parametrizes the tests run once per instruction set of the compiled core:
+every ISA compiled in is a test case, and one this CPU lacks is a visible skip rather than
+a silently missing case.
 """
 
 import _thread
@@ -19,16 +25,29 @@ from rosenblatt import kernels as K
 COMPILED = ("cpp", "numba")
 
 
-def compiled_backends():
-    """Compiled backends to test: the forced one, else every available one."""
+def forced_backend():
+    """The backend named by ROSENBLATT_BACKEND (any value but empty and "auto"), or None."""
     env = os.environ.get("ROSENBLATT_BACKEND", "").strip()
-    if env in COMPILED:
-        return [env]
+    return env if env and env != "auto" else None
+
+
+def backends_under_test():
+    """Backends the cross-backend tests compare with the NumPy reference: the forced one
+    (ROSENBLATT_BACKEND, whichever it names), else every available compiled backend."""
+    forced = forced_backend()
+    if forced is not None:
+        return [forced]
     return [b for b in K.available_backends() if b in COMPILED]
 
 
+def compiled_backends_under_test():
+    """The compiled backends among :func:`backends_under_test` (none when numpy is forced),
+    for tests about what only compiled kernels do (a shared summation order, say)."""
+    return [b for b in backends_under_test() if b in COMPILED]
+
+
 def _backend_params():
-    names = compiled_backends()
+    names = backends_under_test()
     if not names:
         return [pytest.param(None, marks=pytest.mark.skip(reason="no compiled backend here"))]
     return [pytest.param(b, id=b) for b in names]
@@ -36,7 +55,8 @@ def _backend_params():
 
 @pytest.fixture(params=_backend_params())
 def backend(request):
-    """A compiled backend name; resolving it fails loudly when it was forced but is absent."""
+    """A backend under test; resolving it fails loudly when it was forced but is absent
+    (or unknown)."""
     return K.resolve_backend(request.param)
 
 
@@ -108,21 +128,50 @@ def _compare(got, want, dtype, n, path):
     elif isinstance(want, int | np.integer) and not isinstance(want, bool):
         assert int(got) == int(want), f"{path}: {got} != {want}"
     else:
+        # the reference's type and dtype: an array of the same dtype, a NumPy scalar of
+        # the same dtype, a float where the reference gives a Python float
+        assert type(got) is type(want), f"{path}: {type(got).__name__} != {type(want).__name__}"
+        if isinstance(want, np.ndarray | np.generic):
+            assert got.dtype == want.dtype, f"{path}: dtype {got.dtype} != {want.dtype}"
         assert_close(got, want, dtype, n, err_msg=path)
 
 
 def assert_backends_agree(call, dtype, n=1, backends=None):
-    """Run ``call(backend_name)`` on the reference and on each compiled backend; compare.
+    """Run ``call(backend_name)`` on the reference and on each backend under test
+    (:func:`backends_under_test`, or ``backends``); compare.
 
     ``call`` must build fresh inputs on every invocation (kernels work in place) and
     return an array, a scalar, None, or a (nested) tuple/list/dict of those. Integers
-    must match exactly, floats within :func:`assert_close` for reductions of length n.
+    must match exactly, floats within :func:`assert_close` for reductions of length n;
+    arrays and floats must have the reference's type and dtype (a float32 result where
+    the reference gives float64 fails even when the values are close).
     Returns the reference result.
     """
     want = call("numpy")
-    for name in compiled_backends() if backends is None else backends:
+    for name in backends_under_test() if backends is None else backends:
         _compare(call(name), want, dtype, n, name)
     return want
+
+
+def _core_or_none():
+    try:
+        from rosenblatt import _core
+    except ImportError:
+        return None
+    return _core
+
+
+def isa_params():
+    """One parameter per instruction set compiled into the core ([] without it); those
+    this CPU lacks are marked skipped with the reason, so they show in the report."""
+    core = _core_or_none()
+    if core is None:
+        return []
+    here = core.available_isas()
+    return [pytest.param(isa, id=isa, marks=pytest.mark.skipif(
+        isa not in here, reason=f"ISA {isa!r} is compiled in but this CPU lacks it "
+                                f"(available here: {', '.join(here)})"))
+            for isa in core.compiled_isas()]
 
 
 def unaligned(a):

@@ -7,6 +7,9 @@ GEMM, bit-identical results run to run and across thread counts, concurrent call
 and that the binding rejects bad arrays with TypeError/ValueError instead of crashing.
 """
 
+import functools
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,12 +20,16 @@ import pytest
 
 _core = pytest.importorskip("rosenblatt._core")
 
+from conftest import isa_params
 from rosenblatt import _codes as C
 from rosenblatt import _kernels_ref as R
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 DTYPES = (np.float32, np.float64)
+# batch 1 / width 1, lanes - 1, lanes, lanes + 1 for 4, 8 and 16 lanes (float64 and float32
+# on AVX2 and AVX-512), two 16-lane vectors +- 1, and several vectors plus a remainder
+LANE_EDGES = (1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 67)
 # activations that dense_backward / activation_backward accept
 DIFFERENTIABLE = sorted(set(C.ACTIVATION_NAMES) - set(C.STEPS) - {C.SOFTMAX})
 # (n, k, m): batch 1, width 1, lanes +- 1 (8/16 fp32, 4/8 fp64), MR edges (4/6/14),
@@ -112,8 +119,10 @@ def check_dense_backward(dts=DTYPES, shapes=SHAPES):
 def check_elementwise():
     rng = np.random.default_rng(3)
     for dt in DTYPES:
-        for shape in ((1, 1), (3, 7), (5, 33), (2, 1000)):
+        for shape in ((1, 1), (3, 7), (5, 33), (2, 1000), *((1, e) for e in LANE_EDGES)):
             Z = _data(rng, shape, dt, 3.0)
+            Z.flat[::5] = 0.0  # the steps' (and relu's) edge, both signs of zero
+            Z.flat[2::10] = -0.0
             for act in C.ACTIVATION_NAMES:
                 A = np.empty_like(Z)
                 _core.activation_forward(Z, act, A, 1)
@@ -121,6 +130,9 @@ def check_elementwise():
                 R.activation_forward(Z.astype(np.float64), act, Ar)
                 if act not in C.STEPS:
                     np.testing.assert_allclose(A, Ar, **_tol(dt), err_msg=f"{act} {dt}")
+                else:  # no rounding in a step of the same Z: equal to the reference
+                    np.testing.assert_array_equal(A, Ar.astype(dt),
+                                                  err_msg=f"{act} {dt} {shape}")
                 if act in DIFFERENTIABLE:
                     dA = _data(rng, shape, dt)
                     dZ = np.empty_like(Z)
@@ -130,12 +142,172 @@ def check_elementwise():
                     np.testing.assert_allclose(dZ, rZ, **_tol(dt), err_msg=f"d{act} {dt}")
 
 
+def check_softmax():
+    rng = np.random.default_rng(12)
+    for dt in DTYPES:
+        for n, m in ((1, 1), (9, 13), *((3, e) for e in LANE_EDGES), (1, 1000)):
+            for scale in (1.0, 30.0):
+                Z = _data(rng, (n, m), dt, scale)
+                A = np.empty_like(Z)
+                _core.softmax(Z, A, 1)
+                Ar = np.empty(Z.shape)
+                R.softmax(Z.astype(np.float64), Ar)
+                tag = f"softmax {np.dtype(dt).name} {n, m} scale {scale}"
+                np.testing.assert_allclose(A, Ar, **_tol(dt, m), err_msg=tag)
+                np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=1e-5, err_msg=tag)
+                A2 = np.empty_like(Z)  # the same through activation_forward
+                _core.activation_forward(Z, C.SOFTMAX, A2, 1)
+                np.testing.assert_array_equal(A2, A, err_msg=tag)
+
+
+def _loss_inputs(rng, loss, n, k, dt):
+    if loss in (C.BINARY_LOG_LOSS, C.LOG_LOSS):
+        P = rng.uniform(0.01, 0.99, (n, k)).astype(dt)
+        Y = (rng.uniform(size=(n, k)) < 0.5).astype(dt)
+    elif loss == C.POISSON:
+        P = rng.uniform(0.1, 3, (n, k)).astype(dt)
+        Y = rng.poisson(1.0, (n, k)).astype(dt)
+    else:
+        P, Y = _data(rng, (n, k), dt), _data(rng, (n, k), dt)
+    return P, Y
+
+
+def check_losses():
+    """loss_gradient of every loss, batch 1, width 1 and the lane edges, with and without
+    sample weights, against the reference (as test_loss_gradient)."""
+    rng = np.random.default_rng(13)
+    shapes = [(1, 1), *((1, e) for e in LANE_EDGES), *((e, 3) for e in LANE_EDGES), (67, 17)]
+    for dt in DTYPES:
+        for loss in sorted(C.LOSS_NAMES):
+            for n, k in shapes:
+                P, Y = _loss_inputs(rng, loss, n, k, dt)
+                for sw in (None, rng.uniform(0.5, 2, n).astype(dt)):
+                    tag = f"{C.LOSS_NAMES[loss]} {np.dtype(dt).name} {n, k} sw={sw is not None}"
+                    G = np.empty_like(P)
+                    v = _core.loss_gradient(P, Y, sw, loss, 0.7, G, 1)
+                    Gr = np.empty_like(P)
+                    vr = R.loss_gradient(P, Y, sw, loss, 0.7, Gr)
+                    assert v == pytest.approx(vr, rel=1e-12), tag
+                    np.testing.assert_allclose(G, Gr, rtol=1e-6 if dt == np.float32 else 1e-14,
+                                               err_msg=tag)
+
+
+def _optimizer_cases():
+    """(name, step(module, arrays, t)) for every optimizer: sgd with and without momentum,
+    nesterov, adagrad, rmsprop, adam, and adamw (weight decay)."""
+    return [
+        ("sgd", lambda m, a, t: m.sgd_step(a[0], a[1], a[2], 0.1, 0.0, False, 1)),
+        ("momentum", lambda m, a, t: m.sgd_step(a[0], a[1], a[2], 0.1, 0.9, False, 1)),
+        ("nesterov", lambda m, a, t: m.sgd_step(a[0], a[1], a[2], 0.1, 0.9, True, 1)),
+        ("adagrad", lambda m, a, t: m.adagrad_step(a[0], a[1], a[2], 0.1, 1e-8, 1)),
+        ("rmsprop", lambda m, a, t: m.rmsprop_step(a[0], a[1], a[2], 0.1, 0.9, 1e-8, 1)),
+        ("adam", lambda m, a, t: m.adam_step(a[0], a[1], a[2], a[3], 1e-3, 0.9, 0.999, 1e-8,
+                                             0.0, t, 1)),
+        ("adamw", lambda m, a, t: m.adam_step(a[0], a[1], a[2], a[3], 1e-3, 0.9, 0.999, 1e-8,
+                                              0.01, t, 1)),
+    ]
+
+
+def check_optimizers():
+    """Every optimizer step over lengths at the lane edges and several vectors plus a
+    remainder: the reference's bits (optimizers.hpp: operation by operation, no FMA), so
+    the same bits at every ISA. Three steps, so the state carries over."""
+    rng = np.random.default_rng(14)
+    for dt in DTYPES:
+        for size in (*LANE_EDGES, 1003):
+            p = _data(rng, size, dt)
+            s1 = _data(rng, size, dt, 0.1)
+            s2 = np.abs(_data(rng, size, dt, 0.1))
+            grads = [_data(rng, size, dt) for _ in range(3)]
+            for name, step in _optimizer_cases():
+                if name in ("adagrad", "rmsprop"):  # squared-gradient sums: non-negative
+                    state = [np.abs(s1), s2]
+                else:
+                    state = [s1, s2]
+                mine = [p.copy(), None, state[0].copy(), state[1].copy()]
+                ref = [p.copy(), None, state[0].copy(), state[1].copy()]
+                for t, g in enumerate(grads, start=5):
+                    mine[1], ref[1] = g, g
+                    step(_core, mine, t)
+                    step(R, ref, t)
+                for i in (0, 2, 3):
+                    np.testing.assert_array_equal(
+                        mine[i], ref[i], err_msg=f"{name} {np.dtype(dt).name} {size} [{i}]")
+
+
+def check_batchnorm():
+    """Forward, backward and inference over column counts at the lane edges, against the
+    reference (tolerance as test_kernels); the results feed the cross-ISA digest, since a
+    column's arithmetic does not depend on the vector width (batchnorm.hpp)."""
+    from conftest import assert_close
+
+    rng = np.random.default_rng(15)
+    digest = hashlib.sha1()
+    for dt in DTYPES:
+        for n in (1, 2, 3, 31):
+            for k in LANE_EDGES:
+                Z = _data(rng, (n, k), dt, 2.0) + dt(3.0)
+                gamma, beta = _data(rng, k, dt) + dt(1.0), _data(rng, k, dt)
+                dY = _data(rng, (n, k), dt)
+                rm, rv = _data(rng, k, dt), (rng.random(k) * 3).astype(dt)
+                rv[0] = 0.0  # eps alone keeps the scale finite
+                tag = f"{np.dtype(dt).name} {n, k}"
+                fwd = [np.empty((n, k), dt), np.empty((n, k), dt), np.empty(k, dt),
+                       np.empty(k, dt)]
+                ref = [np.empty_like(a) for a in fwd]
+                _core.batchnorm_forward(Z, gamma, beta, 1e-5, *fwd, 1)
+                R.batchnorm_forward(Z, gamma, beta, 1e-5, *ref)
+                for name, got, want in zip(("Y", "Xhat", "mean", "invstd"), fwd, ref,
+                                           strict=True):
+                    assert_close(got, want, dt, n, err_msg=f"batchnorm_forward {name} {tag}")
+                Xhat, invstd = ref[1], ref[3]
+                bwd = [np.empty((n, k), dt), np.empty(k, dt), np.empty(k, dt)]
+                rbwd = [np.empty_like(a) for a in bwd]
+                _core.batchnorm_backward(dY, Xhat, gamma, invstd, *bwd, 1)
+                R.batchnorm_backward(dY, Xhat, gamma, invstd, *rbwd)
+                for name, got, want in zip(("dZ", "dgamma", "dbeta"), bwd, rbwd, strict=True):
+                    assert_close(got, want, dt, n, err_msg=f"batchnorm_backward {name} {tag}")
+                inf, rinf = np.empty((n, k), dt), np.empty((n, k), dt)
+                _core.batchnorm_inference(Z, gamma, beta, rm, rv, 1e-5, inf, 1)
+                R.batchnorm_inference(Z, gamma, beta, rm, rv, 1e-5, rinf)
+                assert_close(inf, rinf, dt, err_msg=f"batchnorm_inference {tag}")
+                for a in (*fwd, *bwd, inf):
+                    digest.update(a.tobytes())
+        # large enough for column blocks on two threads: the same bits as one
+        n, k = 520, 133
+        Z = _data(rng, (n, k), dt, 2.0)
+        gamma, beta = _data(rng, k, dt) + dt(1.0), _data(rng, k, dt)
+        dY = _data(rng, (n, k), dt)
+        runs = []
+        for nt in (1, 2):
+            fwd = [np.empty((n, k), dt), np.empty((n, k), dt), np.empty(k, dt),
+                   np.empty(k, dt)]
+            _core.batchnorm_forward(Z, gamma, beta, 1e-5, *fwd, nt)
+            bwd = [np.empty((n, k), dt), np.empty(k, dt), np.empty(k, dt)]
+            _core.batchnorm_backward(dY, fwd[1], gamma, fwd[3], *bwd, nt)
+            runs.append(fwd + bwd)
+        for a, b in zip(*runs, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"batchnorm threads {dt}")
+            digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
 def battery():
-    """Everything that depends on the ISA; run once per ISA."""
+    """Everything that depends on the ISA; run once per ISA.
+
+    Returns digests of the results the library promises bit-identical at every ISA and
+    that are not already compared bit for bit with the reference here (the optimizers
+    are): test_isas_agree_bit_for_bit compares them across ISAs.
+    """
     check_dense_forward()
     check_dense_backward()
     check_elementwise()
+    check_softmax()
+    check_losses()
+    check_optimizers()
+    bn = check_batchnorm()
     check_determinism()
+    return {"batchnorm": bn}
 
 
 def check_determinism():
@@ -190,13 +362,29 @@ def _run_forced(isa, code):
                           text=True, timeout=300)
 
 
-@pytest.mark.parametrize("isa", _core.available_isas())
-def test_forced_isa_battery(isa):
-    code = ("import test_cpp_core as t; from rosenblatt import _core; "
-            f"assert _core.isa() == {isa!r}, _core.isa(); t.battery(); print('ok')")
+@functools.cache
+def _forced_battery(isa):
+    """The battery at ``isa`` in a subprocess (once per session); its digests."""
+    code = ("import json, test_cpp_core as t; from rosenblatt import _core; "
+            f"assert _core.isa() == {isa!r}, _core.isa(); print(json.dumps(t.battery()))")
     res = _run_forced(isa, code)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "ok" in res.stdout
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("isa", isa_params())
+def test_forced_isa_battery(isa):
+    _forced_battery(isa)
+
+
+def test_isas_agree_bit_for_bit():
+    isas = _core.available_isas()
+    if len(isas) < 2:
+        pytest.skip(f"one ISA here ({isas[0]}): nothing to compare")
+    digests = {isa: _forced_battery(isa) for isa in isas}
+    for kernel in digests[isas[0]]:
+        seen = {isa: d[kernel] for isa, d in digests.items()}
+        assert len(set(seen.values())) == 1, f"{kernel} differs between ISAs: {seen}"
 
 
 @pytest.mark.parametrize("isa", ["bogus", "avx512", "avx2"])
@@ -209,11 +397,18 @@ def test_forced_isa_unavailable_raises(isa):
 
 
 def test_peak_probe():
+    """The probe reports a number for every ISA here and dtype: positive and finite (a
+    sanity check of its output - how fast a machine is, is the benchmarks' business)."""
     for isa in _core.available_isas():
-        g = _core.peak_flops_probe(isa, "float32", 0.01)
-        assert g > 0.1
-    with pytest.raises(ValueError):
-        _core.peak_flops_probe("nope", "float32", 0.01)
+        for dtype in ("float32", "float64"):
+            g = _core.peak_flops_probe(isa, dtype, 0.01)
+            assert isinstance(g, float), type(g)
+            assert np.isfinite(g) and g > 0, (isa, dtype, g)
+    assert np.isfinite(_core.peak_flops_probe(None, "float32", 0.01))  # the current ISA
+    for bad in ({"isa": "nope"}, {"dtype": "float16"}, {"seconds": 0.0}):
+        args = {"isa": None, "dtype": "float32", "seconds": 0.01, **bad}
+        with pytest.raises(ValueError):
+            _core.peak_flops_probe(args["isa"], args["dtype"], args["seconds"])
 
 
 def test_threads_setting():

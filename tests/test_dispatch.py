@@ -2,10 +2,8 @@
 
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -109,26 +107,17 @@ def test_import_does_not_import_numba():
     assert json.loads(r.stdout) == []
 
 
-def _median_wall(code, runs):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        r = run_py(code)
-        times.append(time.perf_counter() - t)
-        assert r.returncode == 0, r.stderr
-    return statistics.median(times)
-
-
-def test_import_time(record_property):
-    """``import rosenblatt`` costs < 0.3 s on top of ``import numpy`` (median of runs)."""
-    base, full = [], []
-    for _ in range(5):  # interleaved, so machine load hits both alike
-        base.append(_median_wall("import numpy", 1))
-        full.append(_median_wall("import rosenblatt", 1))
-    extra = statistics.median(full) - statistics.median(base)
-    record_property("import_rosenblatt_minus_numpy_s", round(extra, 4))
-    print(f"import rosenblatt - import numpy: {extra * 1e3:.1f} ms (median of 5)")
-    assert extra < 0.3
+def test_import_is_lazy():
+    """``import rosenblatt`` alone imports neither numba (nor llvmlite), scikit-learn nor
+    the compiled core: the estimators and backends load on first use (rosenblatt/__init__
+    and kernels.py say so). How long the import takes is the benchmark suite's business
+    (its import-time workload), not a test's."""
+    code = ("import sys, json, rosenblatt; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numba', 'llvmlite', 'sklearn') or m == 'rosenblatt._core')))")
+    r = run_py(code)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == []
 
 
 # --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, isa_params
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosenblatt import _codes as C
@@ -140,11 +140,17 @@ def test_backward_with_few_features(dtype, act, k, m, n, l2, seed):
         assert_close(got, want, dtype, max(n, m), err_msg=name)
 
 
+# products of 1-4 rows with column counts (and depths) at every lane edge: the edges of
+# the current ISA's lanes are among them whichever ISA runs
+GEMV_EDGE_SHAPES = tuple((m, k, n) for m in (1, 2, 3, 4) for k in (1, 17)
+                         for n in (*EDGES, 31, 67))
+
+
 def gemv_battery():
     """GEMV and tiny shapes against the reference; run once per ISA (subprocess)."""
     for dtype in (np.float32, np.float64):
         for m, k, n in ((1, 784, 300), (3, 33, 17), (4, 7, 9), (2, 129, 1000), (10, 2, 8),
-                        (1, 16, 15), (1, 300, 2200)):
+                        (1, 16, 15), (1, 300, 2200), *GEMV_EDGE_SHAPES):
             for act in ("tanh", "relu", "softmax"):
                 X, W, b = _layer(m + k + n, m, k, n, dtype)
                 A, Z = _forward_threads(X, W, b, act, threads=(1, 2))
@@ -153,16 +159,8 @@ def gemv_battery():
                 assert_close(A, rA, dtype, k, err_msg=f"A {m}x{k}x{n} {act}")
 
 
-def _isas():
-    if not HAVE_CPP:
-        return []
-    from rosenblatt import _core
-
-    return _core.available_isas()
-
-
 @needs_cpp
-@pytest.mark.parametrize("isa", _isas())
+@pytest.mark.parametrize("isa", isa_params())
 def test_gemv_every_isa(isa):
     env = dict(os.environ, ROSENBLATT_ISA=isa,
                PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))

@@ -3,9 +3,15 @@
 All calls go through ``rosenblatt.kernels`` (the dispatcher). Shapes are drawn from sizes
 that cross SIMD lane edges (1, lanes - 1, lanes, lanes + 1 for 4, 8 and 16 lanes) and
 register-block edges (several blocks plus a remainder); batch 1 and width 1 are pinned
-with ``@example``. Array contents come from a NumPy generator seeded by hypothesis.
+with ``@example``. Array contents come from a NumPy generator seeded by hypothesis. A few
+draws cannot promise every edge, so the ``test_edges_*`` tests at the end run every kernel
+family at batch 1, width 1 and each lane edge on every run.
+
+``backend`` is each compiled backend here, or the one ROSENBLATT_BACKEND forces (numpy
+included); the NumPy reference is the oracle.
 """
 
+import contextlib
 import itertools
 import warnings
 
@@ -260,6 +266,41 @@ def test_mlp_forward(backend, dtype, n, d, hidden, k, data, seed):
     params = init_params(rng, ls, dtype)
     assert_backends_agree(lambda be: K.mlp_forward(X, params, ls, acts, backend=be), dtype,
                           max(ls), backends=[backend])
+
+
+# step activations (forward-only, so not in HIDDEN_TRAIN above): hidden steps, step outputs
+# and a smooth output after steps, at lane-edge widths
+STEP_NETS = [
+    ([3, 5, 2], ["heaviside", "identity"]),
+    ([1, 1, 1], ["sign", "sign"]),
+    ([9, 17, 8, 4], ["sign", "heaviside", "heaviside"]),
+    ([16, 33, 15, 1], ["heaviside", "sign", "sign"]),
+    ([4, 7, 16], ["sign", "identity"]),
+    ([7, 8, 3], ["heaviside", "tanh"]),
+]
+
+
+@pytest.mark.parametrize("net", range(len(STEP_NETS)), ids=[
+    "-".join(map(str, ls)) + "-" + "-".join(a) for ls, a in STEP_NETS])
+def test_mlp_forward_steps(backend, dtype, net):
+    """Hand-set integer inputs, weights and biases: every pre-activation is an exact small
+    integer whatever order a backend sums in - zero included, the steps' edge (heaviside(0)
+    is 1, sign(0) is 0) - so each backend must give the reference's outputs exactly (a
+    smooth output layer within rounding)."""
+    ls, acts = STEP_NETS[net]
+    rng = np.random.default_rng(net)
+    X = rng.integers(-3, 4, (37, ls[0])).astype(dtype)
+    params = rng.integers(-2, 3, K.param_offsets(ls)[1]).astype(dtype)
+    Z0 = K.dense_forward(X, params[:ls[0] * ls[1]].reshape(ls[0], ls[1]),
+                         params[ls[0] * ls[1]:ls[0] * ls[1] + ls[1]], backend="numpy")
+    assert (Z0 == 0).any(), "no pre-activation at the steps' edge: pick another seed"
+    want = K.mlp_forward(X, params, ls, acts, backend="numpy")
+    got = K.mlp_forward(X, params, ls, acts, backend=backend)
+    assert got.dtype == want.dtype == dtype
+    if acts[-1] in ("heaviside", "sign", "identity"):
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert_close(got, want, dtype, max(ls))
 
 
 # output activation, loss
@@ -652,3 +693,282 @@ def test_batchnorm_deterministic_across_threads(backend):
     for other in runs[1:]:
         for a, b_ in zip(runs[0], other, strict=True):
             np.testing.assert_array_equal(a, b_)
+
+
+# --------------------------------------------------------------------------------------
+# lane edges, pinned: hypothesis draws the sizes above from EDGE, so a run may miss a given
+# edge. These run every kernel family at batch 1, width 1 and each lane edge on every run:
+# 1, lanes - 1, lanes, lanes + 1 for 4, 8 and 16 lanes (float64 and float32 on AVX2 and
+# AVX-512), two 16-lane vectors +- 1, and several vectors plus a remainder (67 = 4 x 16 + 3
+# = 8 x 8 + 3 = 16 x 4 + 3).
+
+LANE_EDGES = (1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 67)
+lane_edge = pytest.mark.parametrize("e", LANE_EDGES, ids=[f"e{e}" for e in LANE_EDGES])
+
+
+@contextlib.contextmanager
+def case(label):
+    """Name the case of a loop inside one test in its assertion error."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise AssertionError(f"case {label}: {exc}") from exc
+
+
+def _edge_shapes(e):
+    """(rows, columns): batch 1 of width e, e rows of width 1, a few rows of width e."""
+    return ((1, e), (e, 1), (3, e))
+
+
+def _dense_shapes(e):
+    """(n, k, m): batch 1 with e inputs and outputs, width 1 (one input, one output) over e
+    rows, e inputs to one output, and e everywhere."""
+    return ((1, e, e), (e, 1, e), (e, e, 1), (e, e, e))
+
+
+@lane_edge
+def test_edges_activation_forward(backend, dtype, e):
+    rng = np.random.default_rng(100 + e)
+    for n, m in _edge_shapes(e):
+        Z = normal(rng, (n, m), dtype, 3.0)
+        Z.flat[::3] = 0.0  # the steps' and relu's edge
+        for act in ACTS:
+            with case(f"{act} {n, m}"):
+                assert_backends_agree(
+                    lambda be, act=act, Z=Z: K.activation_forward(Z, act, backend=be), dtype,
+                    m, backends=[backend])
+
+
+@lane_edge
+def test_edges_activation_backward(backend, dtype, e):
+    rng = np.random.default_rng(200 + e)
+    for n, m in _edge_shapes(e):
+        Z = normal(rng, (n, m), dtype, 3.0)
+        dA = normal(rng, (n, m), dtype)
+        for act in DIFF_ACTS:
+            A = K.activation_forward(Z, act, backend="numpy")
+            for z in (Z, None) if C.ACTIVATIONS[act] not in C.NEEDS_Z else (Z,):
+                with case(f"{act} {n, m} Z={z is not None}"):
+                    assert_backends_agree(
+                        lambda be, act=act, z=z, A=A, dA=dA: K.activation_backward(
+                            z, A, dA, act, backend=be),
+                        dtype, backends=[backend])
+
+
+@lane_edge
+def test_edges_softmax(backend, dtype, e):
+    rng = np.random.default_rng(300 + e)
+    for n, m in _edge_shapes(e):
+        for scale in (0.1, 60.0):
+            Z = normal(rng, (n, m), dtype, scale)
+            with case(f"{n, m} scale {scale}"):
+                got = assert_backends_agree(lambda be, Z=Z: K.softmax(Z, backend=be), dtype, m,
+                                            backends=[backend])
+                assert_close(got.sum(axis=1), np.ones(n), dtype, m)
+
+
+@lane_edge
+def test_edges_dense_forward(backend, dtype, e):
+    rng = np.random.default_rng(400 + e)
+    for n, k, m in _dense_shapes(e):
+        X = normal(rng, (n, k), dtype)
+        W = normal(rng, (k, m), dtype, 1 / np.sqrt(k))
+        b = normal(rng, (m,), dtype)
+        for act in ACTS:
+            if act in ("heaviside", "sign"):
+                continue  # a step flips on rounding near 0: test_mlp_forward_steps
+            with case(f"{act} {n, k, m}"):
+                assert_backends_agree(
+                    lambda be, act=act, X=X, W=W, b=b: K.dense_forward(
+                        X, W, b, act, return_z=True, backend=be),
+                    dtype, k, backends=[backend])
+
+
+@lane_edge
+def test_edges_dense_backward(backend, dtype, e):
+    rng = np.random.default_rng(500 + e)
+    for n, k, m in _dense_shapes(e):
+        X = normal(rng, (n, k), dtype)
+        W = normal(rng, (k, m), dtype, 1 / np.sqrt(k))
+        b = normal(rng, (m,), dtype)
+        dA = normal(rng, (n, m), dtype)
+        for act in DIFF_ACTS:
+            A, Z = K.dense_forward(X, W, b, act, return_z=True, backend="numpy")
+            with case(f"{act} {n, k, m}"):
+                assert_backends_agree(
+                    lambda be, act=act, X=X, W=W, A=A, Z=Z, dA=dA: K.dense_backward(
+                        X, W, A, dA, act, Z=Z, l2=0.3, backend=be),
+                    dtype, max(n, m), backends=[backend])
+
+
+@lane_edge
+def test_edges_loss_gradient(backend, dtype, e):
+    rng = np.random.default_rng(600 + e)
+    for n, k in _edge_shapes(e):
+        for loss in LOSSES:
+            P, Y = loss_data(rng, loss, n, k, dtype)
+            for sw in (None, rng.uniform(0.5, 2.0, n).astype(dtype)):
+                with case(f"{loss} {n, k} weighted={sw is not None}"):
+                    assert_backends_agree(
+                        lambda be, loss=loss, P=P, Y=Y, sw=sw: K.loss_gradient(
+                            P, Y, loss, sample_weight=sw, huber_delta=0.8, backend=be),
+                        dtype, n * k, backends=[backend])
+
+
+def _optimizer_steps():
+    """(name, step(params, grads, state, t, backend)) for every optimizer."""
+    def sgd(mom, nest):
+        return lambda p, g, s, t, be: K.sgd_step(p, g, s[0], lr=0.1, momentum=mom,
+                                                 nesterov=nest, backend=be)
+
+    def adam(wd):
+        return lambda p, g, s, t, be: K.adam_step(p, g, s[0], s[1], t=t, lr=1e-3,
+                                                  weight_decay=wd, backend=be)
+
+    return [("sgd", sgd(0.0, False)), ("momentum", sgd(0.9, False)),
+            ("nesterov", sgd(0.9, True)),
+            ("adagrad", lambda p, g, s, t, be: K.adagrad_step(p, g, s[0], lr=0.1, backend=be)),
+            ("rmsprop", lambda p, g, s, t, be: K.rmsprop_step(p, g, s[0], lr=0.1, rho=0.9,
+                                                              backend=be)),
+            ("adam", adam(0.0)), ("adamw", adam(0.01))]
+
+
+@lane_edge
+def test_edges_optimizers(backend, dtype, e):
+    rng = np.random.default_rng(700 + e)
+    for size in (e, 16 * e + 3):  # the edge, and many vectors plus a remainder
+        p0 = normal(rng, size, dtype)
+        s0 = [np.abs(normal(rng, size, dtype, 0.1)) for _ in range(2)]
+        gs = [normal(rng, size, dtype) for _ in range(3)]
+        for name, step in _optimizer_steps():
+            def call(be, step=step, p0=p0, s0=s0, gs=gs):
+                p, s = p0.copy(), [a.copy() for a in s0]
+                for t, g in enumerate(gs, start=1):
+                    step(p, g, s, t, be)
+                return p, s
+
+            with case(f"{name} size {size}"):
+                assert_backends_agree(call, dtype, backends=[backend])
+
+
+@lane_edge
+def test_edges_mlp_forward(backend, dtype, e):
+    rng = np.random.default_rng(800 + e)
+    for n, ls, acts in ((1, [e, e, e], ["tanh", "softmax"]),
+                        (e, [1, e, 1], ["relu", "identity"]),
+                        (e, [e, 1, e, 3], ["gelu", "elu", "logistic"])):
+        X = normal(rng, (n, ls[0]), dtype)
+        params = init_params(rng, ls, dtype)
+        with case(f"n={n} {ls} {acts}"):
+            assert_backends_agree(
+                lambda be, X=X, params=params, ls=ls, acts=acts: K.mlp_forward(
+                    X, params, ls, acts, backend=be),
+                dtype, max(ls), backends=[backend])
+
+
+@lane_edge
+def test_edges_train_epoch(backend, dtype, e):
+    rng = np.random.default_rng(900 + e)
+    # (rows, layer sizes, hidden, head, optimizer, batch)
+    for n, ls, act, (out_act, loss), opt, batch in (
+            (e, [e, e, 1], "tanh", ("identity", "squared_error"), "adam", 1),
+            (e + 2, [1, e, 3], "relu", ("softmax", "log_loss"), "nesterov", e),
+            (2 * e, [e, 1, e], "gelu", ("logistic", "binary_log_loss"), "adamw", 7)):
+        X = normal(rng, (n, ls[0]), dtype)
+        Y = loss_targets(rng, loss, n, ls[-1], dtype)
+        p0 = init_params(rng, ls, dtype)
+        orders = [rng.permutation(n).astype(np.int64) for _ in range(2)]
+
+        def call(be, X=X, Y=Y, p0=p0, ls=ls, act=act, out_act=out_act, loss=loss, opt=opt,
+                 batch=batch, orders=orders):
+            p = p0.copy()
+            tr = K.Trainer(X, Y, p, ls, [act, out_act], loss, opt,
+                           {"lr": 1e-3, "weight_decay": 0.01}, batch, backend=be,
+                           track_grad_norms=True)
+            losses = [tr.run_epoch(o) for o in orders]
+            return {"params": p, "state": tr.state, "loss": losses,
+                    "grad_norms": tr.grad_norms}
+
+        with case(f"n={n} {ls} {act} {loss} {opt} batch {batch}"):
+            assert_backends_agree(call, dtype, 64 * max(ls), backends=[backend])
+
+
+@lane_edge
+def test_edges_perceptron_epoch(backend, dtype, e):
+    rng = np.random.default_rng(1000 + e)
+    for n, d, k in ((1, e, e), (e, e, 1), (20, 1, e)):
+        X = rng.integers(-3, 4, (n, d)).astype(dtype)
+        lab = rng.integers(0, k, n).astype(np.int64)
+        W0 = rng.integers(-2, 3, (d, k)).astype(dtype)
+        b0 = rng.integers(-2, 3, k).astype(dtype)
+        for step in ("heaviside", "sign"):
+            def call(be, X=X, lab=lab, W0=W0, b0=b0, step=step):
+                W, b = W0.copy(), b0.copy()
+                m = [K.perceptron_epoch(X, lab, W, b, eta=0.5, step=step, backend=be)
+                     for _ in range(2)]
+                return m, W, b
+
+            want, got = call("numpy"), call(backend)
+            with case(f"{step} {n, d, k}"):
+                assert got[0] == want[0]
+                np.testing.assert_array_equal(got[1], want[1])
+                np.testing.assert_array_equal(got[2], want[2])
+
+
+@lane_edge
+def test_edges_perceptron_sklearn(backend, dtype, e):
+    rng = np.random.default_rng(1100 + e)
+    for n in (1, 30):
+        X = rng.standard_normal((n, e)).astype(dtype)
+        y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        w0 = (rng.standard_normal(e) * 0.1).astype(dtype)
+        sw = rng.choice([0.0, 0.5, 1.0, 2.0], n)
+        res = {}
+        for be in ("numpy", backend):
+            w, b = w0.copy(), np.array([0.05])
+            s, m = K.perceptron_epoch_sklearn(X, y, w, b, eta0=0.37, sample_weight=sw,
+                                              class_weight=(0.7, 1.3), backend=be)
+            res[be] = (s, m, w, b)
+        got, want = res[backend], res["numpy"]
+        with case(f"perceptron_epoch_sklearn n={n}"):
+            assert got[1] == want[1]
+            np.testing.assert_array_equal(got[2], want[2])
+            np.testing.assert_array_equal(got[3], want[3])
+            assert_close(got[0], want[0], np.float64, e)
+    # the whole fit: K problems of e features over e rows
+    for K_ in (1, 3):
+        n = max(e, 2)
+        X = rng.standard_normal((n, e)).astype(dtype)
+        Y = np.where(rng.random((K_, n)) < 0.5, -1.0, 1.0)
+        seeds = rng.integers(0, 2**31 - 1, K_).astype(np.int64)
+        res = {}
+        for be in ("numpy", backend):
+            W, B = np.zeros((K_, e), dtype), np.zeros(K_)
+            it = K.perceptron_fit_sklearn(X, Y, W, B, seeds, eta0=0.5, max_iter=8, tol=1e-3,
+                                          backend=be)
+            res[be] = (it, W, B)
+        with case(f"perceptron_fit_sklearn K={K_}"):
+            for g, w in zip(res[backend], res["numpy"], strict=True):
+                np.testing.assert_array_equal(g, w)
+
+
+@lane_edge
+def test_edges_batchnorm(backend, dtype, e):
+    rng = np.random.default_rng(1200 + e)
+    for n, k in _edge_shapes(e):
+        Z, gamma, beta = bn_inputs(rng, n, k, dtype, 5.0)
+        dY = normal(rng, (n, k), dtype)
+        rm = normal(rng, k, dtype)
+        rv = (rng.random(k) * 3).astype(dtype)
+        _, Xhat, _, invstd = K.batchnorm_forward(Z, gamma, beta, backend="numpy")
+        with case(f"forward {n, k}"):
+            assert_backends_agree(lambda be, Z=Z, g=gamma, b=beta: K.batchnorm_forward(
+                Z, g, b, backend=be), dtype, n, backends=[backend])
+        with case(f"backward {n, k}"):
+            assert_backends_agree(lambda be, dY=dY, Xh=Xhat, g=gamma, s=invstd:
+                                  K.batchnorm_backward(dY, Xh, g, s, backend=be),
+                                  dtype, n, backends=[backend])
+        with case(f"inference {n, k}"):
+            assert_backends_agree(lambda be, Z=Z, g=gamma, b=beta, rm=rm, rv=rv:
+                                  K.batchnorm_inference(Z, g, b, rm, rv, backend=be),
+                                  dtype, backends=[backend])

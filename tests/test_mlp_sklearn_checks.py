@@ -13,7 +13,7 @@ which do not apply to batch statistics (see ``BN_NOT_APPLICABLE``).
 import warnings
 
 import pytest
-from rosenblatt.kernels import available_backends
+from rosenblatt.kernels import resolve_backend
 from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -26,8 +26,9 @@ try:  # scikit-learn's private table of per-check parameters for its own estimat
 except ImportError:  # pragma: no cover - layout of another scikit-learn version
     PER_ESTIMATOR_CHECK_PARAMS = {}
 
-# the fastest backend here; the numpy reference is exercised by the other MLP tests
-BACKEND = available_backends()[0]
+# the default backend: ROSENBLATT_BACKEND when set (CI runs this file once per backend,
+# .ci/run), else the fastest one here
+BACKEND = resolve_backend(None)
 # scikit-learn's own test setting for its MLPs is max_iter=100; 30 keeps this file fast
 ESTIMATORS = [
     (MLPClassifier(max_iter=30, backend=BACKEND), SkMLPClassifier),

@@ -8,6 +8,8 @@ and any thread count. Feature counts cross the 8-feature chunks (1, 7, 8, 9, 17)
 counts the SIMD lanes and output groups (1..11, 13, 25).
 """
 
+import functools
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import compiled_backends_under_test, forced_backend, isa_params
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosenblatt import kernels as K
@@ -22,12 +25,18 @@ from rosenblatt.linear_model import Perceptron
 from sklearn.exceptions import ConvergenceWarning
 
 BACKENDS = K.available_backends()
-COMPILED = [b for b in BACKENDS if b != "numpy"]
+# the compiled backends compared with the reference: the forced one (ROSENBLATT_BACKEND),
+# else every one available
+COMPILED = compiled_backends_under_test()
 DTYPES = [np.float64, np.float32]
 FEATURES = (1, 7, 8, 9, 17)
 OUTPUTS = tuple(range(1, 12))
 
-needs_compiled = pytest.mark.skipif(not COMPILED, reason="no compiled backend")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+needs_compiled = pytest.mark.skipif(
+    not COMPILED, reason="no compiled backend under test (none built, or "
+    f"ROSENBLATT_BACKEND={forced_backend()!r})")
 
 
 def _case(rng, n, d, k, dtype, step, labels):
@@ -171,32 +180,109 @@ def test_non_finite_row_stops_every_thread(dtype, position, n_threads):
                               n_threads=n_threads) >= 0
 
 
+def isa_digests():
+    """Run the compiled perceptron kernels on real-valued data (rounding matters) at the
+    current ISA; check scikit-learn's rule against the reference; return digests.
+
+    Rosenblatt's rule: one summation order at every vector width (see the module
+    docstring). scikit-learn's rule: its decisions and updates are scikit-learn's bit for
+    bit (hence the reference's, compared here) and so is the epoch's loss
+    (perceptron.hpp), so every ISA computes the same bits. Run in a subprocess per ISA.
+    """
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    ros, skl = hashlib.sha1(), hashlib.sha1()
+    for dt in (np.float64, np.float32):
+        for n, d, k in ((300, 100, 10), (100, 9, 11), (64, 8, 1), (80, 33, 17)):
+            X = rng.standard_normal((n, d)).astype(dt)
+            lab = rng.integers(0, k, n)
+            W = np.zeros((d, k), dt)
+            b = np.zeros(k, dt)
+            for _ in range(3):
+                K.perceptron_epoch(X, lab, W, b, order=rng.permutation(n), eta=0.3,
+                                   backend="cpp")
+            ros.update(W.tobytes())
+            ros.update(b.tobytes())
+        # one epoch of scikit-learn's rule: feature counts at the lane edges (4/8/16
+        # lanes), weights and near-ties (rows almost orthogonal to w: p inside the
+        # rounding bound of a reordered sum)
+        for d in (1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100):
+            n = 40
+            w0 = rng.standard_normal(d).astype(dt)
+            X = rng.standard_normal((n, d))
+            X[::2] -= np.outer(X[::2] @ w0, w0) / (w0 @ w0)
+            X = X.astype(dt)
+            y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+            sw = rng.choice([0.0, 0.5, 1.0, 2.0], n)
+            cw = rng.uniform(0.5, 2.0, 2)
+            order = rng.permutation(n).astype(np.int64)
+            res = {}
+            for be in ("numpy", "cpp"):
+                w, bb = w0.copy(), np.array([0.05])
+                s, m = K.perceptron_epoch_sklearn(X, y, w, bb, order=order, eta0=0.37,
+                                                  sample_weight=sw, class_weight=cw,
+                                                  backend=be)
+                res[be] = (s, m, w, bb)
+            (s, m, w, bb), (rs, rm, rw, rb) = res["cpp"], res["numpy"]
+            tag = f"perceptron_epoch_sklearn {np.dtype(dt).name} d={d}"
+            assert m == rm, tag
+            np.testing.assert_array_equal(w, rw, err_msg=tag)
+            np.testing.assert_array_equal(bb, rb, err_msg=tag)
+            np.testing.assert_allclose(s, rs, rtol=1e-10 * max(1.0, d / 16) ** 0.5,
+                                       err_msg=tag)
+            for a in (np.float64(s), np.int64(m), w, bb):
+                skl.update(np.ascontiguousarray(a).tobytes())
+        # the whole fit: shuffles, the stopping rule, classes split over threads
+        for n, d, K_ in ((57, 17, 3), (30, 8, 1), (45, 5, 4)):
+            X = rng.standard_normal((n, d)).astype(dt)
+            Y = np.where(rng.random((K_, n)) < 0.5, -1.0, 1.0)
+            seeds = rng.integers(0, 2**31 - 1, K_).astype(np.int64)
+            sw = rng.choice([0.0, 1.0, 2.0], n)
+            cw = rng.uniform(0.5, 2.0, (K_, 2))
+            res = {}
+            for be in ("numpy", "cpp"):
+                W, B = np.zeros((K_, d), dt), np.zeros(K_)
+                it = K.perceptron_fit_sklearn(X, Y, W, B, seeds, eta0=0.5, sample_weight=sw,
+                                              class_weight=cw, max_iter=15, tol=1e-3,
+                                              backend=be, n_threads=2)
+                res[be] = (it, W, B)
+            tag = f"perceptron_fit_sklearn {np.dtype(dt).name} {n, d, K_}"
+            for g, w in zip(res["cpp"], res["numpy"], strict=True):
+                np.testing.assert_array_equal(g, w, err_msg=tag)
+                skl.update(g.tobytes())
+    return {"perceptron_epoch": ros.hexdigest(), "sklearn_rule": skl.hexdigest()}
+
+
+@functools.cache
+def _forced_isa_digests(isa):
+    env = dict(os.environ, ROSENBLATT_ISA=isa,
+               PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
+    code = ("import json, test_perceptron_kernels as t; from rosenblatt import _core; "
+            f"assert _core.isa() == {isa!r}, _core.isa(); print(json.dumps(t.isa_digests()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         check=False, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
+@pytest.mark.parametrize("isa", isa_params())
+def test_forced_isa_matches_the_reference(isa):
+    _forced_isa_digests(isa)
+
+
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
 def test_every_isa_gives_the_same_bits():
     from rosenblatt import _core
 
-    code = (
-        "import hashlib, numpy as np; from rosenblatt import kernels as K\n"
-        "rng = np.random.default_rng(0); h = hashlib.sha1()\n"
-        "for dt in (np.float64, np.float32):\n"
-        "    for n, d, k in ((300, 100, 10), (100, 9, 11), (64, 8, 1), (80, 33, 17)):\n"
-        "        X = rng.standard_normal((n, d)).astype(dt)\n"
-        "        lab = rng.integers(0, k, n)\n"
-        "        W = np.zeros((d, k), dt); b = np.zeros(k, dt)\n"
-        "        for _ in range(3):\n"
-        "            K.perceptron_epoch(X, lab, W, b, order=rng.permutation(n), eta=0.3,\n"
-        "                               backend='cpp')\n"
-        "        h.update(W.tobytes()); h.update(b.tobytes())\n"
-        "print(h.hexdigest())\n")
-    digests = set()
-    for isa in _core.available_isas():
-        env = dict(os.environ, ROSENBLATT_ISA=isa)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             check=False,
-                             text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        digests.add(out.stdout.strip())
-    assert len(digests) == 1
+    isas = _core.available_isas()
+    if len(isas) < 2:
+        pytest.skip(f"one ISA here ({isas[0]}): nothing to compare")
+    digests = {isa: _forced_isa_digests(isa) for isa in isas}
+    for kernel in digests[isas[0]]:
+        seen = {isa: d[kernel] for isa, d in digests.items()}
+        assert len(set(seen.values())) == 1, f"{kernel} differs between ISAs: {seen}"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_close, loss_targets
+from conftest import assert_close, isa_params, loss_targets
 from sklearn.exceptions import ConvergenceWarning
 
 _core = pytest.importorskip("rosenblatt._core")
@@ -97,7 +97,7 @@ def check_all():
                     assert_close(g, w, dt, n, err_msg=f"{tag} {name}")
 
 
-@pytest.mark.parametrize("isa", _core.available_isas())
+@pytest.mark.parametrize("isa", isa_params())
 def test_small_nets_per_isa(isa):
     env = dict(os.environ, ROSENBLATT_ISA=isa,
                PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
