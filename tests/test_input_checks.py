@@ -5,11 +5,11 @@ error, or train first and fail afterwards."""
 
 import numpy as np
 import pytest
-from conftest import compiled_backends
+from conftest import compiled_backends_under_test
 from rosenblatt import MLPClassifier, MLPRegressor
 from rosenblatt import kernels as K
 
-BACKENDS = ["numpy", *compiled_backends()]
+BACKENDS = ["numpy", *compiled_backends_under_test()]
 RNG = np.random.RandomState(0)
 X8 = RNG.randn(8, 3)
 
