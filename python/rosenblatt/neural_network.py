@@ -642,7 +642,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self._has_bn() and batch_size < 2:
             # (PyTorch refuses it too: the batch statistics of one row normalise it to 0)
             raise ValueError(f"batch_norm=True needs minibatches of at least 2 rows; got "
-                             f"batch_size={batch_size} for {n_train} training rows")
+                             f"batch_size={batch_size} (1 sample per minibatch, of "
+                             f"{n_train} training rows)")
         sparse_rows = sp.issparse(X)  # batch norm densified it in _fit
         if self._has_bn():
             trainer = _BatchNormTrainer(self, X, Y, sample_weight, batch_size)
