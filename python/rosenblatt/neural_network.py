@@ -706,7 +706,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     what = (f"the loss became non-finite ({loss})" if not math.isfinite(loss)
                             else "the weights became non-finite")
                     raise ValueError(
-                        f"Training diverged at epoch {self.n_iter_ + 1}: {what}; the learning rate (learning_rate_init="
+                        f"Training diverged at epoch {self.n_iter_ + 1}: {what}; the "
+                        f"learning rate (learning_rate_init="
                         f"{self.learning_rate_init}, current {lr_epoch:g}) is probably too "
                         "large, or the input needs scaling. The estimator keeps the last "
                         "finite weights (Solver produced non-finite parameter weights).")
