@@ -41,6 +41,7 @@ __all__ = [
     "check_threads",
     "dense_backward",
     "dense_forward",
+    "forward_blocks",
     "get_backend",
     "loss_code",
     "loss_gradient",
@@ -345,10 +346,13 @@ def _all_apart(**arrays):
                                  "while it reads the other; pass separate arrays")
 
 
-def _out(name, out, shape, dtype):
+def _out(name, out, shape, dtype, *, in_place_ok=False, **inputs):
+    """The output array: a new one, or ``out`` checked (shape, dtype, writable, and apart
+    from ``inputs``; exactly one of them when ``in_place_ok``, for elementwise kernels)."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    return _arr(name, out, len(shape), dtype, shape, writable=True)
+    _arr(name, out, len(shape), dtype, shape, writable=True)
+    return (_separate_or_same if in_place_ok else _separate)(name, out, **inputs)
 
 
 # --------------------------------------------------------------------------------------
@@ -379,7 +383,7 @@ def activation_forward(Z, activation, *, out=None, backend=None, n_threads=None)
     dt = _float_dtype("Z", Z)
     _arr("Z", Z, 2, dt)
     act = activation_code(activation)
-    out = _separate_or_same("out", _out("out", out, Z.shape, dt), Z=Z)
+    out = _out("out", out, Z.shape, dt, in_place_ok=True, Z=Z)
     _call(backend, "activation_forward", Z, act, out, check_threads(n_threads))
     return out
 
@@ -396,7 +400,7 @@ def activation_backward(Z, A, dA, activation, *, out=None, backend=None, n_threa
     _check_differentiable(act)
     _arr("dA", dA, 2, dt, A.shape)
     _arr("Z", Z, 2, dt, A.shape, optional=act not in C.NEEDS_Z)
-    out = _separate_or_same("out", _out("out", out, A.shape, dt), Z=Z, A=A, dA=dA)
+    out = _out("out", out, A.shape, dt, in_place_ok=True, Z=Z, A=A, dA=dA)
     _call(backend, "activation_backward", Z, A, dA, act, out, check_threads(n_threads))
     return out
 
@@ -561,7 +565,7 @@ def dense_forward(X, W, b, activation="identity", *, out=None, return_z=False,
     m = W.shape[1]
     _arr("b", b, 1, dt, (m,))
     act = activation_code(activation)
-    A = _separate("out", _out("out", out, (n, m), dt), X=X, W=W, b=b)
+    A = _out("out", out, (n, m), dt, X=X, W=W, b=b)
     Z = np.empty((n, m), dtype=dt) if return_z else None
     _call(backend, "dense_forward", X, W, b, act, A, Z, check_threads(n_threads))
     return (A, Z) if return_z else A
@@ -668,9 +672,9 @@ def dense_backward(X, W, A, dA, activation="identity", *, Z=None, l2=0.0, need_d
     if not need_dX and out[2] is not None:
         raise ValueError("out's dX must be None when need_dX is False")
     ins = {"X": X, "W": W, "A": A, "Z": Z, "dA": dA}
-    dW = _separate("dW", _out("dW", out[0], (k, m), dt), **ins)
-    db = _separate("db", _out("db", out[1], (m,), dt), dW=dW, **ins)
-    dX = _separate("dX", _out("dX", out[2], (n, k), dt), dW=dW, db=db, **ins) \
+    dW = _out("dW", out[0], (k, m), dt, **ins)
+    db = _out("db", out[1], (m,), dt, dW=dW, **ins)
+    dX = _out("dX", out[2], (n, k), dt, dW=dW, db=db, **ins) \
         if need_dX else None
     _call(backend, "dense_backward", X, W, A, Z, dA, act, l2, dW, db, dX,
           check_threads(n_threads))
@@ -715,7 +719,7 @@ def loss_gradient(P, Y, loss, *, sample_weight=None, huber_delta=1.0, out=None,
     if P.shape[0] == 0 or P.shape[1] == 0:
         raise ValueError(f"P must have at least one row and one column; got shape {P.shape}")
     delta = _finite_scalar("huber_delta", huber_delta, low=0.0, low_open=True)
-    G = _separate("out", _out("out", out, P.shape, dt), P=P, Y=Y, sample_weight=sw)
+    G = _out("out", out, P.shape, dt, P=P, Y=Y, sample_weight=sw)
     value = _call(backend, "loss_gradient", P, Y, sw, code, delta, G, check_threads(n_threads))
     return float(value), G
 
@@ -798,9 +802,15 @@ def _layer_sizes(layer_sizes):
         ok = values is not None and all(
             isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
             for v in values)
-    if not ok or len(values) < 2 or min(values) < 1:
+    try:
+        ls = np.ascontiguousarray(values, dtype=np.int64) if ok else None
+    except OverflowError:  # a Python int beyond int64
+        ls = None
+    if ls is None or ls.shape[0] < 2 or (ls < 1).any() or (
+            # uint64 widths beyond int64 wrap around in the cast
+            isinstance(layer_sizes, np.ndarray) and (ls != layer_sizes).any()):
         raise ValueError(f"layer_sizes must list >= 2 positive int widths; got {layer_sizes!r}")
-    return np.ascontiguousarray(values, dtype=np.int64)
+    return ls
 
 
 def param_offsets(layer_sizes):
@@ -865,18 +875,29 @@ def mlp_forward(X, params, layer_sizes, activations, *, out=None, backend=None,
     _arr("X", X, 2, dt, (None, int(ls[0])))
     _, total = _ref_param_offsets(ls)
     _arr("params", params, 1, dt, (total,))
-    out = _separate("out", _out("out", out, (X.shape[0], int(ls[-1])), dt), X=X,
-                    params=params)
+    out = _out("out", out, (X.shape[0], int(ls[-1])), dt, X=X, params=params)
     nt = check_threads(n_threads)
     n = X.shape[0]
     if n == 0:
         return out
     rows = mlp_block_rows(ls)
     work = np.empty(mlp_workspace_size(ls, min(n, rows)), dtype=dt)
-    be = get_backend(backend)
+    forward_blocks(get_backend(backend), X, params, ls, codes, out, work, nt, rows)
+    return out
+
+
+def forward_blocks(be, X, params, ls, codes, out, work, nt, rows):
+    """Backend module ``be``'s ``mlp_forward`` over the rows of X, ``rows`` at a time.
+
+    The arguments are checked already (by :func:`mlp_forward`, or by an estimator when it
+    built its network); ``work`` holds ``mlp_workspace_size(ls, min(n, rows))`` values.
+    """
+    n = X.shape[0]
+    if n <= rows:
+        be.mlp_forward(X, params, ls, codes, out, work, nt)
+        return
     for s in range(0, n, rows):
         be.mlp_forward(X[s:s + rows], params, ls, codes, out[s:s + rows], work, nt)
-    return out
 
 
 # A forward pass over many rows runs in blocks of rows, one backend call each: one call for
@@ -902,7 +923,7 @@ def mlp_block_rows(layer_sizes):
     int
         About ``1e9`` multiply-adds per block, and at least 256 rows.
     """
-    sizes = [int(v) for v in layer_sizes]
+    sizes = [int(v) for v in _layer_sizes(layer_sizes)]
     madds = sum(a * b for a, b in itertools.pairwise(sizes))
     return max(_FORWARD_MIN_ROWS, int(_FORWARD_BLOCK_MADDS // max(madds, 1)))
 
@@ -1066,9 +1087,11 @@ class Trainer:
         order : ndarray of int64 (m,)
             Row indices in visiting order, each in ``[0, n)``.
         check : bool, default=True
-            Validate ``order``. A caller that builds it from a permutation of valid
-            indices may skip the test (on a small network it costs as much as the
-            minibatches); a wrong order must not reach the backend.
+            Validate ``order``, and that no minibatch of it has zero total sample weight
+            (:func:`check_batch_weights`). A caller that builds it from a permutation of
+            valid indices and checks the weights itself may skip the tests (on a small
+            network they cost as much as the minibatches); a wrong order must not reach
+            the backend.
 
         Returns
         -------
@@ -1083,15 +1106,15 @@ class Trainer:
             if order.size and (order.min() < 0 or order.max() >= n):
                 raise ValueError(f"order must hold row indices in [0, {n}); got values "
                                  f"in [{order.min()}, {order.max()}]")
-        sw = self.sample_weight
-        if sw is not None and order.size:
-            # a minibatch of zero total weight has no loss: the same ZeroDivisionError on
-            # every backend (the compiled ones would divide by zero into NaN parameters).
-            # Whether sw has zeros at all is looked up once per weight array.
-            if sw is not self._checked_sw[0]:
-                self._checked_sw = (sw, not (sw != 0).all())
-            if self._checked_sw[1]:
-                check_batch_weights(sw, order, self.batch_size)
+            sw = self.sample_weight
+            if sw is not None and order.size:
+                # a minibatch of zero total weight has no loss: the same ZeroDivisionError
+                # on every backend (the compiled ones would divide by zero into NaN
+                # parameters). Whether sw has zeros at all is looked up once per array.
+                if sw is not self._checked_sw[0]:
+                    self._checked_sw = (sw, not (sw != 0).all())
+                if self._checked_sw[1]:
+                    check_batch_weights(sw, order, self.batch_size)
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
         # The compiled core checks for Ctrl-C itself, between minibatches and between the
@@ -1134,9 +1157,8 @@ class Trainer:
             raise ValueError("sample_weight must be given for every block or for none: "
                              f"the trainer was made {made} them")
         sw = _train_weights(sample_weight, dt, m)
-        for name, a in (("X", X), ("Y", Y), ("sample_weight", sw)):
-            _separate("params", self.params, **{name: a})
-            _separate("state", self.state, **{name: a})
+        _separate("params", self.params, X=X, Y=Y, sample_weight=sw)
+        _separate("state", self.state, X=X, Y=Y, sample_weight=sw)
         saved = self.X, self.Y, self.sample_weight
         self.X, self.Y, self.sample_weight = X, Y, sw
         try:
@@ -1391,7 +1413,7 @@ def batchnorm_forward(Z, gamma, beta, eps=1e-5, *, out=None, backend=None, n_thr
     _arr("gamma", gamma, 1, dt, (k,))
     _arr("beta", beta, 1, dt, (k,))
     eps = _bn_eps(eps)
-    Y = _separate("out", _out("out", out, (n, k), dt), Z=Z, gamma=gamma, beta=beta)
+    Y = _out("out", out, (n, k), dt, Z=Z, gamma=gamma, beta=beta)
     Xhat = np.empty((n, k), dtype=dt)
     mean = np.empty(k, dtype=dt)
     invstd = np.empty(k, dtype=dt)
@@ -1468,8 +1490,8 @@ def batchnorm_inference(Z, gamma, beta, running_mean, running_var, eps=1e-5, *, 
     _running("running_mean", running_mean, dt, k)
     _running("running_var", running_var, dt, k)
     eps = _bn_eps(eps)
-    Y = _separate("out", _out("out", out, (n, k), dt), Z=Z, gamma=gamma, beta=beta,
-                  running_mean=running_mean, running_var=running_var)
+    Y = _out("out", out, (n, k), dt, Z=Z, gamma=gamma, beta=beta,
+             running_mean=running_mean, running_var=running_var)
     if n == 0:
         return Y
     _call(backend, "batchnorm_inference", Z, gamma, beta, running_mean, running_var, eps, Y,

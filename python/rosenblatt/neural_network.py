@@ -443,6 +443,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._sync()
             dtype = self._params.dtype
             check_narrowing(X, dtype)
+            check_narrowing(Y, dtype)  # a regressor's targets (a classifier's are 0/1)
         else:
             # the builtin dtype, not X's own instance (see __setstate__ on why)
             dtype = np.dtype(X.dtype.type)
@@ -672,7 +673,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         rs = self._random_state
         sample_idx = np.arange(n_train, dtype=np.int64)
         # a minibatch of zero total weight has no loss: scikit-learn's np.average raises
-        # ZeroDivisionError (the kernels would return NaN); looked for only when a weight is 0
+        # ZeroDivisionError; looked for here, once per epoch for every trainer (run_epoch
+        # with check=False does not), and only when a weight is 0
         zero_weights = sample_weight is not None and not (sample_weight != 0).all()
         quiet_numpy = _quiet_numpy if self.backend_ == "numpy" else contextlib.nullcontext
         callbacks = list(self.callbacks) if self.callbacks else []
@@ -985,14 +987,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
             # generator over numpy integers costs ~1 us, as much as all the other
             # bookkeeping here)
             work = np.empty(2 * min(n, rows) * max(self._layer_list[1:]), dt)
-            if n <= rows:
-                be.mlp_forward(X, params, self._layer_sizes, self._act_codes, out, work, nt)
-                return out
-            # blocks of rows, as K.mlp_forward runs them: a bounded workspace, and Ctrl-C
+            # blocks of rows as K.mlp_forward runs them: a bounded workspace, and Ctrl-C
             # lands between two blocks
-            for s in range(0, n, rows):
-                be.mlp_forward(X[s:s + rows], params, self._layer_sizes, self._act_codes,
-                               out[s:s + rows], work, nt)
+            K.forward_blocks(be, X, params, self._layer_sizes, self._act_codes, out, work, nt,
+                             rows)
             return out
         params = self._inference_params()
         dt = self._params.dtype
@@ -1110,7 +1108,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         floats = [a.dtype for a in coefs + intercepts]
         dtype = np.float32 if all(d == np.float32 for d in floats) else np.float64
         est.n_features_in_ = int(coefs[0].shape[0])
-        est.n_outputs_ = int(coefs[-1].shape[1]) if coefs[-1].ndim == 2 else -1
+        est.n_outputs_ = int(coefs[-1].shape[1])
         est.n_layers_ = len(coefs) + 1
         est.out_activation_ = out_activation
         if out_activation not in C.ACTIVATIONS or out_activation == "softmax" and \
@@ -1248,7 +1246,7 @@ class _BatchNormTrainer:
         nb = xb.shape[0]
         S = float(nb) if swb is None else float(swb.sum(dtype=np.float64))
         if not S > 0:
-            return 0.0  # zero total weight: no loss, no gradient (train_epoch's contract)
+            return 0.0  # zero total weight (the caller raises first): no loss, no gradient
         codes, bnp = est._act_codes, est.batch_norm_params_
         L = len(est.coefs_)
         As, Zs, Ys, saved = [xb], [], [], []

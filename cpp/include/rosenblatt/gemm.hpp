@@ -11,11 +11,14 @@
 // block adds the bias/addend and applies the activation while the tile is still in L1.
 // Small products (playground layers, batch 1) take a direct unpacked path.
 //
-// Determinism: each C element is one FMA chain over k in order (the k blocks continue the
-// chain from C, see micro_kernel), then + bias, + beta * addend, then f - the same in the
-// packed, gemv and direct (axpy) forms, whatever the thread count or the number of rows;
-// threads own disjoint tiles. One output column takes the direct path's dot products for
-// every m (gemm_is_column).
+// Determinism: threads own disjoint tiles, and each C element is reduced over k in an order
+// that does not depend on the thread count. With row-major B (a layer's forward pass) it is
+// one FMA chain over k in order (the k blocks continue the chain from C, see micro_kernel),
+// then + bias, + beta * addend, then f - the same in the packed, gemv and direct (axpy)
+// forms, so a row's result does not depend on the number of rows either; one output column
+// takes the direct path's dot products for every m (gemm_is_column). With B read transposed
+// (dense_backward's dX = dZ W^T) small products take the dot products and large ones the
+// packed chains: there a row's result may depend on the row count.
 #pragma once
 #include "rosenblatt/activations.hpp"
 #include "rosenblatt/gemv.hpp"
@@ -514,13 +517,19 @@ inline void direct_axpy_block(const GemmArgs<T>& g, idx i, idx j0, T* out) {
   }
 }
 
+// The direct path's dot-product form: contiguous rows of A against contiguous columns of B
+// (B read transposed, or one or two columns), one SIMD sum per element.
+template <class T>
+inline bool direct_dots(const GemmArgs<T>& g) {
+  return g.rsb == 1 && g.csa == 1 && (g.csb != 1 || g.n <= 2);
+}
+
 template <class T>
 void direct_row(const GemmArgs<T>& g, idx i) {
   constexpr int L = lanes<T>;
   const Epilogue<T>& e = g.epi;
   T* crow = e.z ? e.z + i * e.ldz : g.c + i * g.ldc;
-  const bool dot = g.rsb == 1 && g.csa == 1 && (g.csb != 1 || g.n <= 2);
-  if (dot) {
+  if (direct_dots<T>(g)) {
     const T* arow = g.a + i * g.rsa;
     for (idx j = 0; j < g.n; ++j) {
       const T* bcol = g.b + j * g.csb;
@@ -762,7 +771,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
 // another order than the packed path's FMA chains).
 template <class T>
 inline bool gemm_is_column(const GemmArgs<T>& g) {
-  return g.n == 1 && g.rsb == 1 && g.csa == 1;
+  return g.n == 1 && direct_dots<T>(g);
 }
 
 // Threads worth using for 2 m n k flops: roughly 1 per 2 MFLOP (about 20 us of work).
