@@ -463,14 +463,7 @@ def test_softmax_rows():
 def test_loss_gradient(dt, loss):
     rng = np.random.default_rng(7)
     n, k = 11, 3
-    if loss in (C.BINARY_LOG_LOSS, C.LOG_LOSS):
-        P = rng.uniform(0.01, 0.99, (n, k)).astype(dt)
-        Y = (rng.uniform(size=(n, k)) < 0.5).astype(dt)
-    elif loss == C.POISSON:
-        P = rng.uniform(0.1, 3, (n, k)).astype(dt)
-        Y = rng.poisson(1.0, (n, k)).astype(dt)
-    else:
-        P, Y = _data(rng, (n, k), dt), _data(rng, (n, k), dt)
+    P, Y = _loss_inputs(rng, loss, n, k, dt)
     for sw in (None, rng.uniform(0.5, 2, n).astype(dt)):
         G = np.empty_like(P)
         v = _core.loss_gradient(P, Y, sw, loss, 0.7, G, 1)
