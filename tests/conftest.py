@@ -14,7 +14,10 @@ a silently missing case.
 """
 
 import _thread
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -172,6 +175,49 @@ def isa_params():
         isa not in here, reason=f"ISA {isa!r} is compiled in but this CPU lacks it "
                                 f"(available here: {', '.join(here)})"))
             for isa in core.compiled_isas()]
+
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_at_isa(isa, code, *, timeout=300, keep_backend=True):
+    """Run ``code`` in a fresh interpreter with ``ROSENBLATT_ISA=isa`` (dispatch happens at
+    import, so a forced ISA needs its own process), the test modules importable; the
+    CompletedProcess. ``keep_backend=False`` drops a forced ``ROSENBLATT_BACKEND``."""
+    env = dict(os.environ, ROSENBLATT_ISA=isa,
+               PYTHONPATH=os.pathsep.join([_TESTS] + [p for p in sys.path if p]))
+    if not keep_backend:
+        env.pop("ROSENBLATT_BACKEND", None)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          check=False, text=True, timeout=timeout)
+
+
+def result_at_isa(isa, module, function, **kw):
+    """``module.function()`` run at ``isa`` (see :func:`run_at_isa`), after checking the
+    core really dispatched to it; its JSON-able result."""
+    code = (f"import json, {module} as t; from rosenblatt import _core; "
+            f"assert _core.isa() == {isa!r}, _core.isa(); print(json.dumps(t.{function}()))")
+    res = run_at_isa(isa, code, **kw)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def assert_isas_agree(digests):
+    """``digests``: {isa: {kernel: digest}}; every kernel's digest equal across the ISAs."""
+    first = next(iter(digests.values()))
+    for kernel in first:
+        seen = {isa: d[kernel] for isa, d in digests.items()}
+        assert len(set(seen.values())) == 1, f"{kernel} differs between ISAs: {seen}"
+
+
+def near_tie_rows(rng, n, d, dtype):
+    """(X, w0): X (n, d) whose even rows are (almost) orthogonal to a random w0, so that
+    p = w0.x falls inside the rounding bound of a reordered sum there (the perceptron
+    kernels' near-ties)."""
+    w0 = rng.standard_normal(d).astype(dtype)
+    X = rng.standard_normal((n, d))
+    X[::2] -= np.outer(X[::2] @ w0, w0) / (w0 @ w0)
+    return X.astype(dtype), w0
 
 
 def unaligned(a):

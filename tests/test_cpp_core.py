@@ -9,7 +9,6 @@ and that the binding rejects bad arrays with TypeError/ValueError instead of cra
 
 import functools
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -20,11 +19,9 @@ import pytest
 
 _core = pytest.importorskip("rosenblatt._core")
 
-from conftest import isa_params
+from conftest import assert_isas_agree, isa_params, result_at_isa, run_at_isa
 from rosenblatt import _codes as C
 from rosenblatt import _kernels_ref as R
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 DTYPES = (np.float32, np.float64)
 # batch 1 / width 1, lanes - 1, lanes, lanes + 1 for 4, 8 and 16 lanes (float64 and float32
@@ -355,21 +352,10 @@ def test_isa_listing():
         assert _core.isa() == isas[0]
 
 
-def _run_forced(isa, code):
-    env = dict(os.environ, ROSENBLATT_ISA=isa,
-               PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=False,
-                          text=True, timeout=300)
-
-
 @functools.cache
 def _forced_battery(isa):
     """The battery at ``isa`` in a subprocess (once per session); its digests."""
-    code = ("import json, test_cpp_core as t; from rosenblatt import _core; "
-            f"assert _core.isa() == {isa!r}, _core.isa(); print(json.dumps(t.battery()))")
-    res = _run_forced(isa, code)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return result_at_isa(isa, "test_cpp_core", "battery")
 
 
 @pytest.mark.parametrize("isa", isa_params())
@@ -381,17 +367,14 @@ def test_isas_agree_bit_for_bit():
     isas = _core.available_isas()
     if len(isas) < 2:
         pytest.skip(f"one ISA here ({isas[0]}): nothing to compare")
-    digests = {isa: _forced_battery(isa) for isa in isas}
-    for kernel in digests[isas[0]]:
-        seen = {isa: d[kernel] for isa, d in digests.items()}
-        assert len(set(seen.values())) == 1, f"{kernel} differs between ISAs: {seen}"
+    assert_isas_agree({isa: _forced_battery(isa) for isa in isas})
 
 
 @pytest.mark.parametrize("isa", ["bogus", "avx512", "avx2"])
 def test_forced_isa_unavailable_raises(isa):
     if isa in _core.available_isas():
         pytest.skip(f"{isa} is available here")
-    res = _run_forced(isa, "import rosenblatt._core")
+    res = run_at_isa(isa, "import rosenblatt._core")
     assert res.returncode != 0
     assert "ImportError" in res.stderr and "ROSENBLATT_ISA" in res.stderr
 

@@ -15,13 +15,10 @@
 """
 
 import itertools
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close, isa_params
+from conftest import assert_close, isa_params, result_at_isa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosenblatt import _codes as C
@@ -36,7 +33,6 @@ DIFF_ACTS = tuple(a for a in ACTS
                   if C.ACTIVATIONS[a] not in C.STEPS and C.ACTIVATIONS[a] != C.SOFTMAX)
 # lane edges of 4, 8 and 16 lanes; 33 is also past the depth (32) from which B is streamed
 EDGES = (1, 7, 8, 9, 15, 16, 17, 33)
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def settings_(n):
@@ -162,14 +158,7 @@ def gemv_battery():
 @needs_cpp
 @pytest.mark.parametrize("isa", isa_params())
 def test_gemv_every_isa(isa):
-    env = dict(os.environ, ROSENBLATT_ISA=isa,
-               PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
-    env.pop("ROSENBLATT_BACKEND", None)
-    code = ("import test_fast_paths as t; from rosenblatt import _core; "
-            f"assert _core.isa() == {isa!r}; t.gemv_battery(); print('ok')")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=300, check=False)
-    assert res.returncode == 0 and "ok" in res.stdout, res.stdout + res.stderr
+    result_at_isa(isa, "test_fast_paths", "gemv_battery", keep_backend=False)
 
 
 # --------------------------------------------------------------------------------------

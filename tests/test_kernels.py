@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_backends_agree, assert_close, loss_targets, rtol_for
+from conftest import assert_backends_agree, assert_close, loss_targets, near_tie_rows, rtol_for
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosenblatt import _codes as C
@@ -471,10 +471,7 @@ def test_perceptron_epoch_sklearn_near_ties(backend, dtype, d, seed, fit_interce
     the decisions (hence w and b) must still be scikit-learn's, bit for bit."""
     rng = np.random.default_rng(seed)
     n = 40
-    w0 = rng.standard_normal(d).astype(dtype)
-    X = rng.standard_normal((n, d))
-    X[::2] -= np.outer(X[::2] @ w0, w0) / (w0 @ w0)
-    X = X.astype(dtype)
+    X, w0 = near_tie_rows(rng, n, d, dtype)
     y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
 
     def call(be):

@@ -9,15 +9,18 @@ counts the SIMD lanes and output groups (1..11, 13, 25).
 """
 
 import functools
-import json
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
-from conftest import compiled_backends_under_test, forced_backend, isa_params
+from conftest import (
+    assert_isas_agree,
+    compiled_backends_under_test,
+    forced_backend,
+    isa_params,
+    near_tie_rows,
+    result_at_isa,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rosenblatt import kernels as K
@@ -32,7 +35,6 @@ DTYPES = [np.float64, np.float32]
 FEATURES = (1, 7, 8, 9, 17)
 OUTPUTS = tuple(range(1, 12))
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 needs_compiled = pytest.mark.skipif(
     not COMPILED, reason="no compiled backend under test (none built, or "
@@ -209,10 +211,7 @@ def isa_digests():
         # rounding bound of a reordered sum)
         for d in (1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100):
             n = 40
-            w0 = rng.standard_normal(d).astype(dt)
-            X = rng.standard_normal((n, d))
-            X[::2] -= np.outer(X[::2] @ w0, w0) / (w0 @ w0)
-            X = X.astype(dt)
+            X, w0 = near_tie_rows(rng, n, d, dt)
             y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
             sw = rng.choice([0.0, 0.5, 1.0, 2.0], n)
             cw = rng.uniform(0.5, 2.0, 2)
@@ -256,14 +255,7 @@ def isa_digests():
 
 @functools.cache
 def _forced_isa_digests(isa):
-    env = dict(os.environ, ROSENBLATT_ISA=isa,
-               PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
-    code = ("import json, test_perceptron_kernels as t; from rosenblatt import _core; "
-            f"assert _core.isa() == {isa!r}, _core.isa(); print(json.dumps(t.isa_digests()))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         check=False, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return result_at_isa(isa, "test_perceptron_kernels", "isa_digests")
 
 
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="compiled core not built")
@@ -279,10 +271,7 @@ def test_every_isa_gives_the_same_bits():
     isas = _core.available_isas()
     if len(isas) < 2:
         pytest.skip(f"one ISA here ({isas[0]}): nothing to compare")
-    digests = {isa: _forced_isa_digests(isa) for isa in isas}
-    for kernel in digests[isas[0]]:
-        seen = {isa: d[kernel] for isa, d in digests.items()}
-        assert len(set(seen.values())) == 1, f"{kernel} differs between ISAs: {seen}"
+    assert_isas_agree({isa: _forced_isa_digests(isa) for isa in isas})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

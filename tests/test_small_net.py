@@ -10,21 +10,16 @@ reference is the oracle; the same call twice must give bit-identical results.
 """
 
 import itertools
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_close, isa_params, loss_targets
+from conftest import assert_close, isa_params, loss_targets, result_at_isa
 from sklearn.exceptions import ConvergenceWarning
 
 _core = pytest.importorskip("rosenblatt._core")
 
 from rosenblatt import kernels as K
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (layer sizes, hidden activation, output activation, loss): widths around 2, 4, 8, 16,
 # 32 and 64 lanes (baseline, AVX2 and AVX-512 in both precisions), narrow outputs after
@@ -99,14 +94,7 @@ def check_all():
 
 @pytest.mark.parametrize("isa", isa_params())
 def test_small_nets_per_isa(isa):
-    env = dict(os.environ, ROSENBLATT_ISA=isa,
-               PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
-    code = ("import test_small_net as t; from rosenblatt import _core; "
-            f"assert _core.isa() == {isa!r}, _core.isa(); t.check_all(); print('ok')")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=600, check=False)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "ok" in res.stdout
+    result_at_isa(isa, "test_small_net", "check_all", timeout=600)
 
 
 def test_thread_count_does_not_matter_for_small_nets():
