@@ -589,6 +589,48 @@ def test_train_epoch_deterministic_across_runs():
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("opt", [C.SGD, C.ADAGRAD, C.RMSPROP, C.ADAM])
+@pytest.mark.parametrize(("alpha", "l1"), [(1e-2, 0.0), (1e-2, 3e-3)])
+def test_train_epoch_penalty_sums_over_chunks(dt, opt, alpha, l1):
+    """The penalty terms of batches after the first come from sums the optimizer step
+    gathers while it writes the weights, in chunks of 32768 values: with 76505 parameters
+    the first layer's weights span three chunks and the last chunk holds the end of them, both
+    biases and the second layer's weights. The loss must still be the reference's, and
+    the same bits on one thread or two."""
+    rng = np.random.default_rng(12)
+    sizes = np.array([300, 250, 5], np.int64)
+    acts = np.array([C.TANH, C.SOFTMAX], np.int32)
+    n, bs = 40, 10
+    X = _data(rng, (n, 300), dt)
+    Y = np.eye(5, dtype=dt)[rng.integers(0, 5, n)]
+    params0 = _net(rng, sizes, dt) * dt(0.2)
+    assert params0.size == 76505
+    hyper = np.zeros(C.N_HYPER)
+    hyper[[C.H_LR, C.H_MOMENTUM, C.H_BETA1, C.H_BETA2, C.H_EPS, C.H_RHO, C.H_ALPHA,
+           C.H_L1]] = [1e-3, 0.9, 0.9, 0.999, 1e-8, 0.9, alpha, l1]
+    order = rng.permutation(n).astype(np.int64)
+    outs = []
+    for mod, nt in ((_core, 1), (_core, 2), (R, 1)):
+        p = params0.copy()
+        state = np.zeros((C.OPTIMIZER_SLOTS[opt], p.size), dt)
+        step = np.zeros(1, np.int64)
+        ws = np.empty(R.train_workspace_size(sizes, bs), dt)
+        losses = [mod.train_epoch(X, Y, None, order, bs, sizes, acts, C.LOG_LOSS, p,
+                                  np.zeros_like(p), state, opt, hyper, step, ws, None, nt)
+                  for _ in range(2)]
+        outs.append((losses, p))
+    (l1t, p1), (l2t, p2), (lref, pref) = outs
+    assert l1t == l2t
+    np.testing.assert_array_equal(p1, p2)
+    rtol = 1e-5 if dt == np.float32 else 1e-12
+    np.testing.assert_allclose(l1t, lref, rtol=rtol)
+    np.testing.assert_allclose(p1, pref, **_tol(dt, 300))
+    # the penalty is a visible part of these losses: a wrong sum would show
+    penalty = 0.5 * alpha * float(np.sum(params0[:75000].astype(np.float64) ** 2)) / bs
+    assert penalty > 100 * rtol * lref[0] / (n // bs)
+
+
 # --------------------------------------------------------------------------------------
 # bad input at the binding level: exceptions, never a crash
 

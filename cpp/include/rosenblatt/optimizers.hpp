@@ -4,6 +4,8 @@
 // correctly rounded, as they are here.
 #pragma once
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "rosenblatt/codes.hpp"
 #include "rosenblatt/simd.hpp"
@@ -12,120 +14,261 @@
 namespace rosenblatt {
 namespace ROSENBLATT_ISA_NS {
 
-// f(i0, i1) over chunks of [0, len) that are multiples of the vector length.
-template <class F>
-inline void for_chunks(idx len, int nt, F&& f) {
-  constexpr idx kChunk = 1 << 15;
-  if (nt <= 1 || len < 2 * kChunk) {
-    f(idx(0), len);
+// Values per task when a step is split over threads: 32768 (a multiple of every vector
+// length), more for vectors of over 256 such chunks so that the per-chunk sums of
+// WeightSums fit on the stack.
+constexpr int kMaxStepChunks = 256;
+inline idx step_chunk(idx len) {
+  const idx base = idx(1) << 15;
+  const idx even = (len + kMaxStepChunks - 1) / kMaxStepChunks;
+  return even <= base ? base : (even + 63) / 64 * 64;
+}
+
+// Sums of w^2 and |w| over the weights (not the biases) that a step has just written.
+// train_epoch needs them for the next batch's penalty terms (alpha, l1): gathered while the
+// new values are in registers, they spare a pass over every weight per batch, which cost
+// about 6% of a batch-32 epoch of a 784-300-100-10 network. Each chunk of step_chunk(len)
+// values has its own accumulators and the chunks add up in order, so the sums do not depend
+// on the thread count.
+struct WeightSums {
+  const idx* seg = nullptr;  // the weights: segments [seg[2 s], seg[2 s + 1]), ascending
+  int nseg = 0;
+  bool sq = false, abs = false;        // which sums to gather
+  double sum_sq = 0.0, sum_abs = 0.0;  // the results
+};
+
+// Accumulates w^2 (and |w| when kAbs) of vectors of T in double lanes, one chain per
+// vector of doubles.
+template <class T, bool kAbs>
+struct WidenedSums {
+  static constexpr int P = kWideParts<T>;
+  vec<double> sq[P] = {}, ab[P] = {};
+  double tail_sq = 0.0, tail_ab = 0.0;  // the lanes of partial vectors
+
+  void add(vec<T> v, int c) {
+    if (c == lanes<T>) {
+      vec<double> d[P];
+      vwiden<T>(v, d);
+#pragma GCC unroll 2
+      for (int u = 0; u < P; ++u) {
+        sq[u] = vfma(d[u], d[u], sq[u]);
+        if (kAbs) ab[u] += vabs<double>(d[u]);
+      }
+      return;
+    }
+    const T* x = reinterpret_cast<const T*>(&v);
+    for (int l = 0; l < c; ++l) {
+      const double w = double(x[l]);
+      tail_sq += w * w;
+      if (kAbs) tail_ab += std::fabs(w);
+    }
+  }
+  static double total(const vec<double>* a, double tail) {
+    double s = 0.0;
+    for (int u = 0; u < P; ++u)
+      for (int l = 0; l < lanes<double>; ++l) s += a[u][l];
+    return s + tail;
+  }
+};
+
+// Runs rule(i, c) over [0, len) a vector at a time (c lanes, the last vector possibly
+// partial) and stores the new parameters it returns, split over threads in chunks; with
+// sums, also gathers their sums over the weight segments.
+template <class T, class Rule>
+void apply_step(T* p, idx len, int nt, WeightSums* sums, const Rule& rule) {
+  constexpr int L = lanes<T>;
+  // (acc is a template argument so that the loop without sums is the plain one)
+  auto span = [&](idx i0, idx i1, auto acc) {
+    constexpr bool kSum = !std::is_same<decltype(acc), std::nullptr_t>::value;
+    // Local copies: the stores through p could alias the caller's objects as far as the
+    // compiler knows, which made it reload every constant and pointer per vector (1.3x).
+    const Rule r = rule;
+    typename std::remove_pointer<decltype(acc)>::type a{};
+    if constexpr (kSum) a = *acc;
+    idx i = i0;
+    for (; i + L <= i1; i += L) {
+      const vec<T> v = r(i, L);
+      vstore(p + i, v);
+      if constexpr (kSum) a.add(v, L);
+    }
+    if (i < i1) {
+      const int c = int(i1 - i);
+      const vec<T> v = r(i, c);
+      vstore_n(p + i, v, c);
+      if constexpr (kSum) a.add(v, c);
+    }
+    if constexpr (kSum) *acc = a;
+  };
+  const idx chunk = step_chunk(len);
+  const idx nch = (len + chunk - 1) / chunk;
+  if (!sums) {
+    if (nt <= 1 || nch < 2) {
+      span(0, len, nullptr);
+    } else {
+      parallel_for(nch, nt,
+                   [&](long t) { span(t * chunk, tmin<idx>(len, (t + 1) * chunk), nullptr); });
+    }
     return;
   }
-  const idx chunks = (len + kChunk - 1) / kChunk;
-  parallel_for(chunks, nt, [&](long t) { f(t * kChunk, tmin<idx>(len, (t + 1) * kChunk)); });
+  double part_sq[kMaxStepChunks], part_abs[kMaxStepChunks];
+  auto run = [&](long t, auto abs_flag) {
+    const idx i0 = t * chunk, i1 = tmin<idx>(len, i0 + chunk);
+    WidenedSums<T, decltype(abs_flag)::value> acc;
+    int s = 0;
+    while (s < sums->nseg && sums->seg[2 * s + 1] <= i0) ++s;
+    for (idx i = i0; i < i1;) {
+      if (s < sums->nseg && i >= sums->seg[2 * s]) {  // in weight segment s
+        const idx e = tmin<idx>(i1, sums->seg[2 * s + 1]);
+        span(i, e, &acc);
+        if (e == sums->seg[2 * s + 1]) ++s;
+        i = e;
+      } else {  // biases (or anything else) up to the next weight segment
+        const idx e = s < sums->nseg ? tmin<idx>(i1, sums->seg[2 * s]) : i1;
+        span(i, e, nullptr);
+        i = e;
+      }
+    }
+    part_sq[t] = acc.total(acc.sq, acc.tail_sq);
+    part_abs[t] = acc.total(acc.ab, acc.tail_ab);
+  };
+  // |w| only when asked for (l1 is rare; alpha, scikit-learn's L2, is on by default)
+  auto run_chunk = [&](long t) {
+    if (sums->abs)
+      run(t, std::true_type{});
+    else
+      run(t, std::false_type{});
+  };
+  if (nt <= 1 || nch < 2) {
+    for (idx t = 0; t < nch; ++t) run_chunk(long(t));
+  } else {
+    parallel_for(nch, nt, run_chunk);
+  }
+  sums->sum_sq = sums->sum_abs = 0.0;
+  for (idx t = 0; t < nch; ++t) {
+    sums->sum_sq += part_sq[t];
+    sums->sum_abs += part_abs[t];
+  }
 }
 
-// Runs op(vector lanes) over [i0, i1) with a partial last vector.
-template <class T, class Op>
-inline void vec_loop(idx i0, idx i1, Op&& op) {
-  constexpr int L = lanes<T>;
-  idx i = i0;
-  for (; i + L <= i1; i += L) op(i, L);
-  if (i < i1) op(i, int(i1 - i));
-}
-
-
+// The rules, a vector of lanes at a time: rule(i, c) updates the state of values
+// [i, i + c) and returns their new parameters (apply_step stores them).
 template <class T>
-void sgd_step(T* p, const T* g, T* vel, idx len, double lr, double momentum, bool nesterov,
-              int nt) {
+auto sgd_rule(const T* p, const T* g, T* vel, double lr, double momentum, bool nesterov) {
   const T mu = T(momentum), eta = T(lr);
-  for_chunks(len, nt, [&](idx i0, idx i1) {
-    vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = vload_c(g + i, c);
-      vec<T> v = vload_c(vel + i, c) * mu;
-      v = v - eta * gv;
-      vstore_c(vel + i, v, c);
-      vec<T> pv = vload_c(p + i, c);
-      pv = nesterov ? pv + (mu * v - eta * gv) : pv + v;
-      vstore_c(p + i, pv, c);
-    });
-  });
+  return [=](idx i, int c) {
+    vec<T> gv = vload_c(g + i, c);
+    vec<T> v = vload_c(vel + i, c) * mu;
+    v = v - eta * gv;
+    vstore_c(vel + i, v, c);
+    vec<T> pv = vload_c(p + i, c);
+    return nesterov ? pv + (mu * v - eta * gv) : pv + v;
+  };
 }
 
 template <class T>
-void adagrad_step(T* p, const T* g, T* acc, idx len, double lr, double eps, int nt) {
+auto adagrad_rule(const T* p, const T* g, T* acc, double lr, double eps) {
   const T eta = T(lr), ep = T(eps);
-  for_chunks(len, nt, [&](idx i0, idx i1) {
-    vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = vload_c(g + i, c);
-      vec<T> a = vload_c(acc + i, c) + gv * gv;
-      vstore_c(acc + i, a, c);
-      vstore_c(p + i, vload_c(p + i, c) - eta * gv / (vsqrt<T>(a) + ep), c);
-    });
-  });
+  return [=](idx i, int c) {
+    vec<T> gv = vload_c(g + i, c);
+    vec<T> a = vload_c(acc + i, c) + gv * gv;
+    vstore_c(acc + i, a, c);
+    return vload_c(p + i, c) - eta * gv / (vsqrt<T>(a) + ep);
+  };
 }
 
 template <class T>
-void rmsprop_step(T* p, const T* g, T* sq, idx len, double lr, double rho, double eps, int nt) {
+auto rmsprop_rule(const T* p, const T* g, T* sq, double lr, double rho, double eps) {
   const T eta = T(lr), r = T(rho), r1 = T(1.0 - rho), ep = T(eps);
-  for_chunks(len, nt, [&](idx i0, idx i1) {
-    vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = vload_c(g + i, c);
-      vec<T> s = vload_c(sq + i, c) * r;
-      s = s + r1 * gv * gv;
-      vstore_c(sq + i, s, c);
-      vstore_c(p + i, vload_c(p + i, c) - eta * gv / (vsqrt<T>(s) + ep), c);
-    });
-  });
+  return [=](idx i, int c) {
+    vec<T> gv = vload_c(g + i, c);
+    vec<T> s = vload_c(sq + i, c) * r;
+    s = s + r1 * gv * gv;
+    vstore_c(sq + i, s, c);
+    return vload_c(p + i, c) - eta * gv / (vsqrt<T>(s) + ep);
+  };
 }
 
 template <class T>
-void adam_step(T* p, const T* g, T* m, T* v, idx len, double lr, double beta1, double beta2,
-               double eps, double weight_decay, std::int64_t t, int nt) {
+auto adam_rule(const T* p, const T* g, T* m, T* v, double lr, double beta1, double beta2,
+               double eps, double weight_decay, std::int64_t t) {
   const T b1 = T(beta1), b1c = T(1.0 - beta1), b2 = T(beta2), b2c = T(1.0 - beta2);
   const T ep = T(eps), decay = T(lr * weight_decay);
   const double lr_t =
       lr * std::sqrt(1.0 - std::pow(beta2, double(t))) / (1.0 - std::pow(beta1, double(t)));
   const T lt = T(lr_t);
   const bool wd = weight_decay != 0.0;
-  for_chunks(len, nt, [&](idx i0, idx i1) {
-    vec_loop<T>(i0, i1, [&](idx i, int c) {
-      vec<T> gv = vload_c(g + i, c);
-      vec<T> pv = vload_c(p + i, c);
-      if (wd) pv = pv - decay * pv;
-      vec<T> mv = vload_c(m + i, c) * b1;
-      mv = mv + b1c * gv;
-      vec<T> vv = vload_c(v + i, c) * b2;
-      vv = vv + b2c * gv * gv;
-      vstore_c(m + i, mv, c);
-      vstore_c(v + i, vv, c);
-      vstore_c(p + i, pv - lt * mv / (vsqrt<T>(vv) + ep), c);
-    });
-  });
+  return [=](idx i, int c) {
+    vec<T> gv = vload_c(g + i, c);
+    vec<T> pv = vload_c(p + i, c);
+    if (wd) pv = pv - decay * pv;
+    vec<T> mv = vload_c(m + i, c) * b1;
+    mv = mv + b1c * gv;
+    vec<T> vv = vload_c(v + i, c) * b2;
+    vv = vv + b2c * gv * gv;
+    vstore_c(m + i, mv, c);
+    vstore_c(v + i, vv, c);
+    return pv - lt * mv / (vsqrt<T>(vv) + ep);
+  };
+}
+
+template <class T>
+void sgd_step(T* p, const T* g, T* vel, idx len, double lr, double momentum, bool nesterov,
+              int nt) {
+  apply_step<T>(p, len, nt, nullptr, sgd_rule<T>(p, g, vel, lr, momentum, nesterov));
+}
+
+template <class T>
+void adagrad_step(T* p, const T* g, T* acc, idx len, double lr, double eps, int nt) {
+  apply_step<T>(p, len, nt, nullptr, adagrad_rule<T>(p, g, acc, lr, eps));
+}
+
+template <class T>
+void rmsprop_step(T* p, const T* g, T* sq, idx len, double lr, double rho, double eps, int nt) {
+  apply_step<T>(p, len, nt, nullptr, rmsprop_rule<T>(p, g, sq, lr, rho, eps));
+}
+
+template <class T>
+void adam_step(T* p, const T* g, T* m, T* v, idx len, double lr, double beta1, double beta2,
+               double eps, double weight_decay, std::int64_t t, int nt) {
+  apply_step<T>(p, len, nt, nullptr,
+                adam_rule<T>(p, g, m, v, lr, beta1, beta2, eps, weight_decay, t));
+}
+
+// One step of the optimizer code `opt` with its hyperparameters h; with sums (train_epoch),
+// also the sums of the new weights.
+template <class T>
+void optimizer_step_summing(T* p, const T* g, T* state, idx len, int opt, const double* h,
+                            std::int64_t* step, int nt, WeightSums* sums) {
+  switch (opt) {
+    case codes::SGD:
+    case codes::NESTEROV:
+      apply_step<T>(
+          p, len, nt, sums,
+          sgd_rule<T>(p, g, state, h[codes::H_LR], h[codes::H_MOMENTUM], opt == codes::NESTEROV));
+      break;
+    case codes::ADAGRAD:
+      apply_step<T>(p, len, nt, sums,
+                    adagrad_rule<T>(p, g, state, h[codes::H_LR], h[codes::H_EPS]));
+      break;
+    case codes::RMSPROP:
+      apply_step<T>(p, len, nt, sums,
+                    rmsprop_rule<T>(p, g, state, h[codes::H_LR], h[codes::H_RHO], h[codes::H_EPS]));
+      break;
+    default: {  // ADAM, ADAMW
+      step[0] += 1;
+      const double wd = opt == codes::ADAMW ? h[codes::H_WEIGHT_DECAY] : 0.0;
+      apply_step<T>(p, len, nt, sums,
+                    adam_rule<T>(p, g, state, state + len, h[codes::H_LR], h[codes::H_BETA1],
+                                 h[codes::H_BETA2], h[codes::H_EPS], wd, step[0]));
+      break;
+    }
+  }
 }
 
 template <class T>
 void optimizer_step(T* p, const T* g, T* state, idx len, int opt, const double* h,
                     std::int64_t* step, int nt) {
-  switch (opt) {
-    case codes::SGD:
-    case codes::NESTEROV:
-      sgd_step<T>(p, g, state, len, h[codes::H_LR], h[codes::H_MOMENTUM], opt == codes::NESTEROV,
-                  nt);
-      break;
-    case codes::ADAGRAD:
-      adagrad_step<T>(p, g, state, len, h[codes::H_LR], h[codes::H_EPS], nt);
-      break;
-    case codes::RMSPROP:
-      rmsprop_step<T>(p, g, state, len, h[codes::H_LR], h[codes::H_RHO], h[codes::H_EPS], nt);
-      break;
-    default: {  // ADAM, ADAMW
-      step[0] += 1;
-      const double wd = opt == codes::ADAMW ? h[codes::H_WEIGHT_DECAY] : 0.0;
-      adam_step<T>(p, g, state, state + len, len, h[codes::H_LR], h[codes::H_BETA1],
-                   h[codes::H_BETA2], h[codes::H_EPS], wd, step[0], nt);
-      break;
-    }
-  }
+  optimizer_step_summing<T>(p, g, state, len, opt, h, step, nt, nullptr);
 }
 
 }  // namespace ROSENBLATT_ISA_NS

@@ -102,6 +102,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   const T* Ws[kMaxLayers];
   T *dWs[kMaxLayers], *dbs[kMaxLayers];
   const T* bsv[kMaxLayers];
+  idx wseg[2 * kMaxLayers];  // the weights' segments of the flat parameter vector
   // Small networks (every width within small_width) take the small-layer kernels.
   bool small = true;
   {
@@ -115,6 +116,8 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       dZs[i] = p + 3 * bs * m;
       p += 4 * bs * m;
       Ws[i] = a.params + off;
+      wseg[2 * i] = off;
+      wseg[2 * i + 1] = off + k * m;
       bsv[i] = a.params + off + k * m;
       dWs[i] = a.grads + off;
       dbs[i] = a.grads + off + k * m;
@@ -128,6 +131,16 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   if (a.loss == codes::LOG_LOSS) link = codes::SOFTMAX;
   if (a.loss == codes::POISSON) link = codes::EXP;
   const int out_back = (link == out_act) ? int(codes::IDENTITY) : out_act;
+
+  // The penalty terms: the first batch sums the weights, each optimizer step the new ones
+  // (while it writes them) for the next batch.
+  const bool penalized = alpha != 0.0 || l1 != 0.0;
+  WeightSums sums;
+  sums.seg = wseg;
+  sums.nseg = L;
+  sums.sq = alpha != 0.0;
+  sums.abs = l1 != 0.0;
+  bool sums_current = false;
 
   double total = 0.0;
   // Ctrl-C: look at most every 20 ms (the check takes the GIL, which other Python threads
@@ -169,8 +182,8 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       if (small)
         small_dense_forward<T>(in, Ws[i], bsv[i], As[i], Zs[i], nb, k, m, act);
       else
-        dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k,
-                         m, act, nt);
+        dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k, m,
+                         act, nt);
       in = As[i];
       if (stop_requested(double(nb) * double(k) * double(m))) {
         *interrupted = true;
@@ -179,15 +192,17 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     }
     double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1], nb,
                                     ko, a.loss, delta, nt);
-    if (alpha != 0.0 || l1 != 0.0) {
-      double sq = 0.0, ab = 0.0;
-      for (int i = 0; i < L; ++i) {
-        const idx len = idx(a.layer_sizes[i]) * idx(a.layer_sizes[i + 1]);
-        if (alpha != 0.0) sq += sum_squares<T>(Ws[i], len);
-        if (l1 != 0.0) ab += sum_abs<T>(Ws[i], len);
+    if (penalized) {
+      if (!sums_current) {
+        sums.sum_sq = sums.sum_abs = 0.0;
+        for (int i = 0; i < L; ++i) {
+          const idx len = idx(a.layer_sizes[i]) * idx(a.layer_sizes[i + 1]);
+          if (alpha != 0.0) sums.sum_sq += sum_squares<T>(Ws[i], len);
+          if (l1 != 0.0) sums.sum_abs += sum_abs<T>(Ws[i], len);
+        }
       }
-      if (alpha != 0.0) value += 0.5 * alpha * sq / S;
-      if (l1 != 0.0) value += l1 * ab / S;
+      if (alpha != 0.0) value += 0.5 * alpha * sums.sum_sq / S;
+      if (l1 != 0.0) value += l1 * sums.sum_abs / S;
     }
     // backward
     for (int i = L - 1; i >= 0; --i) {
@@ -196,11 +211,11 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       const T* xin = i == 0 ? Xb : As[i - 1];
       T* dX = i > 0 ? dAs[i - 1] : nullptr;
       if (small)
-        small_dense_backward<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
-                                act, alpha / S, dZs[i]);
+        small_dense_backward<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
+                                alpha / S, dZs[i]);
       else
-        dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m,
-                               act, alpha / S, nt, dZs[i]);
+        dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
+                               alpha / S, nt, dZs[i]);
       if (stop_requested(2.0 * double(nb) * double(k) * double(m))) {
         *interrupted = true;
         return total;
@@ -225,7 +240,9 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         a.grad_norms[i] += std::sqrt(sq);
       }
     }
-    optimizer_step<T>(a.params, a.grads, a.state, a.n_params, a.optimizer, a.hyper, a.step, nt);
+    optimizer_step_summing<T>(a.params, a.grads, a.state, a.n_params, a.optimizer, a.hyper, a.step,
+                              nt, penalized ? &sums : nullptr);
+    sums_current = penalized;
     total += value * double(nb);
     // (not after the last batch: the caller looks between epochs)
     if (start + bs < a.n_order && stop_requested(0.0)) {
