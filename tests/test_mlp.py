@@ -153,6 +153,32 @@ def test_callback_stops_at_chosen_epoch():
     assert seen[-1]["learning_rate"] == clf.learning_rate_init
 
 
+@pytest.mark.parametrize("returned", [np.array([True, False]), "stop", 1, 0.5])
+def test_callback_returning_other_than_a_flag(returned):
+    # a callback stops training by returning True; anything but a bool or None is a
+    # mistake to name, not numpy's "truth value of an array is ambiguous" (or, for a
+    # string or a number, a stop nobody asked for)
+    def go_on(est, logs):
+        return None
+
+    def bad(est, logs):
+        return returned
+
+    clf = MLPClassifier((8,), max_iter=5, random_state=0, callbacks=[go_on, bad],
+                        backend=FAST)
+    with pytest.raises(TypeError, match=r"callbacks\[1\] returned .*expected True to stop"):
+        clf.fit(X, Y_CLS)
+    assert clf.n_iter_ == 1  # stopped after the first epoch's callbacks
+
+
+@pytest.mark.parametrize("returned", [None, False, np.False_])
+def test_callback_returning_no_stop_goes_on(returned):
+    clf = MLPClassifier((8,), max_iter=3, random_state=0, backend=FAST,
+                        callbacks=[lambda est, logs: returned])
+    _quiet(clf.fit, X, Y_CLS)
+    assert clf.n_iter_ == 3
+
+
 def test_validation_data_curves():
     reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=7, random_state=0, backend=FAST)
     _quiet(reg.fit, X[:80], Y_REG[:80], validation_data=(X[80:], Y_REG[80:]))

@@ -753,8 +753,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     logs = {"epoch": self.n_iter_, "loss": loss, "val_loss": val_loss,
                             "val_score": val_score, "learning_rate": lr_epoch,
                             "seconds": seconds}
-                    for cb in callbacks:
-                        stop = bool(cb(self, logs)) or stop
+                    for k, cb in enumerate(callbacks):
+                        wants = cb(self, logs)
+                        # (not bool(wants): an array would fail with numpy's "truth value
+                        # is ambiguous", naming neither the callback nor the contract)
+                        if wants is not None and not isinstance(wants, (bool, np.bool_)):
+                            raise TypeError(
+                                f"callbacks[{k}] returned {type(wants).__name__}; expected "
+                                "True to stop training, or False or None to go on")
+                        stop = bool(wants) or stop
                 if stop:
                     break
 
@@ -1376,7 +1383,8 @@ _COMMON_DOC = """
     callbacks : list of callable, default=None
         Each is called as ``cb(estimator, logs)`` after every epoch with ``logs`` a dict
         of ``epoch, loss, val_loss, val_score, learning_rate, seconds`` (None where no
-        validation set exists); returning True stops training after that epoch.
+        validation set exists); returning True stops training after that epoch, False or
+        None goes on (any other return value is a TypeError).
     restore_best_weights : bool, default=False
         At the end of fit, restore the weights of the epoch with the lowest validation
         loss (or training loss without a validation set). Early stopping always restores
