@@ -16,8 +16,10 @@ namespace ROSENBLATT_ISA_NS {
 
 // Values per task when a step is split over threads: 32768 (a multiple of every vector
 // length), more for vectors of over 256 such chunks so that the per-chunk sums of
-// WeightSums fit on the stack.
+// WeightSums fit on the stack. Steps over fewer than kStepThreadsMin values stay on the
+// calling thread.
 constexpr int kMaxStepChunks = 256;
+constexpr idx kStepThreadsMin = idx(1) << 16;
 inline idx step_chunk(idx len) {
   const idx base = idx(1) << 15;
   const idx even = (len + kMaxStepChunks - 1) / kMaxStepChunks;
@@ -102,7 +104,7 @@ void apply_step(T* p, idx len, int nt, WeightSums* sums, const Rule& rule) {
   const idx chunk = step_chunk(len);
   const idx nch = (len + chunk - 1) / chunk;
   if (!sums) {
-    if (nt <= 1 || nch < 2) {
+    if (nt <= 1 || len < kStepThreadsMin) {
       span(0, len, nullptr);
     } else {
       parallel_for(nch, nt,
@@ -138,7 +140,7 @@ void apply_step(T* p, idx len, int nt, WeightSums* sums, const Rule& rule) {
     else
       run(t, std::false_type{});
   };
-  if (nt <= 1 || nch < 2) {
+  if (nt <= 1 || len < kStepThreadsMin) {
     for (idx t = 0; t < nch; ++t) run_chunk(long(t));
   } else {
     parallel_for(nch, nt, run_chunk);
