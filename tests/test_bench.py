@@ -25,7 +25,7 @@ from rosenblatt.bench import (
 )
 from rosenblatt.bench.core import Result
 from rosenblatt.bench.report import to_markdown, write_plot
-from rosenblatt.bench.workloads import KernelWorkload, TrainWorkload
+from rosenblatt.bench.workloads import KernelWorkload, OptimizerWorkload, TrainWorkload
 
 # --keep-openblas-env: where OPENBLAS_CORETYPE is set, main() would otherwise re-run in a
 # child process, out of reach of capsys and monkeypatch
@@ -103,6 +103,28 @@ def test_wrong_kernel_is_marked_failed(monkeypatch, capsys):
     rc = main(FAST + ["-k", "kernel/fused/float32/16x40x24"])
     assert rc == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_step_rows_are_checked(monkeypatch, dtype):
+    w = OptimizerWorkload(dtype, 70001)
+    res = run_suite([w], _cfg(), PEAK, progress=False)
+    assert {r.impl for r in res} >= {"numpy", "rosenblatt[numpy]"}
+    assert all(r.status == "ok" for r in res), [(r.impl, r.reason) for r in res]
+
+    # Adam without the bias correction: runs, stays finite, steps 3x too far at t = 1
+    right = _kernels_ref.adam_step
+
+    def uncorrected(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, t,
+                    n_threads=0):
+        lr_plain = lr * (1 - beta1**t) / np.sqrt(1 - beta2**t)
+        right(params, grads, m, v, lr_plain, beta1, beta2, eps, weight_decay, t)
+
+    monkeypatch.setattr(_kernels_ref, "adam_step", uncorrected)
+    by = {r.impl: r for r in run_suite([w], _cfg(), PEAK, progress=False)}
+    assert by["numpy"].status == "ok"
+    assert by["rosenblatt[numpy]"].status == "FAILED"
+    assert "update differs" in by["rosenblatt[numpy]"].reason
 
 
 class _BrokenTrain(TrainWorkload):

@@ -37,6 +37,7 @@ SIZES = {
         "playground_rows": 500, "playground_dtypes": ("float32", "float64"),
         "perceptron_rows": 100000, "perceptron_dtypes": ("float64", "float32"),
         "predict_rows": (1, 10000), "predict_fit_rows": 2000,
+        "optimizer_params": 266610,  # 784-300-100-10
         "import_runs": 7, "import_peers": ("sklearn", "torch"),
         "memory_rows": 20000,
         "reps": 7, "reps_short": 21, "min_time": 0.03, "budget": 150.0,
@@ -52,6 +53,7 @@ SIZES = {
         "playground_rows": 500, "playground_dtypes": ("float32",),
         "perceptron_rows": 10000, "perceptron_dtypes": ("float64",),
         "predict_rows": (1, 10000), "predict_fit_rows": 500,
+        "optimizer_params": 266610,
         "import_runs": 3, "import_peers": ("sklearn",),
         "memory_rows": 3000,
         "reps": 3, "reps_short": 7, "min_time": 0.005, "budget": 15.0,
@@ -69,6 +71,7 @@ SIZES = {
         "playground_rows": 100, "playground_dtypes": ("float32",),
         "perceptron_rows": 600, "perceptron_dtypes": ("float64",),
         "predict_rows": (1, 200), "predict_fit_rows": 200,
+        "optimizer_params": 70001,  # over the threads' threshold, odd: a partial vector
         "import_runs": 1, "import_peers": (),
         "memory_rows": 300,
         "reps": 2, "reps_short": 3, "min_time": 0.0005, "budget": 20.0,

@@ -1,7 +1,8 @@
 """The workloads of PERFORMANCE.md, each with its contenders and its check.
 
 Groups: ``kernel`` (dense forward / fused layer / backward at MLP, large and tiny shapes,
-plus a batch sweep for the GFLOP/s-vs-batch plot), ``train`` (fashion-shaped epochs,
+plus a batch sweep for the GFLOP/s-vs-batch plot, and an Adam step over the fashion
+network's parameters), ``train`` (fashion-shaped epochs,
 playground nets), ``perceptron``, ``predict`` (latency), ``import`` and ``memory``.
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "ImportWorkload",
     "KernelWorkload",
     "MemoryWorkload",
+    "OptimizerWorkload",
     "PerceptronWorkload",
     "PredictWorkload",
     "TrainWorkload",
@@ -222,6 +224,123 @@ class KernelWorkload(Workload):
                 bad = max(errs, key=errs.get)
                 detail["why"] = (f"{bad} differs from the float64 reference: max rel err "
                                  f"{worst:.3g} > tol {self.tol:.3g}")
+            verdicts[key] = (ok, detail)
+        return verdicts
+
+
+class OptimizerWorkload(Workload):
+    """One Adam step (scikit-learn's update rule) over the flat parameters of a network:
+    NumPy's in-place array operations (one thread: they have no other) vs ``adam_step``.
+
+    Every repetition takes the next step of the same run (the step counter and moments
+    advance). The check takes one step from the initial state with the contender's own
+    function and compares the update ``p_new - p`` with a float64 reference.
+    """
+
+    group = "kernel"
+    baseline = "numpy"
+
+    def __init__(self, dtype, n_params):
+        self.dtype, self.n = dtype, int(n_params)
+        self.id = f"kernel/adam/{dtype}/{self.n}"
+        self.title = f"adam step {_short(dtype)} over {self.n} parameters"
+        self.short = True
+        self.hyper = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+
+    def setup(self, cfg):
+        rng = np.random.default_rng(43)
+        dt = np.dtype(self.dtype)
+        self.p0 = rng.uniform(-1, 1, self.n).astype(dt)
+        self.g = (rng.standard_normal(self.n) * 1e-2).astype(dt)
+        self.m0 = (rng.standard_normal(self.n) * 1e-3).astype(dt)
+        self.v0 = (rng.uniform(0, 1e-4, self.n)).astype(dt)
+        h = self.hyper
+        g, m, v = (a.astype(np.float64) for a in (self.g, self.m0, self.v0))
+        m = h["beta1"] * m + (1 - h["beta1"]) * g
+        v = h["beta2"] * v + (1 - h["beta2"]) * g * g
+        lr_t = h["lr"] * np.sqrt(1 - h["beta2"]) / (1 - h["beta1"])
+        self.ref = {"update": -lr_t * m / (np.sqrt(v) + h["eps"])}
+        # p_new - p carries the rounding of p_new (|p| <= 1: half an eps) and a few of the
+        # update's own; relative to the largest update (~1e-3). A wrong rule is off by O(1).
+        scale = float(np.max(np.abs(self.ref["update"])))
+        self.tol = 16 * float(np.finfo(dt).eps) / scale
+
+    def teardown(self):
+        for name in ("p0", "g", "m0", "v0", "ref"):
+            self.__dict__.pop(name, None)
+
+    def contenders(self, cfg):
+        out = []
+        # (NumPy's elementwise operations use one thread whatever the setting; it gets a
+        # row per thread count all the same, the reference of that count's ratios)
+        for t in cfg.threads:
+            if _peer(cfg, "numpy"):
+                out.append(Contender("numpy", t, lambda: self._runner(self._numpy_step())))
+        for be in _backends(cfg):
+            for t in cfg.threads:
+                out.append(Contender(_rb(be), t,
+                                     lambda be=be, t=t: self._runner(self._rb_step(be, t)),
+                                     rosenblatt=True))
+        return out
+
+    def _numpy_step(self):
+        h = self.hyper
+        b1, b2, eps = h["beta1"], h["beta2"], h["eps"]
+        tmp = np.empty_like(self.p0)
+
+        def step(p, m, v, t):
+            lr_t = h["lr"] * np.sqrt(1 - b2**t) / (1 - b1**t)
+            m *= b1
+            np.multiply(self.g, 1 - b1, out=tmp)
+            m += tmp
+            v *= b2
+            np.multiply(self.g, self.g, out=tmp)
+            np.multiply(tmp, 1 - b2, out=tmp)
+            v += tmp
+            np.sqrt(v, out=tmp)
+            np.add(tmp, eps, out=tmp)
+            np.divide(m, tmp, out=tmp)
+            np.multiply(tmp, lr_t, out=tmp)
+            p -= tmp
+        return step
+
+    def _rb_step(self, be, threads):
+        from .. import kernels as K
+
+        try:
+            K.resolve_backend(be)
+        except (RuntimeError, ValueError) as exc:
+            raise Unavailable(str(exc)) from None
+        h = self.hyper
+
+        def step(p, m, v, t):
+            K.adam_step(p, self.g, m, v, t=t, lr=h["lr"], beta1=h["beta1"],
+                        beta2=h["beta2"], eps=h["eps"], backend=be, n_threads=threads)
+        return step
+
+    def _runner(self, step):
+        p, m, v = self.p0.copy(), self.m0.copy(), self.v0.copy()
+        t = [0]
+
+        def run():
+            t[0] += 1
+            step(p, m, v, t[0])
+
+        def output():
+            p1, m1, v1 = self.p0.copy(), self.m0.copy(), self.v0.copy()
+            step(p1, m1, v1, 1)
+            return {"update": p1.astype(np.float64) - self.p0.astype(np.float64)}
+        return Runner(run, output)
+
+    def check(self, outputs):
+        verdicts = {}
+        for key, out in outputs.items():
+            err = _rel_err(out.get("update"), self.ref["update"])
+            ok = err <= self.tol
+            detail = {"max_rel_err": err, "tol": self.tol}
+            if not ok:
+                detail["why"] = (f"the update differs from the float64 reference: max rel err "
+                                 f"{err:.3g} > tol {self.tol:.3g}")
             verdicts[key] = (ok, detail)
         return verdicts
 
@@ -967,6 +1086,7 @@ def build_workloads(cfg: Config):
             W.append(KernelWorkload("backward", dt, sh))
         for sh in s("tiny_shapes"):
             W.append(KernelWorkload("backward", dt, sh, "tanh"))
+        W.append(OptimizerWorkload(dt, s("optimizer_params")))
 
     rows = s("fashion_rows")
     for bs in s("fashion_batches"):
