@@ -33,41 +33,6 @@ void mlp_forward(const T* X, idx n, const T* params, const std::int64_t* sizes,
   }
 }
 
-// The penalty terms of the loss, summed in double. They run over every weight once per
-// batch, which at batch 32 costs as much as a small GEMM if done a scalar at a time: each
-// vector of T is widened to double lanes and kept in four independent accumulators.
-template <class T, bool kAbs>
-double sum_widened(const T* x, idx n) {
-  constexpr int LD = lanes<double>;
-  typedef T narrow __attribute__((vector_size(LD * sizeof(T))));
-  vec<double> acc[4] = {};
-  auto term = [](vec<double> d) { return kAbs ? vabs<double>(d) : d * d; };
-  idx i = 0;
-  for (; i + 4 * LD <= n; i += 4 * LD) {
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u) {
-      narrow h;
-      std::memcpy(&h, x + i + u * LD, sizeof h);
-      acc[u] += term(__builtin_convertvector(h, vec<double>));
-    }
-  }
-  double s = 0.0;
-  for (int l = 0; l < LD; ++l) s += (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
-  for (; i < n; ++i) {
-    const double w = double(x[i]);
-    s += kAbs ? std::fabs(w) : w * w;
-  }
-  return s;
-}
-template <class T>
-double sum_squares(const T* x, idx n) {
-  return sum_widened<T, false>(x, n);
-}
-template <class T>
-double sum_abs(const T* x, idx n) {
-  return sum_widened<T, true>(x, n);
-}
-
 // dst[0, len) = src[0, len): short rows (the small path's inputs and targets) by vector
 // moves, not a library call per row.
 template <class T>
@@ -138,7 +103,6 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   WeightSums sums;
   sums.seg = wseg;
   sums.nseg = L;
-  sums.sq = alpha != 0.0;
   sums.abs = l1 != 0.0;
   bool sums_current = false;
 
@@ -193,14 +157,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1], nb,
                                     ko, a.loss, delta, nt);
     if (penalized) {
-      if (!sums_current) {
-        sums.sum_sq = sums.sum_abs = 0.0;
-        for (int i = 0; i < L; ++i) {
-          const idx len = idx(a.layer_sizes[i]) * idx(a.layer_sizes[i + 1]);
-          if (alpha != 0.0) sums.sum_sq += sum_squares<T>(Ws[i], len);
-          if (l1 != 0.0) sums.sum_abs += sum_abs<T>(Ws[i], len);
-        }
-      }
+      if (!sums_current) weight_sums<T>(a.params, a.n_params, nt, sums);
       if (alpha != 0.0) value += 0.5 * alpha * sums.sum_sq / S;
       if (l1 != 0.0) value += l1 * sums.sum_abs / S;
     }

@@ -233,6 +233,8 @@ class Workload:
         does the same number of epochs.
     short : bool
         Units so short that more repetitions are worth it.
+    data : tuple of str
+        The attributes :meth:`setup` makes and :meth:`teardown` drops.
     """
 
     id = ""
@@ -246,6 +248,7 @@ class Workload:
     short = False
     scaled = False
     weight = 1.0   # rough share of the run's time, for the progress bar only
+    data: tuple = ()
 
     def repetitions(self, cfg: Config) -> int:
         """Interleaved repetitions for this workload (more for short units)."""
@@ -255,7 +258,9 @@ class Workload:
         """Build the data (once per workload)."""
 
     def teardown(self) -> None:
-        """Drop the data."""
+        """Drop the data: the attributes named in ``data``."""
+        for name in self.data:
+            self.__dict__.pop(name, None)
 
     def contenders(self, cfg: Config) -> list:
         """The contenders to time (abstract: every workload class defines its own)."""

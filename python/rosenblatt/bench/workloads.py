@@ -98,6 +98,7 @@ class KernelWorkload(Workload):
     """
 
     group = "kernel"
+    data = ("X", "W", "b", "A", "dA", "ref", "ref_rb")
     baseline = "numpy"
 
     def __init__(self, kind, dtype, shape, activation="identity", sweep=False):
@@ -139,10 +140,6 @@ class KernelWorkload(Workload):
         # rounding of a length-k reduction grows like sqrt(k) eps; 200x leaves room for
         # blocked summation orders while a wrong kernel is off by O(1)
         self.tol = 200 * eps * max(1.0, np.sqrt(k))
-
-    def teardown(self):
-        for name in ("X", "W", "b", "A", "dA", "ref", "ref_rb"):
-            self.__dict__.pop(name, None)
 
     def contenders(self, cfg):
         out = []
@@ -238,6 +235,7 @@ class OptimizerWorkload(Workload):
     """
 
     group = "kernel"
+    data = ("p0", "g", "m0", "v0", "ref")
     baseline = "numpy"
 
     def __init__(self, dtype, n_params):
@@ -264,10 +262,6 @@ class OptimizerWorkload(Workload):
         # update's own; relative to the largest update (~1e-3). A wrong rule is off by O(1).
         scale = float(np.max(np.abs(self.ref["update"])))
         self.tol = 16 * float(np.finfo(dt).eps) / scale
-
-    def teardown(self):
-        for name in ("p0", "g", "m0", "v0", "ref"):
-            self.__dict__.pop(name, None)
 
     def contenders(self, cfg):
         out = []
@@ -414,6 +408,7 @@ class TrainWorkload(Workload):
     """
 
     group = "train"
+    data = ("X", "y", "Xe", "ye", "loss0")
     baseline = "sklearn"
     unit = "epoch"
     calibrate = False
@@ -461,10 +456,6 @@ class TrainWorkload(Workload):
         else:
             p = softmax(z, axis=1)
         self.loss0 = _log_loss_acc(p, self.ye)[0]
-
-    def teardown(self):
-        for name in ("X", "y", "Xe", "ye", "loss0"):
-            self.__dict__.pop(name, None)
 
     def contenders(self, cfg):
         out = []
@@ -595,6 +586,7 @@ class PerceptronWorkload(Workload):
     """
 
     group = "perceptron"
+    data = ("X", "y")
     baseline = "sklearn"
     unit = "epoch"
     calibrate = False
@@ -620,10 +612,6 @@ class PerceptronWorkload(Workload):
                            axis=1)
         self.X = np.ascontiguousarray(X, dtype=self.dtype)
         self.classes = np.arange(self.k)
-
-    def teardown(self):
-        for name in ("X", "y"):
-            self.__dict__.pop(name, None)
 
     def contenders(self, cfg):
         out = []
@@ -681,6 +669,7 @@ class PredictWorkload(Workload):
     """
 
     group = "predict"
+    data = ("est", "Xq", "ref")
     baseline = "sklearn"
     unit = "call"
 
@@ -709,10 +698,6 @@ class PredictWorkload(Workload):
         Xq, _ = fashion_like(max(self.rows, 1), self.dtype, seed=4)
         self.Xq = Xq[:self.rows]
         self.ref = est.predict(self.Xq)
-
-    def teardown(self):
-        for name in ("est", "Xq", "ref"):
-            self.__dict__.pop(name, None)
 
     def contenders(self, cfg):
         out = []
