@@ -40,7 +40,8 @@ struct WeightSums {
 };
 
 // Accumulates w^2 (and |w| when kAbs) of vectors of T in double lanes, one chain per
-// vector of doubles.
+// vector of doubles. w^2 is added by FMA: unlike the steps themselves, these sums only feed
+// the reported loss and are held to the reference by tolerance, not bit for bit.
 template <class T, bool kAbs>
 struct WidenedSums {
   static constexpr int P = kWideParts<T>;
