@@ -80,6 +80,18 @@ def _rel_err(out, ref):
     return float(np.max(np.abs(out - ref))) / scale if ref.size else 0.0
 
 
+def _kernels_for(backend):
+    """``rosenblatt.kernels``, once ``backend`` is known to run here (else Unavailable:
+    the contender's row says why)."""
+    from .. import kernels as K
+
+    try:
+        K.resolve_backend(backend)
+    except (RuntimeError, ValueError) as exc:
+        raise Unavailable(str(exc)) from None
+    return K
+
+
 # --------------------------------------------------------------------------------------
 # kernels
 
@@ -186,12 +198,7 @@ class KernelWorkload(Workload):
         return Runner(run, lambda: {"dW": dW, "db": db, "dX": dX})
 
     def _rosenblatt(self, be, t):
-        from .. import kernels as K
-
-        try:
-            K.resolve_backend(be)
-        except (RuntimeError, ValueError) as exc:
-            raise Unavailable(str(exc)) from None
+        K = _kernels_for(be)
         X, W, b = self.X, self.W, self.b
         n, k, m = self.shape
         if self.kind in ("forward", "fused"):
@@ -299,12 +306,7 @@ class OptimizerWorkload(Workload):
         return step
 
     def _rb_step(self, be, threads):
-        from .. import kernels as K
-
-        try:
-            K.resolve_backend(be)
-        except (RuntimeError, ValueError) as exc:
-            raise Unavailable(str(exc)) from None
+        K = _kernels_for(be)
         h = self.hyper
 
         def step(p, m, v, t):
@@ -778,12 +780,7 @@ class PredictWorkload(Workload):
     def _rosenblatt(self, be, t):
         import rosenblatt
 
-        from .. import kernels as K
-
-        try:
-            K.resolve_backend(be)
-        except (RuntimeError, ValueError) as exc:
-            raise Unavailable(str(exc)) from None
+        K = _kernels_for(be)
         ws = self._weights()
         classes, Xq = self.est.classes_, self.Xq
         try:
@@ -980,12 +977,7 @@ class MemoryWorkload(Workload):
 
     def _runner(self, lib, be, t):
         if lib == "rosenblatt":
-            from .. import kernels as K
-
-            try:
-                K.resolve_backend(be)
-            except (RuntimeError, ValueError) as exc:
-                raise Unavailable(str(exc)) from None
+            _kernels_for(be)
             from .peers import _rosenblatt_estimator
 
             _rosenblatt_estimator("MLPClassifier")
