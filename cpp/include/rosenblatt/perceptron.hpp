@@ -112,31 +112,6 @@ inline void dot_abs(const double* w, const double* x, idx d, double& s, double& 
   a = aa;
 }
 
-// A half-width float vector (as many lanes as vec<double>) widened to doubles, and back
-// (rounded to nearest). __builtin_convertvector splits these into halves and re-inserts
-// them on AVX2; the intrinsics give the single instruction.
-typedef float HalfF __attribute__((vector_size(lanes<double> * sizeof(float))));
-
-inline vec<double> widen(HalfF h) {
-#if defined(__AVX512F__)
-  return (vec<double>)_mm512_cvtps_pd((__m256)h);
-#elif defined(__AVX__)
-  return (vec<double>)_mm256_cvtps_pd((__m128)h);
-#else
-  return __builtin_convertvector(h, vec<double>);
-#endif
-}
-
-inline HalfF narrow(vec<double> v) {
-#if defined(__AVX512F__)
-  return (HalfF)_mm512_cvtpd_ps((__m512d)v);
-#elif defined(__AVX__)
-  return (HalfF)_mm256_cvtpd_ps((__m256d)v);
-#else
-  return __builtin_convertvector(v, HalfF);
-#endif
-}
-
 // float input: the products are rounded to float (as scikit-learn forms them), then widened.
 inline void dot_abs(const float* w, const float* x, idx d, double& s, double& a) {
   constexpr int L = lanes<double>;
@@ -150,8 +125,8 @@ inline void dot_abs(const float* w, const float* x, idx d, double& s, double& a)
     std::memcpy(&x0, x + j, sizeof x0);
     std::memcpy(&w1, w + j + L, sizeof w1);
     std::memcpy(&x1, x + j + L, sizeof x1);
-    const V p0 = widen(w0 * x0);
-    const V p1 = widen(w1 * x1);
+    const V p0 = widen_half(w0 * x0);
+    const V p1 = widen_half(w1 * x1);
     s0 += p0;
     s1 += p1;
     a0 += vabs<double>(p0);
@@ -237,8 +212,8 @@ inline void add_scaled(float* w, const float* x, idx d, float c) {
     H wh, xh;
     std::memcpy(&wh, w + j, sizeof wh);
     std::memcpy(&xh, x + j, sizeof xh);
-    const V prod = widen(xh) * cv;
-    const H out = narrow(widen(wh) + prod);
+    const V prod = widen_half(xh) * cv;
+    const H out = narrow_half(widen_half(wh) + prod);
     std::memcpy(w + j, &out, sizeof out);
   }
   for (; j < d; ++j) w[j] = float(double(w[j]) + double(x[j]) * double(c));

@@ -198,9 +198,33 @@ inline vec<T> vsqrt(vec<T> x) {
 #endif
 }
 
+// A half-width float vector (as many lanes as vec<double>) widened to doubles, and back
+// (rounded to nearest). __builtin_convertvector splits these into halves and re-inserts
+// them on AVX2; the intrinsics give the single instruction.
+typedef float HalfF __attribute__((vector_size(lanes<double> * sizeof(float))));
+
+inline vec<double> widen_half(HalfF h) {
+#if defined(__AVX512F__)
+  return (vec<double>)_mm512_cvtps_pd((__m256)h);
+#elif defined(__AVX__)
+  return (vec<double>)_mm256_cvtps_pd((__m128)h);
+#else
+  return __builtin_convertvector(h, vec<double>);
+#endif
+}
+
+inline HalfF narrow_half(vec<double> v) {
+#if defined(__AVX512F__)
+  return (HalfF)_mm512_cvtpd_ps((__m512d)v);
+#elif defined(__AVX__)
+  return (HalfF)_mm256_cvtpd_ps((__m256d)v);
+#else
+  return __builtin_convertvector(v, HalfF);
+#endif
+}
+
 // The lanes of a vector of T as vectors of doubles: two for float (low half first), one for
-// double. One conversion instruction per half where the ISA has it (GCC lowers the generic
-// __builtin_convertvector of a half vector to two narrow conversions and an insert).
+// double.
 template <class T>
 constexpr int kWideParts = lanes<T> / lanes<double>;
 template <class T>
@@ -208,24 +232,10 @@ inline void vwiden(vec<T> v, vec<double>* out) {
   if constexpr (sizeof(T) == 8) {
     out[0] = v;
   } else {
-#if defined(__AVX512F__)
-    const __m512 x = (__m512)v;
-    out[0] = (vec<double>)_mm512_cvtps_pd(_mm512_castps512_ps256(x));
-    out[1] = (vec<double>)_mm512_cvtps_pd(
-        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-#elif defined(__AVX2__)
-    const __m256 x = (__m256)v;
-    out[0] = (vec<double>)_mm256_cvtps_pd(_mm256_castps256_ps128(x));
-    out[1] = (vec<double>)_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
-#else
-    constexpr int LD = lanes<double>;
-    typedef T half __attribute__((vector_size(LD * sizeof(T))));
-    for (int u = 0; u < 2; ++u) {
-      half h;
-      std::memcpy(&h, reinterpret_cast<const T*>(&v) + u * LD, sizeof h);
-      out[u] = __builtin_convertvector(h, vec<double>);
-    }
-#endif
+    HalfF h[2];
+    std::memcpy(h, &v, sizeof h);
+    out[0] = widen_half(h[0]);
+    out[1] = widen_half(h[1]);
   }
 }
 
