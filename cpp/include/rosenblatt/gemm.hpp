@@ -203,52 +203,6 @@ inline void transpose4x4(__m256d r[4]) {
   r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 
-// The first n lanes of v to d with plain moves: the masked store of vstore_n is slow on
-// AMD cores, and panel heights are only 1, 2, 4, 6 or a full vector.
-template <class T>
-inline void store_head(T* d, vec<T> v, int n) {
-  if constexpr (sizeof(T) == 4) {
-    const __m128 lo = _mm256_castps256_ps128((__m256)v);
-    switch (n) {
-      case 8:
-        _mm256_storeu_ps(d, (__m256)v);
-        return;
-      case 6:
-        _mm_storeu_ps(d, lo);
-        _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), _mm256_extractf128_ps((__m256)v, 1));
-        return;
-      case 4:
-        _mm_storeu_ps(d, lo);
-        return;
-      case 2:
-        _mm_storel_pi(reinterpret_cast<__m64*>(d), lo);
-        return;
-      case 1:
-        _mm_store_ss(d, lo);
-        return;
-      default:
-        vstore_n(d, v, n);
-        return;
-    }
-  } else {
-    const __m128d lo = _mm256_castpd256_pd128((__m256d)v);
-    switch (n) {
-      case 4:
-        _mm256_storeu_pd(d, (__m256d)v);
-        return;
-      case 2:
-        _mm_storeu_pd(d, lo);
-        return;
-      case 1:
-        _mm_store_sd(d, lo);
-        return;
-      default:
-        vstore_n(d, v, n);
-        return;
-    }
-  }
-}
-
 // Block of G rows (G = 8 floats or 4 doubles) x G columns: src(i, l) = src[i * ld + l] for
 // i < rows (rows past that read as zero) -> out[l] = column l (lanes i = rows).
 template <class T>
@@ -303,9 +257,9 @@ void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
           T* d = dst + (p + l) * mr;
           if (mr >= L) {
             vstore(d, lo[l]);
-            if (mr > L) store_head<T>(d + L, hi[l], mr - L);
+            if (mr > L) vstore_n(d + L, hi[l], mr - L);
           } else {
-            store_head<T>(d, lo[l], mr);
+            vstore_n(d, lo[l], mr);
           }
         }
       }
