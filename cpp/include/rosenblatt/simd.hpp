@@ -121,37 +121,29 @@ inline vec<float> vload_n(const float* p, int cnt) {
 inline vec<double> vload_n(const double* p, int cnt) {
   return (vec<double>)_mm256_maskload_pd(p, lane_mask64(cnt));
 }
-inline void vstore_n(float* p, vec<float> v, int cnt) {
-  if (cnt >= 8) {
-    _mm256_storeu_ps(p, (__m256)v);
+// The first cnt lanes (0 <= cnt) of an N-lane vector: whole if cnt >= N, else its low
+// half if cnt >= N / 2, then the rest of the lanes from the next half down.
+template <class T, int N, class V>
+inline void store_by_halves(T* p, V v, int cnt) {
+  if (cnt >= N) {
+    std::memcpy(p, &v, sizeof v);
     return;
   }
-  __m128 h = _mm256_castps256_ps128((__m256)v);
-  if (cnt & 4) {
-    _mm_storeu_ps(p, h);
-    h = _mm256_extractf128_ps((__m256)v, 1);
-    p += 4;
+  if constexpr (N > 1) {
+    typedef T H __attribute__((vector_size(sizeof(V) / 2)));
+    H h;
+    std::memcpy(&h, &v, sizeof h);
+    if (cnt >= N / 2) {
+      std::memcpy(p, &h, sizeof h);
+      std::memcpy(&h, reinterpret_cast<const char*>(&v) + sizeof h, sizeof h);
+      p += N / 2;
+      cnt -= N / 2;
+    }
+    store_by_halves<T, N / 2>(p, h, cnt);
   }
-  if (cnt & 2) {
-    _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
-    h = _mm_movehl_ps(h, h);
-    p += 2;
-  }
-  if (cnt & 1) _mm_store_ss(p, h);
 }
-inline void vstore_n(double* p, vec<double> v, int cnt) {
-  if (cnt >= 4) {
-    _mm256_storeu_pd(p, (__m256d)v);
-    return;
-  }
-  __m128d h = _mm256_castpd256_pd128((__m256d)v);
-  if (cnt & 2) {
-    _mm_storeu_pd(p, h);
-    h = _mm256_extractf128_pd((__m256d)v, 1);
-    p += 2;
-  }
-  if (cnt & 1) _mm_store_sd(p, h);
-}
+inline void vstore_n(float* p, vec<float> v, int cnt) { store_by_halves<float, 8>(p, v, cnt); }
+inline void vstore_n(double* p, vec<double> v, int cnt) { store_by_halves<double, 4>(p, v, cnt); }
 #else
 template <class T>
 inline vec<T> vload_n(const T* p, int cnt) {
