@@ -71,6 +71,15 @@ template <class T>
 struct Blocking {
   static constexpr int L = lanes<T>;
   static constexpr int NR = kNV * L;
+#if defined(__AVX512F__)
+  // AVX-512 (measured on a Zen 5: 48 KiB L1, full-width FMAs): the deepest blocks win,
+  // on one thread and on two, although a 512-deep B panel (64 KiB in float32) no longer
+  // fits in L1: every k block costs a pass over C (loads and stores of each tile), and
+  // L2 feeds the panel fast enough. 1024^3 float32: +9% (one thread) and +14% (two)
+  // against the L1-sized blocks below; MLP shapes +2-8%.
+  static constexpr idx KC = 512;
+  static constexpr idx KC_mt = 512;
+#else
   // One packed B panel (KC x NR) stays in L1 while A streams through it from L2: between
   // two uses of a B line the kernel reads the whole B panel and one A micro-panel (KC x MR),
   // kept to about 35 KiB. Deeper k blocks mean fewer passes over C (784 features: 2 blocks
@@ -79,8 +88,9 @@ struct Blocking {
   // With several threads every task of a few row panels streams all B panels of its k
   // block, and two cores share the L3 behind their L2s: there the shallower blocks of a
   // 16 KiB panel measured faster (200x784x300 float32, 2 threads: 0.85x numpy against
-  // 0.64x; one thread is the other way round). AVX2: 256; AVX-512: 128.
+  // 0.64x; one thread is the other way round). AVX2: 256.
   static constexpr idx KC_mt = clamp_kc(idx(16384) / (NR * idx(sizeof(T))), 384);
+#endif
 };
 
 // c = f(src) over one row segment; src holds the pre-activation (Z, or C itself).
@@ -169,12 +179,31 @@ inline __attribute__((always_inline)) void micro_kernel(idx kc, const T* __restr
 }
 
 // ---------------------------------------------------------------------------------------
-// In-register transposes for the packers (AVX2 only; other ISAs take the scalar loops).
-// Packing a row-major operand into k-major panels is a transpose; done a scalar at a time it
-// cost 5-10% of a GEMM at MLP shapes (and 30% of n = 100 layers' time outside the FMAs).
+// In-register transposes for the packers (x86 with AVX2, the AVX-512 build included; other
+// ISAs take the scalar loops). Packing a row-major operand into k-major panels is a
+// transpose; done a scalar at a time it cost 5-10% of a GEMM at MLP shapes (and 30% of
+// n = 100 layers' time outside the FMAs). The transposes work on 256-bit groups (8 floats,
+// 4 doubles) in both builds: a 16 x 16 float transpose in zmm registers takes more shuffles
+// per value, and the AVX-512 panels (14 rows, 32 columns) are whole numbers of groups or
+// close to it.
 
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX2__)
 #define ROSENBLATT_HAVE_TRANSPOSE 1
+template <class T>
+constexpr int kGroup = 32 / int(sizeof(T));  // lanes of a 256-bit group
+template <class T>
+struct GroupVec;
+template <>
+struct GroupVec<float> {
+  typedef float V __attribute__((vector_size(32)));
+};
+template <>
+struct GroupVec<double> {
+  typedef double V __attribute__((vector_size(32)));
+};
+template <class T>
+using gvec = typename GroupVec<T>::V;
+
 // r[i] holds row i (8 floats); afterwards r[j] holds column j.
 inline void transpose8x8(__m256 r[8]) {
   __m256 t[8], u[8];
@@ -203,22 +232,22 @@ inline void transpose4x4(__m256d r[4]) {
   r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 
-// Block of G rows (G = 8 floats or 4 doubles) x G columns: src(i, l) = src[i * ld + l] for
-// i < rows (rows past that read as zero) -> out[l] = column l (lanes i = rows).
+// Block of G rows x G columns (G = kGroup): src(i, l) = src[i * ld + l] for i < rows (rows
+// past that are not read and come out as zero) -> out[l] = column l (lane i = row i).
 template <class T>
-inline void load_transposed(const T* src, idx ld, int rows, vec<T>* out) {
+inline void load_transposed(const T* src, idx ld, int rows, gvec<T>* out) {
   if constexpr (sizeof(T) == 4) {
     __m256 r[8];
     for (int i = 0; i < 8; ++i)
       r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
     transpose8x8(r);
-    for (int i = 0; i < 8; ++i) out[i] = (vec<T>)r[i];
+    for (int i = 0; i < 8; ++i) out[i] = (gvec<T>)r[i];
   } else {
     __m256d r[4];
     for (int i = 0; i < 4; ++i)
       r[i] = i < rows ? _mm256_loadu_pd(src + i * ld) : _mm256_setzero_pd();
     transpose4x4(r);
-    for (int i = 0; i < 4; ++i) out[i] = (vec<T>)r[i];
+    for (int i = 0; i < 4; ++i) out[i] = (gvec<T>)r[i];
   }
 }
 #endif
@@ -245,22 +274,22 @@ void pack_a(const T* a, idx rsa, idx csa, int rows, idx kc, int mr, T* dst) {
     // Row-major A: vector loads along k, lanes scattered into the k-major panel.
     constexpr int L = lanes<T>;
 #ifdef ROSENBLATT_HAVE_TRANSPOSE
-    if (mr <= 2 * L) {
-      // L x L blocks of (row group, k) transposed in registers; each k step then stores its
-      // mr values with at most two vector stores.
+    {
+      // G x G blocks of (row group, k) transposed in registers; each k step then stores its
+      // mr values as whole groups. A last group's store may run past the k step's mr values
+      // into the next one, which is written after it (and past the last one into the
+      // buffer's slack, as above); the rows past `rows` come out of the transpose as zeros.
+      constexpr int G = kGroup<T>;
+      constexpr int kMaxGroups = (kMR + G - 1) / G;
+      const int ng = (mr + G - 1) / G;  // mr <= kMR
       idx p = 0;
-      for (; p + L <= kc; p += L) {
-        vec<T> lo[L], hi[L];
-        load_transposed<T>(a + p, rsa, tmin(rows, L), lo);
-        if (mr > L) load_transposed<T>(a + L * rsa + p, rsa, tmax(0, rows - L), hi);
-        for (int l = 0; l < L; ++l) {
+      for (; p + G <= kc; p += G) {
+        gvec<T> t[kMaxGroups][G];
+        for (int q = 0; q < ng; ++q)
+          load_transposed<T>(a + q * G * rsa + p, rsa, tmax(0, tmin(rows - q * G, G)), t[q]);
+        for (int l = 0; l < G; ++l) {
           T* d = dst + (p + l) * mr;
-          if (mr >= L) {
-            vstore(d, lo[l]);
-            if (mr > L) vstore_n(d + L, hi[l], mr - L);
-          } else {
-            vstore_n(d, lo[l], mr);
-          }
+          for (int q = 0; q < ng; ++q) std::memcpy(d + q * G, &t[q][l], sizeof(gvec<T>));
         }
       }
       for (; p < kc; ++p) {
@@ -315,17 +344,21 @@ void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
     // B^T row-major (W^T of dX = dZ W^T): vector loads along k, lanes scattered.
     idx j_done = 0;
 #ifdef ROSENBLATT_HAVE_TRANSPOSE
-    // Whole L x L blocks (L columns x L k steps) transposed in registers.
-    for (; j_done + L <= cols; j_done += L) {
+    // G x G blocks (G columns x G k steps) transposed in registers; a ragged last group
+    // reads only its columns and stores zeros for the others (w is a whole number of
+    // groups: a multiple of the vector width).
+    constexpr int G = kGroup<T>;
+    for (; j_done < cols; j_done += G) {
+      const int cg = int(tmin<idx>(G, cols - j_done));
       const T* src = b + j_done * csb;
       idx p = 0;
-      for (; p + L <= kc; p += L) {
-        vec<T> t[L];
-        load_transposed<T>(src + p, csb, L, t);
-        for (int l = 0; l < L; ++l) vstore(dst + (p + l) * w + j_done, t[l]);
+      for (; p + G <= kc; p += G) {
+        gvec<T> t[G];
+        load_transposed<T>(src + p, csb, cg, t);
+        for (int l = 0; l < G; ++l) std::memcpy(dst + (p + l) * w + j_done, &t[l], sizeof t[l]);
       }
       for (; p < kc; ++p)
-        for (int l = 0; l < L; ++l) dst[p * w + j_done + l] = src[l * csb + p];
+        for (int l = 0; l < G; ++l) dst[p * w + j_done + l] = l < cg ? src[l * csb + p] : T(0);
     }
 #endif
     for (idx j = j_done; j < cols; ++j) {
@@ -338,7 +371,7 @@ void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
       }
       for (; p < kc; ++p) dst[p * w + j] = src[p];
     }
-    for (idx j = cols; j < w; ++j)
+    for (idx j = tmax(cols, j_done); j < w; ++j)
       for (idx p = 0; p < kc; ++p) dst[p * w + j] = T(0);
   } else {
     for (idx j = 0; j < cols; ++j) {
@@ -650,7 +683,10 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     // rows again): packing A costs about as much as it saves (9% of a 200x300x100
     // product), so full row panels are read in place, MR rows at a time. Not when the row
     // stride is a multiple of 4 KiB, which would put every row of a panel in one L1 set.
-    constexpr idx kRowPanelsMax = 8;  // measured: 7 panels gain 4-8%, 19 panels lose 2-4%
+    // Measured with AVX2 (Zen 4): 7 panels gain 4-8%, 19 panels lose 2-4%. With AVX-512
+    // (Zen 5) reading in place never lost: +3.5% at 10 panels (n = 300, float32), +1-2% at
+    // 32 and 63 (n = 1000).
+    constexpr idx kRowPanelsMax = kVecBytes == 64 ? idx(1) << 40 : 8;
     const bool a_rows = g.csa == 1 && g.rsa != 1 &&
                         (npanels + cgroups - 1) / cgroups <= kRowPanelsMax &&
                         (g.rsa * idx(sizeof(T))) % 4096 != 0;
