@@ -74,6 +74,25 @@ def test_activation_backward(backend, dtype, act, n, m, seed, with_z):
                           backends=[backend])
 
 
+def test_gelu_keeps_relative_accuracy_left_of_zero(backend, dtype):
+    # 0.5 z (1 + tanh u) cancels to exactly 0 in float32 from about z = -4 on, where gelu
+    # and its derivative are small but not zero; computed as z logistic(2 u) they keep
+    # their relative accuracy (found by test_train_epoch: an adagrad step normalises a
+    # gradient of 3e-7 to a full step, and one of 0 to none)
+    z = np.array([[-9.0, -6.0, -4.5, -3.0, -1.0, 0.5, 2.0, 5.0]], dtype=dtype)
+    z64 = z.astype(np.float64)
+    u = np.sqrt(2 / np.pi) * (z64 + 0.044715 * z64**3)
+    s = 1 / (1 + np.exp(-2 * u))
+    want_a = z64 * s
+    want_d = s + 2 * z64 * s * (1 - s) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * z64**2)
+    a = K.activation_forward(z, "gelu", backend=backend)
+    d = K.activation_backward(z, a, np.ones_like(z), "gelu", backend=backend)
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    assert np.all(a[0, :4] != 0) and np.all(d[0, :4] != 0)
+    np.testing.assert_allclose(a, want_a, rtol=rtol)
+    np.testing.assert_allclose(d, want_d, rtol=rtol)
+
+
 @fast(15)
 @given(n=sizes, m=sizes, seed=seeds, scale=st.sampled_from([0.1, 3.0, 60.0]))
 @example(n=1, m=1, seed=0, scale=1.0)
@@ -828,6 +847,44 @@ def _optimizer_steps():
             ("rmsprop", lambda p, g, s, t, be: K.rmsprop_step(p, g, s[0], lr=0.1, rho=0.9,
                                                               backend=be)),
             ("adam", adam(0.0)), ("adamw", adam(0.01))]
+
+
+def _at(buf, offset, values):
+    """``values`` copied into ``buf`` from element ``offset`` on (a view of it)."""
+    out = buf[offset:offset + values.size]
+    out[...] = values
+    return out
+
+
+def test_optimizers_at_every_alignment(backend, dtype):
+    # the compiled steps start with a partial vector up to the parameters' next vector
+    # boundary: every offset of params, and of grads and state apart from it, must give the
+    # reference's values
+    rng = np.random.default_rng(77)
+    size = 131
+    p0 = normal(rng, size, dtype)
+    s0 = [np.abs(normal(rng, size, dtype, 0.1)) for _ in range(2)]
+    g0 = normal(rng, size, dtype)
+    bufs = [K.aligned_zeros(size + 16, dtype) for _ in range(4)]
+    for name, step in _optimizer_steps():
+        for off in range(16):
+            def call(be, step=step, off=off):
+                p = _at(bufs[0], off, p0)
+                g = _at(bufs[1], (off * 5) % 16, g0)
+                s = [_at(bufs[2], off, s0[0]), _at(bufs[3], (off + 3) % 16, s0[1])]
+                step(p, g, s, 1, be)
+                return p.copy(), [a.copy() for a in s]
+
+            with case(f"{name} offset {off}"):
+                assert_backends_agree(call, dtype, backends=[backend])
+
+
+def test_aligned_zeros():
+    for shape, dt in (((3, 1001), np.float32), (7, np.float64), ((0,), np.float32)):
+        a = K.aligned_zeros(shape, dt)
+        assert a.shape == (shape if isinstance(shape, tuple) else (shape,))
+        assert a.dtype == dt and a.flags.c_contiguous and a.flags.writeable
+        assert not a.any() and (a.size == 0 or a.ctypes.data % 64 == 0)
 
 
 @lane_edge

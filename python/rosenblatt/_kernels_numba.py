@@ -195,10 +195,9 @@ def _f(z, act, dt):
         return z if z > zero else math.expm1(min(z, zero)) * dt.type(ELU_A)
     if act == SOFTPLUS:
         return max(z, zero) + math.log1p(math.exp(-abs(z)))
-    if act == GELU:
-        k = dt.type(GELU_K)
-        t = math.tanh(dt.type(GELU_C) * (z + k * z * z * z))
-        return dt.type(0.5) * z * (one + t)
+    if act == GELU:  # z logistic(2 u) = 0.5 z (1 + tanh u), without its cancellation
+        u = dt.type(GELU_C) * (z + dt.type(GELU_K) * z * z * z)
+        return z * _logistic(u + u, dt)
     if act == EXP:
         return math.exp(z)
     return z * dt.type(np.nan)
@@ -221,12 +220,14 @@ def _df(z, a, act, dt):
         return one if a > zero else a + dt.type(ELU_A)
     if act == SOFTPLUS:
         return _logistic(z, dt)
-    if act == GELU:
+    if act == GELU:  # as the reference: 1 - tanh^2 u = 4 e / (1 + e)^2, e = exp(-|2 u|)
         c = dt.type(GELU_C)
         k = dt.type(GELU_K)
-        half = dt.type(0.5)
-        t = math.tanh(c * (z + k * z * z * z))
-        return half * (one + t) + half * z * (one - t * t) * c * (one + dt.type(3) * k * z * z)
+        u = c * (z + k * z * z * z)
+        e = dt.type(math.exp(-abs(u + u)))
+        d = one + e
+        s = one / d if u >= zero else e / d
+        return s + dt.type(2) * z * (e / (d * d)) * c * (one + dt.type(3) * k * z * z)
     if act == EXP:
         return a
     return one

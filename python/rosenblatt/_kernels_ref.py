@@ -59,8 +59,9 @@ def _apply(z, act):
     if act == C.SOFTPLUS:
         return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
     if act == C.GELU:
-        t = np.tanh(z.dtype.type(C.GELU_C) * (z + z.dtype.type(C.GELU_K) * z * z * z))
-        return z.dtype.type(0.5) * z * (1 + t)
+        # 0.5 z (1 + tanh u) = z logistic(2 u): 1 + tanh u cancels to 0 for z << 0
+        u = z.dtype.type(C.GELU_C) * (z + z.dtype.type(C.GELU_K) * z * z * z)
+        return z * _logistic(u + u)
     if act == C.SOFTMAX:
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -87,10 +88,14 @@ def _derivative(z, a, act):
     if act == C.SOFTPLUS:
         return _logistic(z)
     if act == C.GELU:
+        # s + 0.5 z (1 - tanh^2 u) u', s = logistic(2 u), 1 - tanh^2 u = 4 e / (1 + e)^2
+        # with e = exp(-|2 u|): no cancellation far from 0
         c, k = z.dtype.type(C.GELU_C), z.dtype.type(C.GELU_K)
-        t = np.tanh(c * (z + k * z * z * z))
-        half = z.dtype.type(0.5)
-        return half * (one + t) + half * z * (one - t * t) * c * (one + 3 * k * z * z)
+        u = c * (z + k * z * z * z)
+        e = np.exp(-np.abs(u + u))
+        d = one + e
+        s = np.where(u >= 0, one / d, e / d)
+        return s + z.dtype.type(2) * z * (e / (d * d)) * c * (one + 3 * k * z * z)
     if act == C.EXP:
         return a.copy()
     # steps and softmax: the dispatcher rejects them before any kernel runs

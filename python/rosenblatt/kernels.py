@@ -32,6 +32,7 @@ __all__ = [
     "activation_forward",
     "adagrad_step",
     "adam_step",
+    "aligned_zeros",
     "available_backends",
     "batchnorm_backward",
     "batchnorm_fold",
@@ -344,6 +345,25 @@ def _all_apart(**arrays):
             if np.may_share_memory(a, b):
                 raise ValueError(f"{na} and {nb} must not share memory: the kernel writes one "
                                  "while it reads the other; pass separate arrays")
+
+
+# Vector width of the widest compiled ISA (AVX-512) in bytes.
+_ALIGN = 64
+
+
+def aligned_zeros(shape, dtype):
+    """Zeros whose data start on a 64-byte boundary.
+
+    NumPy's large arrays start 16 bytes past one. The compiled kernels' 64-byte vectors
+    then span two cache lines at every load and store: an Adam step over 266610 float32
+    values took twice as long (100 us against 47 us on one core, AVX-512) on such arrays.
+    The trainers allocate their parameter-sized vectors with this.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.zeros(nbytes + _ALIGN, dtype=np.uint8)
+    start = -buf.ctypes.data % _ALIGN
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _out(name, out, shape, dtype, *, in_place_ok=False, **inputs):
@@ -1059,18 +1079,18 @@ class Trainer:
         self.X, self.Y, self.params = X, Y, params
         slots = C.OPTIMIZER_SLOTS[self.optimizer]
         if state is None:
-            state = np.zeros((slots, total), dtype=dt)
+            state = aligned_zeros((slots, total), dt)
         else:
             _arr("state", state, 2, dt, (slots, total), writable=True)
             _separate("state", state, params=params, X=X, Y=Y, sample_weight=self.sample_weight)
         self.state = state
-        self.grads = np.zeros(total, dtype=dt)
+        self.grads = aligned_zeros(total, dt)
         self.step = np.array([int(step)], dtype=np.int64)
         self.backend = resolve_backend(backend)
         self._be = _probe(self.backend)
         self.n_threads = check_threads(n_threads)
-        self.workspace = np.empty(train_workspace_size(self.layer_sizes, self.batch_size),
-                                  dtype=dt)
+        self.workspace = aligned_zeros(train_workspace_size(self.layer_sizes, self.batch_size),
+                                       dt)
         L = self.layer_sizes.shape[0] - 1
         self.grad_norms = np.zeros(L, dtype=np.float64) if track_grad_norms else None
         self._checked_sw = (None, False)  # (weights, whether some are 0): see run_epoch

@@ -214,8 +214,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
             raise ValueError(f"coefs_ map {sizes[0]} inputs to {sizes[-1]} outputs; the "
                              f"model has {self.n_features_in_} and {self.n_outputs_}")
         dt = self._params.dtype
-        params = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in
-                                 zip(coefs, intercepts)]).astype(dt, copy=False)
+        params = K.aligned_zeros(sum(W.size + b.size for W, b in zip(coefs, intercepts)), dt)
+        params[...] = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in
+                                      zip(coefs, intercepts)])
         self._bind(params, sizes)
 
     # ----------------------------------------------------------------------------------
@@ -317,7 +318,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _init_params(self, layer_units, acts, dtype):
         """Draw the initial weights with self._random_state, layer by layer, W then b."""
         _, total = K.param_offsets(layer_units)
-        params = np.empty(total, dtype=dtype)
+        params = K.aligned_zeros(total, dtype)
         self._bind(params, layer_units)
         rs = self._random_state
         init = self.kernel_init

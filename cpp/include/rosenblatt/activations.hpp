@@ -31,9 +31,11 @@ inline vec<T> act_vec(int act, vec<T> z) {
     case codes::SOFTPLUS:
       return vselect<T>(z > zero, z, zero) + vlog1p_unit<T>(vexp<T>(-vabs<T>(z)));
     case codes::GELU: {
-      const T c = T(codes::GELU_C), k = T(codes::GELU_K);
-      vec<T> t = vtanh<T>(c * (z + k * z * z * z));
-      return T(0.5) * z * (one + t);
+      // 0.5 z (1 + tanh u) as z s, s = logistic(2 u) = (1 + tanh u) / 2: 1 + tanh u
+      // cancels to 0 far left of 0, where gelu is tiny but not zero (and its gradient
+      // then vanished too, which an adaptive step such as adagrad's turns into a full one).
+      const vec<T> u = T(codes::GELU_C) * (z + T(codes::GELU_K) * z * z * z);
+      return z * vlogistic<T>(u + u);
     }
     case codes::EXP:
       return vexp<T>(z);
@@ -60,10 +62,13 @@ inline vec<T> dact_vec(int act, vec<T> z, vec<T> a) {
     case codes::SOFTPLUS:
       return vlogistic<T>(z);
     case codes::GELU: {
+      // s + 0.5 z (1 - tanh^2 u) u' with s = (1 + tanh u) / 2 = logistic(2 u) and
+      // 1 - tanh^2 u = 4 e / (1 + e)^2, e = exp(-|2 u|): no cancellation (see act_vec).
       const T c = T(codes::GELU_C), k = T(codes::GELU_K);
-      vec<T> t = vtanh<T>(c * (z + k * z * z * z));
-      const T h = T(0.5);
-      return h * (one + t) + h * z * (one - t * t) * c * (one + T(3) * k * z * z);
+      const vec<T> u = c * (z + k * z * z * z);
+      const vec<T> e = vexp<T>(-vabs<T>(u + u)), d = e + T(1);
+      const vec<T> s = vselect<T>(u >= zero, T(1) / d, e / d);
+      return s + T(2) * z * (e / (d * d)) * c * (one + T(3) * k * z * z);
     }
     case codes::EXP:
       return a;
