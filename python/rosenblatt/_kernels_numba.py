@@ -716,6 +716,31 @@ def mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0
         _mlp_forward(X, params, layer_sizes, activations, out, workspace)
 
 
+@_jit_reassoc
+def _weight_sums(params, woff, layer_sizes, want_abs):
+    """Sums of w^2 and (when ``want_abs``) of |w| over the weights, not the biases, in
+    float64: the loss's penalty terms. Reassociated, so that LLVM vectorises them: they only
+    feed the reported loss, held to the reference by tolerance (the C++ backend sums them
+    in SIMD lanes too). A sequential float64 chain over the 266k weights of a 784-300-100-10
+    network cost some 270 us a batch, half of a batch-32 epoch."""
+    sq = 0.0
+    ab = 0.0
+    for i in range(layer_sizes.shape[0] - 1):
+        lo = woff[i]
+        hi = lo + layer_sizes[i] * layer_sizes[i + 1]
+        s = 0.0
+        for q in range(lo, hi):
+            w = np.float64(params[q])
+            s += w * w
+        sq += s
+        if want_abs:
+            a = 0.0
+            for q in range(lo, hi):
+                a += abs(np.float64(params[q]))
+            ab += a
+    return sq, ab
+
+
 @_jit
 def _train_epoch(X, Y, sw, has_sw, order, batch_size, layer_sizes, activations, loss,
                  params, grads, state, optimizer, hyper, step, workspace, grad_norms,
@@ -778,14 +803,7 @@ def _train_epoch(X, Y, sw, has_sw, order, batch_size, layer_sizes, activations, 
         G = _view2(workspace, loff[L - 1] + 2 * bs * fo, nb, fo)
         value = _loss_gradient(src, Yb, swb, has_sw, loss, delta, G)
         if alpha != 0.0 or l1 != 0.0:
-            sq = 0.0
-            ab = 0.0
-            for i in range(L):
-                nw = layer_sizes[i] * layer_sizes[i + 1]
-                for q in range(woff[i], woff[i] + nw):
-                    w = np.float64(params[q])
-                    sq += w * w
-                    ab += abs(w)
+            sq, ab = _weight_sums(params, woff, layer_sizes, l1 != 0.0)
             if alpha != 0.0:
                 value += 0.5 * alpha * sq / S
             if l1 != 0.0:
