@@ -31,7 +31,8 @@ LANE_EDGES = (1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 67)
 DIFFERENTIABLE = sorted(set(C.ACTIVATION_NAMES) - set(C.STEPS) - {C.SOFTMAX})
 # (n, k, m): batch 1, width 1, lanes +- 1 (8/16 fp32, 4/8 fp64), MR edges (4/6/14),
 # several register tiles plus a remainder, and k past one and two k-blocks (the depth is
-# 128-512 by ISA and dtype: 407 fp32 and 320 fp64 for AVX2)
+# 256-1024 by ISA, dtype and threads: 407 fp32 and 320 fp64 on one AVX2 thread, 1024 for
+# AVX-512)
 SHAPES = [
     (1, 1, 1), (1, 5, 17), (3, 2, 8), (10, 2, 8), (7, 9, 15), (8, 16, 16), (9, 17, 33),
     (15, 31, 7), (29, 40, 100), (33, 300, 10), (64, 257, 49), (200, 130, 100), (5, 700, 3),

@@ -73,12 +73,13 @@ struct Blocking {
   static constexpr int NR = kNV * L;
 #if defined(__AVX512F__)
   // AVX-512 (measured on a Zen 5: 48 KiB L1, full-width FMAs): the deepest blocks win,
-  // on one thread and on two, although a 512-deep B panel (64 KiB in float32) no longer
-  // fits in L1: every k block costs a pass over C (loads and stores of each tile), and
-  // L2 feeds the panel fast enough. 1024^3 float32: +9% (one thread) and +14% (two)
-  // against the L1-sized blocks below; MLP shapes +2-8%.
-  static constexpr idx KC = 512;
-  static constexpr idx KC_mt = 512;
+  // on one thread and on two, although a deep B panel (128 KiB at 1024 float32) is far
+  // beyond L1: every k block costs a pass over C (loads and stores of each tile), and L2
+  // feeds the panel fast enough. 1024^3 float32 at 512: +9% (one thread) and +14% (two)
+  // against the L1-sized blocks below; 1024 another +2-3%, and 784 features in one block
+  // +3-6% on the forward products of MLP shapes (backward unchanged).
+  static constexpr idx KC = 1024;
+  static constexpr idx KC_mt = 1024;
 #else
   // One packed B panel (KC x NR) stays in L1 while A streams through it from L2: between
   // two uses of a B line the kernel reads the whole B panel and one A micro-panel (KC x MR),
