@@ -40,7 +40,8 @@ SHAPES = [
     (70, 1030, 40),  # packed B, two or more k blocks for every ISA
     (13, 64, 70), (32, 100, 100),  # last rows split 4 + 3 and 4 + 4 (AVX2)
     # dX of few rows computed as (W dZ^T)^T (dense.hpp, dx_product): its smallest case and
-    # both sides of its row limit (8 B panels: 128 / 64 rows for AVX2 float / double)
+    # both sides of its row limit (8 B panels, at most 128 rows: 128 / 64 rows for AVX2 float /
+    # double, 128 for AVX-512)
     (3, 40, 5), (64, 50, 60), (65, 50, 60), (128, 50, 60), (129, 50, 60),
 ]
 
