@@ -726,17 +726,18 @@ def _weight_sums(params, woff, layer_sizes, want_abs):
     sq = 0.0
     ab = 0.0
     for i in range(layer_sizes.shape[0] - 1):
-        lo = woff[i]
-        hi = lo + layer_sizes[i] * layer_sizes[i + 1]
+        # a slice indexed from 0: over range(lo, hi) of the whole vector LLVM did not
+        # vectorise (74 us against 11 us for 235200 float32 weights)
+        x = params[woff[i]:woff[i] + layer_sizes[i] * layer_sizes[i + 1]]
         s = 0.0
-        for q in range(lo, hi):
-            w = np.float64(params[q])
+        for q in range(x.shape[0]):
+            w = np.float64(x[q])
             s += w * w
         sq += s
         if want_abs:
             a = 0.0
-            for q in range(lo, hi):
-                a += abs(np.float64(params[q]))
+            for q in range(x.shape[0]):
+                a += abs(np.float64(x[q]))
             ab += a
     return sq, ab
 
