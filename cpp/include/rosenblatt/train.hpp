@@ -47,6 +47,9 @@ inline void copy_row(T* dst, const T* src, idx len) {
   }
 }
 
+// Values of a batch (rows x (features + targets)) worth splitting its gather over threads.
+constexpr idx kGatherPerThread = idx(1) << 15;
+
 template <class T>
 double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   using clock = std::chrono::steady_clock;
@@ -126,10 +129,19 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   for (idx start = 0; start < a.n_order; start += bs) {
     const idx nb = tmin<idx>(bs, a.n_order - start);
     const std::int64_t* rows = a.order + start;
-    for (idx r = 0; r < nb; ++r) {
-      copy_row(Xb + r * d, a.X + rows[r] * d, d);
-      copy_row(Yb + r * ko, a.Y + rows[r] * ko, ko);
-    }
+    // The batch's rows are scattered over X (from DRAM when X is large): with several
+    // threads each copies a share, so that more of those misses are in flight at once.
+    auto gather = [&](idx r0, idx r1) {
+      for (idx r = r0; r < r1; ++r) {
+        copy_row(Xb + r * d, a.X + rows[r] * d, d);
+        copy_row(Yb + r * ko, a.Y + rows[r] * ko, ko);
+      }
+    };
+    const int ng = nb * (d + ko) >= kGatherPerThread ? tmin<int>(nt, int(nb)) : 1;
+    if (ng > 1)
+      parallel_for(ng, ng, [&](long t) { gather(nb * t / ng, nb * (t + 1) / ng); });
+    else
+      gather(0, nb);
     double S = double(nb);
     if (a.sample_weight) {
       S = 0.0;
