@@ -161,7 +161,6 @@ void apply_step(T* p, idx len, int nt, WeightSums* sums, const Rule& rule) {
       const int c = int(tmin<idx>(i1 - i, (kVecBytes - off) / idx(sizeof(T))));
       const vec<T> v = r(i, c);
       vstore_n(p + i, v, c);
-      if constexpr (kSum) a.add(v, c);
       i += c;
     }
     for (; i + L <= i1; i += L) {
