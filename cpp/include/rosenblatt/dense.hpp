@@ -82,11 +82,8 @@ void transpose_into(const T* src, idx rows, idx cols, T* dst) {
   constexpr int G = kGroup<T>;
   const idx jg = cols / G * G;
   for (; i_done + G <= rows; i_done += G) {
-    for (idx j0 = 0; j0 < jg; j0 += G) {
-      gvec<T> t[G];
-      load_transposed<T>(src + i_done * cols + j0, cols, G, t);
-      for (int l = 0; l < G; ++l) std::memcpy(dst + (j0 + l) * rows + i_done, &t[l], sizeof t[l]);
-    }
+    for (idx j0 = 0; j0 < jg; j0 += G)
+      transpose_block<T>(src + i_done * cols + j0, cols, G, dst + j0 * rows + i_done, rows);
     for (idx j = jg; j < cols; ++j)
       for (idx i = i_done; i < i_done + G; ++i) dst[j * rows + i] = src[i * cols + j];
   }

@@ -251,6 +251,14 @@ inline void load_transposed(const T* src, idx ld, int rows, gvec<T>* out) {
     for (int i = 0; i < 4; ++i) out[i] = (gvec<T>)r[i];
   }
 }
+
+// dst[l * ldd + i] = src[i * lds + l] for a G x G block (G = kGroup), zeros for i >= rows.
+template <class T>
+inline void transpose_block(const T* src, idx lds, int rows, T* dst, idx ldd) {
+  gvec<T> t[kGroup<T>];
+  load_transposed<T>(src, lds, rows, t);
+  for (int l = 0; l < kGroup<T>; ++l) std::memcpy(dst + l * ldd, &t[l], sizeof t[l]);
+}
 #endif
 
 // dst[p * mr + r] = A(r, p), zero rows past `rows`.
@@ -353,11 +361,7 @@ void pack_b(const T* b, idx rsb, idx csb, idx kc, idx cols, idx w, T* dst) {
       const int cg = int(tmin<idx>(G, cols - j_done));
       const T* src = b + j_done * csb;
       idx p = 0;
-      for (; p + G <= kc; p += G) {
-        gvec<T> t[G];
-        load_transposed<T>(src + p, csb, cg, t);
-        for (int l = 0; l < G; ++l) std::memcpy(dst + (p + l) * w + j_done, &t[l], sizeof t[l]);
-      }
+      for (; p + G <= kc; p += G) transpose_block<T>(src + p, csb, cg, dst + p * w + j_done, w);
       for (; p < kc; ++p)
         for (int l = 0; l < G; ++l) dst[p * w + j_done + l] = l < cg ? src[l * csb + p] : T(0);
     }
