@@ -215,8 +215,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                              f"model has {self.n_features_in_} and {self.n_outputs_}")
         dt = self._params.dtype
         params = K.aligned_zeros(sum(W.size + b.size for W, b in zip(coefs, intercepts)), dt)
-        params[...] = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in
-                                      zip(coefs, intercepts)])
+        np.concatenate([np.concatenate([W.ravel(), b]) for W, b in zip(coefs, intercepts)],
+                       out=params, casting="unsafe")
         self._bind(params, sizes)
 
     # ----------------------------------------------------------------------------------
