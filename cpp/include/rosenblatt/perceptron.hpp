@@ -36,18 +36,23 @@ template <class T>
 class IsaBuffer {
  public:
   explicit IsaBuffer(std::size_t n)
-      : n_(n), p_(n ? static_cast<T*>(::operator new(n * sizeof(T))) : nullptr) {
+      : n_(n), p_(n ? static_cast<T*>(::operator new(n * sizeof(T), kAlign)) : nullptr) {
     for (std::size_t i = 0; i < n_; ++i) p_[i] = T(0);
   }
   IsaBuffer(const IsaBuffer&) = delete;
   IsaBuffer& operator=(const IsaBuffer&) = delete;
-  ~IsaBuffer() { ::operator delete(p_); }
+  ~IsaBuffer() {
+    if (p_) ::operator delete(p_, kAlign);
+  }
   T* data() { return p_; }
   const T* data() const { return p_; }
   T& operator[](std::size_t i) { return p_[i]; }
   const T& operator[](std::size_t i) const { return p_[i]; }
 
  private:
+  // Cache-line aligned: the one-pass rule's transposed weights and ring rows are read and
+  // written as whole vectors, and its threads update neighbouring rows of the weights.
+  static constexpr std::align_val_t kAlign{64};
   std::size_t n_;
   T* p_;
 };
