@@ -187,7 +187,7 @@ void dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA,
 // fixed at compile time, and nothing is dispatched per row. Each output is the sum of the
 // direct GEMM path (k terms by FMA from zero, then the bias; dW over the batch rows in
 // order, then l2 W; db in row order), except where that path takes dot products (outputs
-// 1 wide, and dX): results agree with it to rounding.
+// of one or two columns): results agree with it to rounding.
 
 constexpr int kSmallVecs = 4;
 

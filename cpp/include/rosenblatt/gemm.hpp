@@ -17,8 +17,9 @@
 // then + bias, + beta * addend, then f - the same in the packed, gemv and direct (axpy)
 // forms, so a row's result does not depend on the number of rows either; one output column
 // takes the direct path's dot products for every m (gemm_is_column). With B read transposed
-// (dense_backward's dX = dZ W^T) small products take the dot products and large ones the
-// packed chains: there a row's result may depend on the row count.
+// (dense_backward's dX = dZ W^T) the direct path transposes B and takes the same chains,
+// except for outputs of one or two columns, whose small products take dot products: only
+// there may a row's result depend on the row count.
 #pragma once
 #include "rosenblatt/activations.hpp"
 #include "rosenblatt/gemv.hpp"
@@ -482,78 +483,117 @@ inline void run_micro(bool row_a, int mr, int np, int nv, const T* const* pa, co
 // ---------------------------------------------------------------------------------------
 // Direct path for small products: no packing, one row of C at a time.
 
-template <class T, int NVD>
-inline void direct_axpy_block(const GemmArgs<T>& g, idx i, idx j0, T* out) {
+// R rows of C from column j0, NVD vectors wide (the last ones possibly partial): each
+// element one FMA chain over p in order, as in the packed path. R rows at a time keep R
+// independent chains in flight: one row alone waits on the FMA latency at every step (the
+// output layer of a 784-300-100-10 net, 32x100x10, cost 3 us a call that way).
+template <class T, int NVD, int R>
+inline void direct_axpy_block(const GemmArgs<T>& g, idx i, idx j0, T* const* out) {
   constexpr int L = lanes<T>;
-  vec<T> acc[NVD];
+  vec<T> acc[R][NVD];
   int cnt[NVD];
   for (int v = 0; v < NVD; ++v) {
-    acc[v] = vec<T>{};
-    idx left = g.n - j0 - idx(v) * L;
+    const idx left = g.n - j0 - idx(v) * L;
     cnt[v] = left >= L ? L : int(left);
   }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NVD; ++v) acc[r][v] = vec<T>{};
   const T* arow = g.a + i * g.rsa;
   for (idx p = 0; p < g.k; ++p) {
-    vec<T> ap = vset<T>(arow[p * g.csa]);
     const T* brow = g.b + p * g.rsb + j0;
-    for (int v = 0; v < NVD; ++v) {
-      vec<T> bv = cnt[v] == L ? vload(brow + v * L) : vload_n(brow + v * L, cnt[v]);
-      acc[v] = vfma(ap, bv, acc[v]);
+    vec<T> bv[NVD];
+#pragma GCC unroll 4
+    for (int v = 0; v < NVD; ++v)
+      bv[v] = cnt[v] == L ? vload(brow + v * L) : vload_n(brow + v * L, cnt[v]);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const vec<T> ap = vset<T>(arow[r * g.rsa + p * g.csa]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NVD; ++v) acc[r][v] = vfma(ap, bv[v], acc[r][v]);
     }
   }
-  for (int v = 0; v < NVD; ++v) {
-    if (cnt[v] == L)
-      vstore(out + j0 + v * L, acc[v]);
-    else
-      vstore_n(out + j0 + v * L, acc[v], cnt[v]);
-  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NVD; ++v) {
+      if (cnt[v] == L)
+        vstore(out[r] + j0 + v * L, acc[r][v]);
+      else
+        vstore_n(out[r] + j0 + v * L, acc[r][v], cnt[v]);
+    }
 }
 
-// The direct path's dot-product form: contiguous rows of A against contiguous columns of B
-// (B read transposed, or one or two columns), one SIMD sum per element.
+// The direct path's dot-product form: contiguous rows of A against one or two contiguous
+// columns of B, one SIMD sum per element. (B read transposed with more columns is first
+// transposed by gemm_direct: a dot product of k < lanes terms costs more in its
+// horizontal sum than in its FMAs.)
 template <class T>
 inline bool direct_dots(const GemmArgs<T>& g) {
   return g.rsb == 1 && g.csa == 1 && (g.csb != 1 || g.n <= 2);
 }
 
+// Rows [i0, i1) of C by the direct path.
 template <class T>
-void direct_row(const GemmArgs<T>& g, idx i) {
+void direct_rows(const GemmArgs<T>& g, idx i0, idx i1) {
   constexpr int L = lanes<T>;
   const Epilogue<T>& e = g.epi;
-  T* crow = e.z ? e.z + i * e.ldz : g.c + i * g.ldc;
+  auto row_out = [&](idx i) { return e.z ? e.z + i * e.ldz : g.c + i * g.ldc; };
   if (direct_dots<T>(g)) {
-    const T* arow = g.a + i * g.rsa;
-    for (idx j = 0; j < g.n; ++j) {
-      const T* bcol = g.b + j * g.csb;
-      vec<T> s = {};
-      idx p = 0;
-      for (; p + L <= g.k; p += L) s = vfma(vload(arow + p), vload(bcol + p), s);
-      if (p < g.k) {
-        int r = int(g.k - p);
-        s = vfma(vload_n(arow + p, r), vload_n(bcol + p, r), s);
+    for (idx i = i0; i < i1; ++i) {
+      T* crow = row_out(i);
+      const T* arow = g.a + i * g.rsa;
+      for (idx j = 0; j < g.n; ++j) {
+        const T* bcol = g.b + j * g.csb;
+        vec<T> s = {};
+        idx p = 0;
+        for (; p + L <= g.k; p += L) s = vfma(vload(arow + p), vload(bcol + p), s);
+        if (p < g.k) {
+          int r = int(g.k - p);
+          s = vfma(vload_n(arow + p, r), vload_n(bcol + p, r), s);
+        }
+        T t = 0;
+        for (int l = 0; l < L; ++l) t += s[l];
+        crow[j] = t;
       }
-      T t = 0;
-      for (int l = 0; l < L; ++l) t += s[l];
-      crow[j] = t;
     }
   } else if (g.csb == 1) {
-    idx j0 = 0;
-    for (; j0 + 4 * L <= g.n; j0 += 4 * L) direct_axpy_block<T, 4>(g, i, j0, crow);
-    for (; j0 < g.n; j0 += L) direct_axpy_block<T, 1>(g, i, j0, crow);
+    // 4 rows x 2 vectors: 8 accumulators, within the registers of every ISA
+    auto block = [&](idx i, auto rows) {
+      constexpr int R = decltype(rows)::value;
+      T* out[R];
+      for (int r = 0; r < R; ++r) out[r] = row_out(i + r);
+      idx j0 = 0;
+      for (; j0 + 2 * L <= g.n; j0 += 2 * L) direct_axpy_block<T, 2, R>(g, i, j0, out);
+      if (j0 + L < g.n)
+        direct_axpy_block<T, 2, R>(g, i, j0, out);
+      else if (j0 < g.n)
+        direct_axpy_block<T, 1, R>(g, i, j0, out);
+    };
+    idx i = i0;
+    for (; i + 4 <= i1; i += 4) block(i, std::integral_constant<int, 4>{});
+    for (; i < i1; ++i) block(i, std::integral_constant<int, 1>{});
   } else {
-    for (idx j = 0; j < g.n; ++j) {
-      T t = 0;
-      for (idx p = 0; p < g.k; ++p) t += g.a[i * g.rsa + p * g.csa] * g.b[p * g.rsb + j * g.csb];
-      crow[j] = t;
+    for (idx i = i0; i < i1; ++i) {
+      T* crow = row_out(i);
+      for (idx j = 0; j < g.n; ++j) {
+        T t = 0;
+        for (idx p = 0; p < g.k; ++p) t += g.a[i * g.rsa + p * g.csa] * g.b[p * g.rsb + j * g.csb];
+        crow[j] = t;
+      }
     }
   }
-  if (e.bias)
-    for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.bias[j];
-  if (e.addend) {
-    const T* d = e.addend + i * e.ldd;
-    for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.beta * d[j];
+  for (idx i = i0; i < i1; ++i) {
+    T* crow = row_out(i);
+    if (e.bias)
+      for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.bias[j];
+    if (e.addend) {
+      const T* d = e.addend + i * e.ldd;
+      for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.beta * d[j];
+    }
+    finish_row<T>(e, crow, g.c + i * g.ldc, g.n);
   }
-  finish_row<T>(e, crow, g.c + i * g.ldc, g.n);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -773,6 +813,29 @@ inline bool gemm_is_column(const GemmArgs<T>& g) {
   return g.n == 1 && direct_dots<T>(g);
 }
 
+// The direct path (small products, k == 0, one-column outputs), rows split over threads
+// in chunks of 32 when there is enough work.
+template <class T>
+void gemm_direct(const GemmArgs<T>& g0, int nt) {
+  GemmArgs<T> g = g0;
+  if (g.rsb == 1 && g.csb != 1 && g.n > 2 && g.k > 0) {
+    // B^T row-major (dX = dZ W^T of a small layer) with more than two columns: transposed
+    // into scratch (k x n, a few KiB at most here), so that C is computed by the FMA chains
+    // above rather than by one dot product per element (dX of 32x10 @ 10x100: 16 -> 1 us)
+    T* bt = static_cast<T*>(thread_scratch(0, sizeof(T) * size_t(g.k) * size_t(g.n) + 64));
+    for (idx j = 0; j < g.n; ++j)
+      for (idx p = 0; p < g.k; ++p) bt[p * g.n + j] = g.b[p + j * g.csb];
+    g.b = bt;
+    g.rsb = g.n;
+    g.csb = 1;
+  }
+  const int use = (g.m >= 64 && double(g.m) * g.n * tmax<idx>(g.k, 1) > 1e6) ? nt : 1;
+  const idx chunk = 32;
+  const idx nchunks = (g.m + chunk - 1) / chunk;
+  parallel_for(nchunks, tmin<int>(use, int(nchunks)),
+               [&](long t) { direct_rows<T>(g, t * chunk, tmin<idx>(g.m, (t + 1) * chunk)); });
+}
+
 // Threads worth using for 2 m n k flops: roughly 1 per 2 MFLOP (about 20 us of work).
 inline int gemm_threads(int nt, idx m, idx n, idx k) {
   double fl = 2.0 * double(m) * double(n) * double(k);
@@ -786,13 +849,7 @@ void gemm(const GemmArgs<T>& g, int nt) {
   if (gemv_suits<T>(g)) {  // few rows of A, or tiny: gemv.hpp
     gemv<T>(g, nt);
   } else if (gemm_is_small<T>(g.m, g.n, g.k) || g.k == 0 || gemm_is_column<T>(g)) {
-    const int use = (g.m >= 64 && double(g.m) * g.n * tmax<idx>(g.k, 1) > 1e6) ? nt : 1;
-    const idx chunk = 32;
-    const idx nchunks = (g.m + chunk - 1) / chunk;
-    parallel_for(nchunks, tmin<int>(use, int(nchunks)), [&](long t) {
-      const idx i1 = tmin<idx>(g.m, (t + 1) * chunk);
-      for (idx i = t * chunk; i < i1; ++i) direct_row<T>(g, i);
-    });
+    gemm_direct<T>(g, nt);
   } else {
     gemm_packed<T>(g, gemm_threads(nt, g.m, g.n, g.k));
   }
