@@ -130,9 +130,18 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     const idx nb = tmin<idx>(bs, a.n_order - start);
     const std::int64_t* rows = a.order + start;
     // The batch's rows are scattered over X (from DRAM when X is large): with several
-    // threads each copies a share, so that more of those misses are in flight at once.
+    // threads each copies a share, so that more of those misses are in flight at once,
+    // and each fetches its next row while it copies one (a row's copy alone waits for its
+    // first lines before the hardware prefetcher follows: fashion b200 gather 36 -> 25 us).
+    auto fetch = [&](idx r) {
+      const char* src = reinterpret_cast<const char*>(a.X + rows[r] * d);
+      for (idx o = 0; o < d * idx(sizeof(T)); o += 64) __builtin_prefetch(src + o);
+      __builtin_prefetch(a.Y + rows[r] * ko);
+    };
     auto gather = [&](idx r0, idx r1) {
+      if (r0 < r1) fetch(r0);
       for (idx r = r0; r < r1; ++r) {
+        if (r + 1 < r1) fetch(r + 1);
         copy_row(Xb + r * d, a.X + rows[r] * d, d);
         copy_row(Yb + r * ko, a.Y + rows[r] * ko, ko);
       }
