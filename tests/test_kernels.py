@@ -46,6 +46,45 @@ def normal(rng, shape, dtype, scale=1.0):
 
 
 # --------------------------------------------------------------------------------------
+# input checks
+
+
+@fast(40)
+@given(size=st.sampled_from((0,) + EDGE + (255, 256, 257, 4095, 4096, 4097, 9000)),
+       offset=st.integers(0, 15), bad=st.sampled_from([None, np.nan, np.inf, -np.inf]),
+       where=st.floats(0.0, 1.0), seed=seeds)
+@example(size=1, offset=0, bad=np.nan, where=0.0, seed=0)
+@example(size=17, offset=3, bad=-np.inf, where=1.0, seed=0)
+@example(size=4097, offset=5, bad=np.inf, where=1.0, seed=0)
+def test_all_finite(backend, dtype, size, offset, bad, where, seed):
+    # every length across lane and block edges, at every start offset within a 64-byte
+    # line (the compiled kernel aligns its loads first), one bad value anywhere: in the
+    # partial head, the vector body or the tail
+    buf = normal(np.random.default_rng(seed), size + 16, dtype, 1e3)
+    x = buf[offset:offset + size]
+    if bad is not None and size:
+        x[min(size - 1, int(where * size))] = bad
+    before = x.copy()
+    want = bool(np.isfinite(x).all())
+    assert K.all_finite(x, backend=backend) is want
+    assert K.all_finite(x.reshape(1, -1), backend=backend) is want
+    np.testing.assert_array_equal(x, before)
+
+
+def test_all_finite_other_layouts(backend):
+    X = np.arange(24.0).reshape(4, 6)
+    X[3, 5] = np.nan
+    assert K.all_finite(X[:, ::2].copy(), backend=backend)  # (the NaN is in column 5)
+    assert K.all_finite(X[:, ::2], backend=backend)  # strided: checked by NumPy
+    assert not K.all_finite(X.T, backend=backend)
+    assert not K.all_finite(X.astype(np.float32), backend=backend)
+    with pytest.raises(TypeError, match="X must have dtype float32 or float64; got int64"):
+        K.all_finite(np.arange(3), backend=backend)
+    with pytest.raises(TypeError, match="X must be a numpy.ndarray; got list"):
+        K.all_finite([1.0], backend=backend)
+
+
+# --------------------------------------------------------------------------------------
 # activations
 
 

@@ -966,6 +966,18 @@ PYBIND11_MODULE(_core, mod) {
       py::arg("Z").none(true), py::arg("A"), py::arg("dA"), py::arg("activation"), py::arg("dZ"),
       py::arg("n_threads") = 0);
   mod.def(
+      "all_finite",
+      [](py::handle X, OptInt) {
+        auto run = [&](auto tag) {
+          using T = decltype(tag);
+          auto x = view<T>(X, "X", 1, false);
+          py::gil_scoped_release nogil;
+          return ks<T>().all_finite(x.ptr, x.shape[0]);
+        };
+        return is_f64(X, "X") ? run(double{}) : run(float{});
+      },
+      py::arg("X"), py::arg("n_threads") = 0);
+  mod.def(
       "softmax",
       [](py::handle Z, py::handle A, OptInt nt) {
         (is_f64(Z, "Z") ? activation_forward_t<double>

@@ -16,6 +16,7 @@ from ._core import (  # noqa: F401  (re-exported kernels)
     activation_forward,
     adagrad_step,
     adam_step,
+    all_finite,
     batchnorm_backward,
     batchnorm_forward,
     batchnorm_inference,

@@ -429,6 +429,28 @@ def _opt2(a, like):
     return _EMPTY2[like.dtype] if a is None else a
 
 
+@_jit_reassoc
+def _all_finite(x):
+    # x - x is 0 for a finite x and NaN otherwise; summed a block at a time and looked at
+    # after each block (an early exit per value would not vectorise). Reassociation lets
+    # LLVM vectorise the sum, whose value (0 or NaN) does not depend on the order.
+    n = x.shape[0]
+    zero = x.dtype.type(0)
+    for lo in range(0, n, 4096):
+        blk = x[lo:min(n, lo + 4096)]  # (a loop from 0: range(lo, hi) did not vectorise)
+        s = zero
+        for i in range(blk.shape[0]):
+            s += blk[i] - blk[i]
+        if s != zero:
+            return False
+    return True
+
+
+def all_finite(X, n_threads=0):
+    """Whether every value of the 1-D array ``X`` is finite."""
+    return bool(_all_finite(X))
+
+
 def activation_forward(Z, activation, A, n_threads=0):
     """A = f(Z) elementwise (row-wise for softmax). Z and A have the same shape."""
     _activation_forward(Z, int(activation), A)

@@ -102,6 +102,11 @@ def _derivative(z, a, act):
     raise ValueError(f"activation code {act} has no elementwise derivative")
 
 
+def all_finite(X, n_threads=0):
+    """Whether every value of the 1-D array ``X`` is finite."""
+    return bool(np.isfinite(X).all())
+
+
 def activation_forward(Z, activation, A, n_threads=0):
     """A = f(Z) elementwise (row-wise for softmax). Z and A have the same shape."""
     A[...] = _apply(Z, activation)

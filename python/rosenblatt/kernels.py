@@ -33,6 +33,7 @@ __all__ = [
     "adagrad_step",
     "adam_step",
     "aligned_zeros",
+    "all_finite",
     "available_backends",
     "batchnorm_backward",
     "batchnorm_fold",
@@ -383,6 +384,35 @@ def _out(name, out, shape, dtype, *, in_place_ok=False, **inputs):
         return np.empty(shape, dtype=dtype)
     _arr(name, out, len(shape), dtype, shape, writable=True)
     return (_separate_or_same if in_place_ok else _separate)(name, out, **inputs)
+
+
+# --------------------------------------------------------------------------------------
+# input checks
+
+
+def all_finite(X, *, backend=None):
+    """Whether every value of ``X`` is finite (no NaN, no infinity).
+
+    The estimators' validation of a training set: numpy's ``np.isfinite(X).all()``
+    writes a boolean temporary as large as X and reads it again; the compiled core reads
+    X once.
+
+    Parameters
+    ----------
+    X : ndarray of float32 or float64
+        Any shape. A C-contiguous array is read in place; another layout is checked by
+        NumPy.
+    backend : str, optional
+        Backend name; see :func:`resolve_backend`.
+
+    Returns
+    -------
+    bool
+    """
+    dt = _float_dtype("X", X)
+    if not (X.flags.c_contiguous and X.flags.aligned) or X.dtype is not np.dtype(dt.type):
+        return bool(np.isfinite(X).all())
+    return bool(_call(backend, "all_finite", X.reshape(-1), 0))
 
 
 # --------------------------------------------------------------------------------------

@@ -380,6 +380,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
             rs.seed(seed)
         return rs
 
+    def _all_finite(self, X):
+        """Whether float array X holds no NaN or infinity, by the estimator's backend
+        (the compiled core reads X once; NumPy's isfinite writes a temporary as large)."""
+        try:
+            be = K.resolve_backend(self.backend)
+        except (ValueError, RuntimeError):
+            be = "numpy"  # the fit itself reports the bad backend
+        return K.all_finite(X, backend=be)
+
     def _check_X_y(self, X, y, reset, y_numeric=False):
         """validate_data(self, X, y, ...) as fit calls it; dense float X and numeric y of a
         fitted estimator (same feature count, no feature names) are only checked for
@@ -389,7 +398,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 and X.shape[0] >= 1 and y.shape[0] == X.shape[0] and y.shape[-1] >= 1
                 and X.shape[1] == getattr(self, "n_features_in_", -1)
                 and not hasattr(self, "feature_names_in_") and y.dtype.kind in "biuf"
-                and np.isfinite(X).all() and (y.dtype.kind != "f" or np.isfinite(y).all())):
+                and self._all_finite(X) and (y.dtype.kind != "f" or np.isfinite(y).all())):
             return X, y
         return validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=y_numeric, dtype=(np.float64, np.float32),
@@ -951,6 +960,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # anything else takes the full path, which also raises sklearn's errors. The
         # finiteness test is one sum (no temporary array): NaN or inf makes it non-finite,
         # and so does overflow of large finite values, which the full path then accepts.
+        # Large X: the all_finite kernel, which reads X at memory speed (the sum's
+        # pairwise loop: half of that).
         # (A dot product of X with itself is faster but overflows - with a RuntimeWarning
         # - from values of about 1e17 on in float32.)
         if (type(X) is np.ndarray and (X.dtype is dt or X.dtype == dt)
@@ -958,7 +969,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 and shape[1] == self.n_features_in_ and (f := X.flags).c_contiguous
                 and f.aligned
                 and "feature_names_in_" not in self.__dict__
-                and math.isfinite(np.add.reduce(X, None))):
+                and (math.isfinite(np.add.reduce(X, None)) if X.size < 65536
+                     else K.all_finite(X, backend=self.__dict__.get("backend_")))):
             return X if X.dtype is dt else X.view(dt)  # builtin dtype: see __setstate__
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         check_narrowing(X, dt)

@@ -42,6 +42,39 @@ void activation_backward(const T* Z, const T* A, const T* dA, T* dZ, idx rows, i
   });
 }
 
+// True when every value of x[0, n) is finite: x - x is 0 for a finite x and NaN for NaN
+// and the infinities, and a sum of zeros stays 0. The estimators check a training set on
+// every fit call (fashion's 188 MB: 11 ms in NumPy's isfinite(X).all(), which also writes
+// a temporary of n booleans); this reads x once at memory speed, about 5 ms. One thread:
+// a second one measured no faster (the reads are what limits it).
+template <class T>
+bool all_finite(const T* x, idx n) {
+  constexpr int L = lanes<T>;
+  vec<T> a = {}, b = {};
+  idx i = 0;
+  // up to a vector boundary first (NumPy's large arrays start 16 bytes past one, and a
+  // 64-byte load from there spans two cache lines: 6.5 ms instead of 4.6 over fashion)
+  const idx off = idx(reinterpret_cast<std::uintptr_t>(x) % kVecBytes);
+  if (off != 0 && off % idx(sizeof(T)) == 0) {
+    const vec<T> u = vload_c(x, int(tmin<idx>(n, (kVecBytes - off) / idx(sizeof(T)))));
+    a += u - u;
+    i = tmin<idx>(n, (kVecBytes - off) / idx(sizeof(T)));
+  }
+  for (; i + 2 * L <= n; i += 2 * L) {
+    const vec<T> u = vload(x + i), v = vload(x + i + L);
+    a += u - u;
+    b += v - v;
+  }
+  for (; i < n; i += L) {
+    const vec<T> u = vload_c(x + i, int(tmin<idx>(L, n - i)));
+    a += u - u;
+  }
+  a += b;
+  bool ok = true;
+  for (int l = 0; l < L; ++l) ok = ok && a[l] == T(0);
+  return ok;
+}
+
 template <class T>
 void dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m, int act,
                    int nt) {

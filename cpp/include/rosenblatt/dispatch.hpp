@@ -72,6 +72,7 @@ struct PerceptronArgs {
 
 template <class T>
 struct KernelSet {
+  bool (*all_finite)(const T* x, index_t n);
   void (*activation_forward)(const T* Z, T* A, index_t rows, index_t cols, int act, int nt);
   void (*activation_backward)(const T* Z, const T* A, const T* dA, T* dZ, index_t rows,
                               index_t cols, int act, int nt);

@@ -21,6 +21,7 @@ namespace ROSENBLATT_ISA_NS {
 template <class T>
 constexpr KernelSet<T> make_kernel_set() {
   KernelSet<T> s{};
+  s.all_finite = &all_finite<T>;
   s.activation_forward = &activation_forward<T>;
   s.activation_backward = &activation_backward<T>;
   s.dense_forward = &dense_forward<T>;
