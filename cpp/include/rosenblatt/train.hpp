@@ -103,6 +103,11 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   // The penalty terms: the first batch sums the weights, each optimizer step the new ones
   // (while it writes them) for the next batch.
   const bool penalized = alpha != 0.0 || l1 != 0.0;
+  // The L2 term of the weights' gradients is added by the optimizer step (WeightSums::l2)
+  // rather than by the backward pass - except where the gradients are looked at before the
+  // step (grad_norms), where l1 adds its own term after l2's (that order is kept), and in
+  // the small-layer path, where it costs nothing.
+  const bool fold_l2 = alpha != 0.0 && l1 == 0.0 && !a.grad_norms && !small;
   WeightSums sums;
   sums.seg = wseg;
   sums.nseg = L;
@@ -193,7 +198,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
                                 alpha / S, dZs[i]);
       else
         dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
-                               alpha / S, nt, dZs[i]);
+                               fold_l2 ? 0.0 : alpha / S, nt, dZs[i]);
       if (stop_requested(2.0 * double(nb) * double(k) * double(m))) {
         *interrupted = true;
         return total;
@@ -218,6 +223,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         a.grad_norms[i] += std::sqrt(sq);
       }
     }
+    sums.l2 = fold_l2 ? alpha / S : 0.0;
     optimizer_step_summing<T>(a.params, a.grads, a.state, a.n_params, a.optimizer, a.hyper, a.step,
                               nt, penalized ? &sums : nullptr);
     sums_current = penalized;
