@@ -788,7 +788,8 @@ def loss_gradient(P, Y, loss, *, sample_weight=None, huber_delta=1.0, out=None,
 # optimizers (in place: the parameters and the state are the outputs)
 #
 # Every backend follows the reference's arithmetic operation by operation. The compiled
-# core runs the steps with subnormal numbers flushed to zero (as XLA does on the CPU):
+# backends (C++ and Numba) run the steps with subnormal numbers flushed to zero (as XLA
+# does on the CPU):
 # an optimizer state decaying into the subnormal range (Adam's moments of a weight whose
 # gradient stays zero) made every product a microcode assist. Values of 1.2e-38 (float32)
 # or 2.2e-308 (float64) and more are computed exactly as by the reference.
