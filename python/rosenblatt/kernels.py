@@ -789,10 +789,10 @@ def loss_gradient(P, Y, loss, *, sample_weight=None, huber_delta=1.0, out=None,
 #
 # Every backend follows the reference's arithmetic operation by operation. The compiled
 # backends (C++ and Numba) run the steps with subnormal numbers flushed to zero (as XLA
-# does on the CPU):
-# an optimizer state decaying into the subnormal range (Adam's moments of a weight whose
-# gradient stays zero) made every product a microcode assist. Values of 1.2e-38 (float32)
-# or 2.2e-308 (float64) and more are computed exactly as by the reference.
+# does on the CPU): an optimizer state decaying into the subnormal range (Adam's moments
+# of a weight whose gradient stays zero) made every product a microcode assist. Where no
+# operand or intermediate is subnormal (below 1.2e-38 in float32, 2.2e-308 in float64),
+# a step's result is the reference's bit for bit.
 
 
 def _opt_arrays(params, grads, *states):
