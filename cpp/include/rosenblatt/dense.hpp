@@ -222,19 +222,6 @@ void dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA,
 // order, then l2 W; db in row order), except where that path takes dot products (outputs
 // of one or two columns): results agree with it to rounding.
 
-constexpr int kSmallVecs = 4;
-
-template <class T>
-constexpr idx small_width() {
-  return idx(kSmallVecs) * lanes<T>;
-}
-
-// Lanes used by vector v of a row of w values.
-template <class T>
-inline int lanes_at(idx w, int v) {
-  return int(tmin<idx>(lanes<T>, w - idx(v) * lanes<T>));
-}
-
 // A = f(Z) over a contiguous span, f fixed at compile time, four vectors per step so that
 // their independent polynomial and division chains overlap (one row of a small layer is
 // a single vector, too short to hide that latency).
@@ -295,63 +282,6 @@ void small_dactivation(const T* z, const T* a, const T* da, T* dz, idx len, int 
   }
 }
 
-// C = A B + bias (a row vector) or + beta D, for small widths: C and D are rows x w, B is
-// inner x w (all row-major); A(i, t) = a[i * rsa + t * csa], so X, X^T and dZ^T are read
-// in place. Each C row is NV vectors, summed over t in order by FMA from zero, then the
-// bias or beta D added. R rows are done together: their chains of dependent FMAs overlap
-// and each loaded vector of B serves all of them.
-template <class T, int NV>
-void small_mm_nv(const T* a, idx rsa, idx csa, const T* B, T* C, idx rows, idx inner, idx w,
-                 const T* bias, const T* D, T beta) {
-  constexpr int L = lanes<T>;
-  constexpr int R = NV >= 3 ? 2 : 8 / NV;  // R x NV accumulators + NV of B in registers
-  int c[NV];
-  vec<T> bv[NV];
-  for (int v = 0; v < NV; ++v) {
-    c[v] = lanes_at<T>(w, v);
-    bv[v] = bias ? vload_c(bias + v * L, c[v]) : vec<T>{};
-  }
-  auto block = [&](idx i0, auto rb) {
-    constexpr int RB = decltype(rb)::value;
-    vec<T> acc[RB][NV];
-#pragma GCC unroll 16
-    for (int q = 0; q < RB; ++q)
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[q][v] = vec<T>{};
-    for (idx t = 0; t < inner; ++t) {
-      vec<T> bt[NV];
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) bt[v] = vload_c(B + t * w + v * L, c[v]);
-#pragma GCC unroll 16
-      for (int q = 0; q < RB; ++q) {
-        const vec<T> x = vset<T>(a[(i0 + q) * rsa + t * csa]);
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) acc[q][v] = vfma(x, bt[v], acc[q][v]);
-      }
-    }
-#pragma GCC unroll 16
-    for (int q = 0; q < RB; ++q)
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) {
-        const idx o = (i0 + q) * w + v * L;
-        vec<T> y = acc[q][v];
-        if (bias) y = y + bv[v];
-        if (D) y = y + beta * vload_c(D + o, c[v]);
-        vstore_c(C + o, y, c[v]);
-      }
-  };
-  idx i = 0;
-  for (; i + R <= rows; i += R) block(i, std::integral_constant<int, R>{});
-  // the rest (< R rows) in blocks of 4, 2, 1
-  if constexpr (R > 4) {
-    if (i + 4 <= rows) block(i, std::integral_constant<int, 4>{}), i += 4;
-  }
-  if constexpr (R > 2) {
-    if (i + 2 <= rows) block(i, std::integral_constant<int, 2>{}), i += 2;
-  }
-  if (i < rows) block(i, std::integral_constant<int, 1>{});
-}
-
 // db = column sums of dZ, rows added in order.
 template <class T, int NV>
 void small_db_nv(const T* dZ, T* db, idx n, idx m) {
@@ -384,19 +314,11 @@ void small_db_nv(const T* dZ, T* db, idx n, idx m) {
       break;                                        \
   }
 
-template <class T>
-void small_mm(const T* a, idx rsa, idx csa, const T* B, T* C, idx rows, idx inner, idx w,
-              const T* bias, const T* D, T beta) {
-#define RB_CALL(NV) small_mm_nv<T, NV>(a, rsa, csa, B, C, rows, inner, w, bias, D, beta)
-  RB_SMALL_NV(w, RB_CALL)
-#undef RB_CALL
-}
-
 // dense_forward for widths k, m <= small_width (one thread; Z is always written).
 template <class T>
 void small_dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m,
                          int act) {
-  small_mm<T>(X, k, 1, W, Z, n, k, m, b, nullptr, T(0));
+  small_mm<T>(X, k, 1, W, m, Z, m, n, k, m, b, nullptr, 0, T(0));
   small_activation<T>(Z, A, n, m, act);
 }
 
@@ -422,19 +344,19 @@ void small_dense_backward(const T* X, const T* W, const T* A, const T* Z, const 
   const idx mv = (m + lanes<T> - 1) / lanes<T>, kv = (k + lanes<T> - 1) / lanes<T>;
   if (m * kv < k * mv) {
     alignas(64) T gt[kMax];
-    small_mm<T>(dZ, 1, m, X, gt, m, n, k, nullptr, nullptr, T(0));
+    small_mm<T>(dZ, 1, m, X, k, gt, k, m, n, k, nullptr, nullptr, 0, T(0));
     for (idx p = 0; p < k; ++p)
       for (idx j = 0; j < m; ++j) {
         const idx o = p * m + j;
         dW[o] = l2 != 0.0 ? gt[j * k + p] + beta * W[o] : gt[j * k + p];
       }
   } else {
-    small_mm<T>(X, 1, k, dZ, dW, k, n, m, nullptr, l2 != 0.0 ? W : nullptr, beta);
+    small_mm<T>(X, 1, k, dZ, m, dW, m, k, n, m, nullptr, l2 != 0.0 ? W : nullptr, m, beta);
   }
 #define RB_CALL(NV) small_db_nv<T, NV>(dZ, db, n, m)
   RB_SMALL_NV(m, RB_CALL)
 #undef RB_CALL
-  if (dX) small_mm<T>(dZ, m, 1, wt, dX, n, m, k, nullptr, nullptr, T(0));
+  if (dX) small_mm<T>(dZ, m, 1, wt, k, dX, k, n, m, k, nullptr, nullptr, 0, T(0));
 }
 #undef RB_SMALL_NV
 

@@ -483,46 +483,94 @@ inline void run_micro(bool row_a, int mr, int np, int nv, const T* const* pa, co
 // ---------------------------------------------------------------------------------------
 // Direct path for small products: no packing, one row of C at a time.
 
-// R rows of C from column j0, NVD vectors wide (the last ones possibly partial): each
-// element one FMA chain over p in order, as in the packed path. R rows at a time keep R
-// independent chains in flight: one row alone waits on the FMA latency at every step (the
-// output layer of a 784-300-100-10 net, 32x100x10, cost 3 us a call that way).
-template <class T, int NVD, int R>
-inline void direct_axpy_block(const GemmArgs<T>& g, idx i, idx j0, T* const* out) {
+// Small products held in registers: rows of C of at most kSmallVecs vectors. The
+// direct path below (small products of any width, a block of columns at a time) and the
+// small-layer kernels of dense.hpp (every width within small_width) both compute here.
+constexpr int kSmallVecs = 4;
+
+template <class T>
+constexpr idx small_width() {
+  return idx(kSmallVecs) * lanes<T>;
+}
+
+// Lanes used by vector v of a row of w values.
+template <class T>
+inline int lanes_at(idx w, int v) {
+  return int(tmin<idx>(lanes<T>, w - idx(v) * lanes<T>));
+}
+
+// C = A B + bias (a row vector) or + beta D, w columns (NV vectors, the last possibly
+// partial); B (inner x w), C and D (rows x w) have row strides ldb, ldc, ldd, and
+// A(i, t) = a[i * rsa + t * csa], so X, X^T and dZ^T are read in place. Each element is
+// one FMA chain over t in order from zero, then + bias, then + beta D: the packed path's
+// order. R rows are done together: their chains of dependent FMAs overlap (one row alone
+// waits on the FMA latency at every step: the 32x100x10 output layer of a 784-300-100-10
+// net cost 3 us a call that way), and each loaded vector of B serves all of them.
+template <class T, int NV>
+void small_mm_nv(const T* a, idx rsa, idx csa, const T* B, idx ldb, T* C, idx ldc, idx rows,
+                 idx inner, idx w, const T* bias, const T* D, idx ldd, T beta) {
   constexpr int L = lanes<T>;
-  vec<T> acc[R][NVD];
-  int cnt[NVD];
-  for (int v = 0; v < NVD; ++v) {
-    const idx left = g.n - j0 - idx(v) * L;
-    cnt[v] = left >= L ? L : int(left);
+  constexpr int R = NV >= 3 ? 2 : 8 / NV;  // R x NV accumulators + NV of B in registers
+  int c[NV];
+  vec<T> bv[NV];
+  for (int v = 0; v < NV; ++v) {
+    c[v] = lanes_at<T>(w, v);
+    bv[v] = bias ? vload_c(bias + v * L, c[v]) : vec<T>{};
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NVD; ++v) acc[r][v] = vec<T>{};
-  const T* arow = g.a + i * g.rsa;
-  for (idx p = 0; p < g.k; ++p) {
-    const T* brow = g.b + p * g.rsb + j0;
-    vec<T> bv[NVD];
-#pragma GCC unroll 4
-    for (int v = 0; v < NVD; ++v)
-      bv[v] = cnt[v] == L ? vload(brow + v * L) : vload_n(brow + v * L, cnt[v]);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const vec<T> ap = vset<T>(arow[r * g.rsa + p * g.csa]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NVD; ++v) acc[r][v] = vfma(ap, bv[v], acc[r][v]);
+  auto block = [&](idx i0, auto rb) {
+    constexpr int RB = decltype(rb)::value;
+    vec<T> acc[RB][NV];
+#pragma GCC unroll 16
+    for (int q = 0; q < RB; ++q)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[q][v] = vec<T>{};
+    for (idx t = 0; t < inner; ++t) {
+      vec<T> bt[NV];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) bt[v] = vload_c(B + t * ldb + v * L, c[v]);
+#pragma GCC unroll 16
+      for (int q = 0; q < RB; ++q) {
+        const vec<T> x = vset<T>(a[(i0 + q) * rsa + t * csa]);
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[q][v] = vfma(x, bt[v], acc[q][v]);
+      }
     }
+#pragma GCC unroll 16
+    for (int q = 0; q < RB; ++q)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) {
+        vec<T> y = acc[q][v];
+        if (bias) y = y + bv[v];
+        if (D) y = y + beta * vload_c(D + (i0 + q) * ldd + v * L, c[v]);
+        vstore_c(C + (i0 + q) * ldc + v * L, y, c[v]);
+      }
+  };
+  idx i = 0;
+  for (; i + R <= rows; i += R) block(i, std::integral_constant<int, R>{});
+  // the rest (< R rows) in blocks of 4, 2, 1
+  if constexpr (R > 4) {
+    if (i + 4 <= rows) block(i, std::integral_constant<int, 4>{}), i += 4;
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NVD; ++v) {
-      if (cnt[v] == L)
-        vstore(out[r] + j0 + v * L, acc[r][v]);
-      else
-        vstore_n(out[r] + j0 + v * L, acc[r][v], cnt[v]);
-    }
+  if constexpr (R > 2) {
+    if (i + 2 <= rows) block(i, std::integral_constant<int, 2>{}), i += 2;
+  }
+  if (i < rows) block(i, std::integral_constant<int, 1>{});
+}
+
+// small_mm_nv for 1 <= w <= small_width.
+template <class T>
+void small_mm(const T* a, idx rsa, idx csa, const T* B, idx ldb, T* C, idx ldc, idx rows, idx inner,
+              idx w, const T* bias, const T* D, idx ldd, T beta) {
+  switch (int((w + lanes<T> - 1) / lanes<T>)) {
+    case 1:
+      return small_mm_nv<T, 1>(a, rsa, csa, B, ldb, C, ldc, rows, inner, w, bias, D, ldd, beta);
+    case 2:
+      return small_mm_nv<T, 2>(a, rsa, csa, B, ldb, C, ldc, rows, inner, w, bias, D, ldd, beta);
+    case 3:
+      return small_mm_nv<T, 3>(a, rsa, csa, B, ldb, C, ldc, rows, inner, w, bias, D, ldd, beta);
+    default:
+      return small_mm_nv<T, 4>(a, rsa, csa, B, ldb, C, ldc, rows, inner, w, bias, D, ldd, beta);
+  }
 }
 
 // The direct path's dot-product form: contiguous rows of A against one or two contiguous
@@ -559,21 +607,13 @@ void direct_rows(const GemmArgs<T>& g, idx i0, idx i1) {
       }
     }
   } else if (g.csb == 1) {
-    // 4 rows x 2 vectors: 8 accumulators, within the registers of every ISA
-    auto block = [&](idx i, auto rows) {
-      constexpr int R = decltype(rows)::value;
-      T* out[R];
-      for (int r = 0; r < R; ++r) out[r] = row_out(i + r);
-      idx j0 = 0;
-      for (; j0 + 2 * L <= g.n; j0 += 2 * L) direct_axpy_block<T, 2, R>(g, i, j0, out);
-      if (j0 + L < g.n)
-        direct_axpy_block<T, 2, R>(g, i, j0, out);
-      else if (j0 < g.n)
-        direct_axpy_block<T, 1, R>(g, i, j0, out);
-    };
-    idx i = i0;
-    for (; i + 4 <= i1; i += 4) block(i, std::integral_constant<int, 4>{});
-    for (; i < i1; ++i) block(i, std::integral_constant<int, 1>{});
+    // column blocks of small_width, the bias and the addend added in registers
+    T* out = row_out(i0);
+    const idx ldo = e.z ? e.ldz : g.ldc;
+    for (idx j0 = 0; j0 < g.n; j0 += small_width<T>())
+      small_mm<T>(g.a + i0 * g.rsa, g.rsa, g.csa, g.b + j0, g.rsb, out + j0, ldo, i1 - i0, g.k,
+                  tmin<idx>(small_width<T>(), g.n - j0), e.bias ? e.bias + j0 : nullptr,
+                  e.addend ? e.addend + i0 * e.ldd + j0 : nullptr, e.ldd, e.beta);
   } else {
     for (idx i = i0; i < i1; ++i) {
       T* crow = row_out(i);
@@ -586,11 +626,13 @@ void direct_rows(const GemmArgs<T>& g, idx i0, idx i1) {
   }
   for (idx i = i0; i < i1; ++i) {
     T* crow = row_out(i);
-    if (e.bias)
-      for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.bias[j];
-    if (e.addend) {
-      const T* d = e.addend + i * e.ldd;
-      for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.beta * d[j];
+    if (direct_dots<T>(g) || g.csb != 1) {  // (small_mm added them above)
+      if (e.bias)
+        for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.bias[j];
+      if (e.addend) {
+        const T* d = e.addend + i * e.ldd;
+        for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.beta * d[j];
+      }
     }
     finish_row<T>(e, crow, g.c + i * g.ldc, g.n);
   }
