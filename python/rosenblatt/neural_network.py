@@ -970,7 +970,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 and f.aligned
                 and "feature_names_in_" not in self.__dict__
                 and (math.isfinite(np.add.reduce(X, None)) if X.size < 65536
-                     else K.all_finite(X, backend=self.__dict__.get("backend_")))):
+                     else self._all_finite(X))):
             return X if X.dtype is dt else X.view(dt)  # builtin dtype: see __setstate__
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         check_narrowing(X, dt)
