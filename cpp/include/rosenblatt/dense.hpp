@@ -51,14 +51,11 @@ template <class T>
 bool all_finite(const T* x, idx n) {
   constexpr int L = lanes<T>;
   vec<T> a = {}, b = {};
-  idx i = 0;
-  // up to a vector boundary first (NumPy's large arrays start 16 bytes past one, and a
-  // 64-byte load from there spans two cache lines: 6.5 ms instead of 4.6 over fashion)
-  const idx off = idx(reinterpret_cast<std::uintptr_t>(x) % kVecBytes);
-  if (off != 0 && off % idx(sizeof(T)) == 0) {
-    const vec<T> u = vload_c(x, int(tmin<idx>(n, (kVecBytes - off) / idx(sizeof(T)))));
+  // up to a vector boundary first (6.5 ms instead of 4.6 over fashion's X)
+  idx i = lanes_to_boundary(x, n);
+  if (i > 0) {
+    const vec<T> u = vload_c(x, int(i));
     a += u - u;
-    i = tmin<idx>(n, (kVecBytes - off) / idx(sizeof(T)));
   }
   for (; i + 2 * L <= n; i += 2 * L) {
     const vec<T> u = vload(x + i), v = vload(x + i + L);

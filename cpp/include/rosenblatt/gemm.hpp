@@ -481,7 +481,7 @@ inline void run_micro(bool row_a, int mr, int np, int nv, const T* const* pa, co
 }
 
 // ---------------------------------------------------------------------------------------
-// Direct path for small products: no packing, one row of C at a time.
+// Small products: no packing.
 
 // Small products held in registers: rows of C of at most kSmallVecs vectors. The
 // direct path below (small products of any width, a block of columns at a time) and the
@@ -588,6 +588,7 @@ void direct_rows(const GemmArgs<T>& g, idx i0, idx i1) {
   constexpr int L = lanes<T>;
   const Epilogue<T>& e = g.epi;
   auto row_out = [&](idx i) { return e.z ? e.z + i * e.ldz : g.c + i * g.ldc; };
+  bool epilogue_done = false;  // bias and addend added in registers
   if (direct_dots<T>(g)) {
     for (idx i = i0; i < i1; ++i) {
       T* crow = row_out(i);
@@ -607,13 +608,14 @@ void direct_rows(const GemmArgs<T>& g, idx i0, idx i1) {
       }
     }
   } else if (g.csb == 1) {
-    // column blocks of small_width, the bias and the addend added in registers
+    // column blocks of small_width
     T* out = row_out(i0);
     const idx ldo = e.z ? e.ldz : g.ldc;
     for (idx j0 = 0; j0 < g.n; j0 += small_width<T>())
       small_mm<T>(g.a + i0 * g.rsa, g.rsa, g.csa, g.b + j0, g.rsb, out + j0, ldo, i1 - i0, g.k,
                   tmin<idx>(small_width<T>(), g.n - j0), e.bias ? e.bias + j0 : nullptr,
                   e.addend ? e.addend + i0 * e.ldd + j0 : nullptr, e.ldd, e.beta);
+    epilogue_done = true;
   } else {
     for (idx i = i0; i < i1; ++i) {
       T* crow = row_out(i);
@@ -626,7 +628,7 @@ void direct_rows(const GemmArgs<T>& g, idx i0, idx i1) {
   }
   for (idx i = i0; i < i1; ++i) {
     T* crow = row_out(i);
-    if (direct_dots<T>(g) || g.csb != 1) {  // (small_mm added them above)
+    if (!epilogue_done) {
       if (e.bias)
         for (idx j = 0; j < g.n; ++j) crow[j] = crow[j] + e.bias[j];
       if (e.addend) {

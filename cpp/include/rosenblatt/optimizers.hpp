@@ -204,12 +204,10 @@ void apply_step(T* p, idx len, int nt, WeightSums* sums, const Rule& rule) {
     // elementwise, so the new parameters do not change. Not with sums: their lanes would
     // then depend on the address, and so would the bits of the loss (train_epoch's
     // Trainer allocates its vectors aligned instead).
-    const idx off = idx(reinterpret_cast<std::uintptr_t>(p + i) % kVecBytes);
-    if (!kSum && off != 0 && off % idx(sizeof(T)) == 0 && i < i1) {
-      const int c = int(tmin<idx>(i1 - i, (kVecBytes - off) / idx(sizeof(T))));
-      const vec<T> v = r(i, c);
-      vstore_n(p + i, v, c);
-      i += c;
+    const int head = kSum ? 0 : int(lanes_to_boundary(p + i, i1 - i));
+    if (head > 0) {
+      vstore_n(p + i, r(i, head), head);
+      i += head;
     }
     for (; i + L <= i1; i += L) {
       const vec<T> v = r(i, L);

@@ -68,18 +68,6 @@ constexpr double kU = 0x1p-53;   // unit roundoff of double
 constexpr idx kAhead = 8;        // rows prefetched ahead of the one being processed
 constexpr idx kPollRows = 8192;  // rows between interrupt checks
 
-// Always inlined: a call to a function that only prefetches has no effect GCC can see,
-// so once the function is found "pure" the call is deleted as dead code.
-__attribute__((always_inline)) inline void prefetch_row(const void* p, idx bytes) {
-  const char* c = static_cast<const char*>(p);
-  // two lines a step (the loop's bookkeeping cost as much as the prefetches); the second
-  // may fall past the row, which is harmless: a prefetch never faults
-  for (idx o = 0; o < bytes; o += 128) {
-    __builtin_prefetch(c + o, 0, 3);
-    __builtin_prefetch(c + o + 64, 0, 3);
-  }
-}
-
 // s = sum of the rounded products w_j x_j, in double, by SIMD lanes; a = sum of |w_j x_j|.
 inline void dot_abs(const double* w, const double* x, idx d, double& s, double& a) {
   using V = vec<double>;

@@ -286,5 +286,28 @@ inline T tmax(T a, T b) {
   return a < b ? b : a;
 }
 
+// Values from p up to its next vector-size boundary, at most n (0 when p is on one, or not
+// even on a value boundary). NumPy's large arrays start 16 bytes past a 64-byte boundary,
+// and every 64-byte load or store from there spans two cache lines: streaming kernels
+// take this many values as a partial vector first.
+template <class T>
+inline idx lanes_to_boundary(const T* p, idx n) {
+  const idx off = idx(reinterpret_cast<std::uintptr_t>(p) % kVecBytes);
+  if (off == 0 || off % idx(sizeof(T)) != 0) return 0;
+  return tmin<idx>(n, (kVecBytes - off) / idx(sizeof(T)));
+}
+
+// Prefetches [p, p + bytes) into L1, two lines a step (the loop's bookkeeping cost as much
+// as the prefetches); the second may fall past the range, which is harmless: a prefetch
+// never faults. Always inlined: a call to a function that only prefetches has no effect
+// GCC can see, so once the function is found "pure" the call is deleted as dead code.
+__attribute__((always_inline)) inline void prefetch_row(const void* p, idx bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (idx o = 0; o < bytes; o += 128) {
+    __builtin_prefetch(c + o, 0, 3);
+    __builtin_prefetch(c + o + 64, 0, 3);
+  }
+}
+
 }  // namespace ROSENBLATT_ISA_NS
 }  // namespace rosenblatt

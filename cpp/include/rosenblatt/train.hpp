@@ -139,8 +139,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     // and each fetches its next row while it copies one (a row's copy alone waits for its
     // first lines before the hardware prefetcher follows: fashion b200 gather 36 -> 25 us).
     auto fetch = [&](idx r) {
-      const char* src = reinterpret_cast<const char*>(a.X + rows[r] * d);
-      for (idx o = 0; o < d * idx(sizeof(T)); o += 64) __builtin_prefetch(src + o);
+      prefetch_row(a.X + rows[r] * d, d * idx(sizeof(T)));
       __builtin_prefetch(a.Y + rows[r] * ko);
     };
     auto gather = [&](idx r0, idx r1) {
