@@ -523,7 +523,7 @@ template <class T>
 constexpr int kScoreUnit = lanes<T> > 4 ? lanes<T> : 4;
 
 // z[0..G) = x . Wt[g] for G rows of Wt (stride dp) over nc chunks of x, a row zero-padded
-// to dp = 8 nc; z[G..) up to the next multiple of kScoreUnit is overwritten. Not inlined:
+// to 8 nc (<= dp); z[G..) up to the next multiple of kScoreUnit is overwritten. Not inlined:
 // inside the epoch loop GCC keeps the step's constants in vector registers and spills
 // accumulators.
 template <class T, int G>
@@ -798,7 +798,12 @@ idx rosenblatt_part(const OnePass<T>& P, idx c0, idx c1, unsigned char* flags) {
 template <class T>
 idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const std::int64_t* order,
                      idx m, idx d, idx k, T* W, T* b, double eta, int step, int n_threads) {
-  const idx nc = (d + 7) / 8, dp = 8 * nc;  // chunks of 8 features, zero-padded
+  // chunks of 8 features, zero-padded; each row of Wt (and of the rings) starts a cache
+  // line: with several threads the outputs of one thread would otherwise share a line with
+  // the next thread's (float rows of 100 features are 6.5 lines), and every update of
+  // either would move that line between the cores
+  constexpr idx kLine = idx(64 / sizeof(T));
+  const idx nc = (d + 7) / 8, dp = (8 * nc + kLine - 1) / kLine * kLine;
   IsaBuffer<T> Wt{std::size_t(k * dp)}, bt{std::size_t(k)};
   for (idx j = 0; j < d; ++j)
     for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
@@ -885,9 +890,17 @@ void perceptron_fit_sklearn(const PerceptronArgs<T>& a, bool* interrupted, bool*
                              a.labels,
                              std::int64_t(c)};
     bool s = false, nf = false, bad_x = false;
+    // The class trains a private, cache-line aligned copy of its weights and intercept:
+    // in place, neighbouring classes on other threads would share the lines at the ends of
+    // their rows of W and all of B, and every mistake would move those lines between cores
+    IsaBuffer<T> w{std::size_t(a.d)};
+    for (idx j = 0; j < a.d; ++j) w[j] = a.W[c * a.d + j];
+    double b = a.B[c];
     a.n_iter[c] = perc::fit_problem(
-        P, a.W + c * a.d, a.B + c, std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu),
-        a.shuffle, a.max_iter, a.tol, a.n_iter_no_change, &a.interrupt, &s, &nf, &bad_x);
+        P, w.data(), &b, std::uint32_t(std::uint64_t(a.seeds[c]) & 0xFFFFFFFFu), a.shuffle,
+        a.max_iter, a.tol, a.n_iter_no_change, &a.interrupt, &s, &nf, &bad_x);
+    for (idx j = 0; j < a.d; ++j) a.W[c * a.d + j] = w[j];
+    a.B[c] = b;
     if (bad_x) a.n_iter[c] = -1;
     stop[c] = s;
     bad[c] = nf;
