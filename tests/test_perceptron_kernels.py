@@ -4,8 +4,9 @@ Integer-valued inputs make every backend exact, so the compiled and Numba kernel
 equal the reference bit for bit whatever their summation order; on real-valued data the
 compiled kernel and its Numba twin share one summation order (8 partial sums by feature
 index mod 8, folded the same way), so they agree bit for bit with each other, at any ISA
-and any thread count. Feature counts cross the 8-feature chunks (1, 7, 8, 9, 17) and output
-counts the SIMD lanes and output groups (1..11, 13, 25).
+and any thread count. Feature counts cross the 8-feature chunks (1, 7, 8, 9, 17), down to
+none (0: the scores are the intercepts), and output counts the SIMD lanes and output groups
+(1..11, 13, 25).
 """
 
 import functools
@@ -32,7 +33,7 @@ BACKENDS = K.available_backends()
 # else every one available
 COMPILED = compiled_backends_under_test()
 DTYPES = [np.float64, np.float32]
-FEATURES = (1, 7, 8, 9, 17)
+FEATURES = (0, 1, 7, 8, 9, 17)
 OUTPUTS = tuple(range(1, 12))
 
 
@@ -74,6 +75,7 @@ def _assert_same(got, want):
        seed=st.integers(0, 2**32 - 1), eta=st.sampled_from([1.0, 0.5, 2.0]),
        labels=st.booleans(), repeats=st.booleans())
 @example(n=1, d=1, k=1, seed=0, eta=1.0, labels=True, repeats=False)
+@example(n=7, d=0, k=3, seed=2, eta=1.0, labels=True, repeats=False)  # (crashed the core)
 @example(n=30, d=17, k=11, seed=1, eta=0.5, labels=False, repeats=True)
 def test_epoch_equals_reference_on_exact_data(dtype, step, n, d, k, seed, eta, labels,
                                               repeats):

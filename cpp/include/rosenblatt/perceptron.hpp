@@ -803,7 +803,8 @@ idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const s
   // the next thread's (float rows of 100 features are 6.5 lines), and every update of
   // either would move that line between the cores
   constexpr idx kLine = idx(64 / sizeof(T));
-  const idx nc = (d + 7) / 8, dp = (8 * nc + kLine - 1) / kLine * kLine;
+  // (no features: one chunk of zeros, so that the scores are the intercepts)
+  const idx nc = d > 0 ? (d + 7) / 8 : 1, dp = (8 * nc + kLine - 1) / kLine * kLine;
   IsaBuffer<T> Wt{std::size_t(k * dp)}, bt{std::size_t(k)};
   for (idx j = 0; j < d; ++j)
     for (idx c = 0; c < k; ++c) Wt[c * dp + j] = W[j * k + c];
