@@ -6,7 +6,7 @@ compiled kernel and its Numba twin share one summation order (8 partial sums by 
 index mod 8, folded the same way), so they agree bit for bit with each other, at any ISA
 and any thread count. Feature counts cross the 8-feature chunks (1, 7, 8, 9, 17), down to
 none (0: the scores are the intercepts), and output counts the SIMD lanes and output groups
-(1..11, 13, 25).
+(1..11, 13, 25), down to none (0: no mistakes, but a non-finite row is still reported).
 """
 
 import functools
@@ -34,7 +34,7 @@ BACKENDS = K.available_backends()
 COMPILED = compiled_backends_under_test()
 DTYPES = [np.float64, np.float32]
 FEATURES = (0, 1, 7, 8, 9, 17)
-OUTPUTS = tuple(range(1, 12))
+OUTPUTS = tuple(range(12))
 
 
 needs_compiled = pytest.mark.skipif(
@@ -76,6 +76,7 @@ def _assert_same(got, want):
        labels=st.booleans(), repeats=st.booleans())
 @example(n=1, d=1, k=1, seed=0, eta=1.0, labels=True, repeats=False)
 @example(n=7, d=0, k=3, seed=2, eta=1.0, labels=True, repeats=False)  # (crashed the core)
+@example(n=7, d=3, k=0, seed=3, eta=1.0, labels=False, repeats=True)  # (crashed it too)
 @example(n=30, d=17, k=11, seed=1, eta=0.5, labels=False, repeats=True)
 def test_epoch_equals_reference_on_exact_data(dtype, step, n, d, k, seed, eta, labels,
                                               repeats):
@@ -103,6 +104,22 @@ def test_labels_mean_one_hot_targets(dtype, step):
     for be in BACKENDS:
         _assert_same(_epochs(be, X, lab, W0, b0, [order], 1.0, step),
                      _epochs(be, X, Y, W0, b0, [order], 1.0, step))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "targets"])
+def test_no_outputs_make_no_mistakes_but_see_non_finite_rows(dtype, labels):
+    X = np.ones((5, 3), dtype)
+    Y = np.zeros(5, np.int64) if labels else np.zeros((5, 0), dtype)
+    W, b = np.zeros((3, 0), dtype), np.zeros(0, dtype)
+    for be in BACKENDS:
+        for nt in (1, 2):
+            assert K.perceptron_epoch(X, Y, W, b, backend=be, n_threads=nt) == 0
+    X[3, 1] = np.inf
+    for be in BACKENDS:
+        assert K.perceptron_epoch(X, Y, W, b, backend=be) == -1
+        assert K.perceptron_epoch(X, Y, W, b, order=np.array([0, 1, 2, 4]),
+                                  backend=be) == 0
 
 
 @needs_compiled

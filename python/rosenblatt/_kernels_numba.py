@@ -1021,7 +1021,7 @@ def _perceptron_epoch(X, Y, labels, onehot, order, W, b, eta, step):
             g[c] = e_eta * e
             if e != zero:
                 wrong = True
-        if not finite:
+        if not finite or k == 0:  # (without outputs no score shows a non-finite row)
             for j in range(d):
                 if not np.isfinite(X[r, j]):
                     return -1

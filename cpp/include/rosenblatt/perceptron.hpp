@@ -798,6 +798,11 @@ idx rosenblatt_part(const OnePass<T>& P, idx c0, idx c1, unsigned char* flags) {
 template <class T>
 idx perceptron_epoch(const T* X, const T* Y, const std::int64_t* labels, const std::int64_t* order,
                      idx m, idx d, idx k, T* W, T* b, double eta, int step, int n_threads) {
+  if (k == 0) {  // no outputs, no mistakes; no score shows a non-finite row, so look
+    for (idx q = 0; q < m; ++q)
+      if (!perc::row_finite(X + idx(order[q]) * d, d)) return -1;
+    return 0;
+  }
   // chunks of 8 features, zero-padded; each row of Wt (and of the rings) starts a cache
   // line: with several threads the outputs of one thread would otherwise share a line with
   // the next thread's (float rows of 100 features are 6.5 lines), and every update of
