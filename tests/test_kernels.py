@@ -796,6 +796,37 @@ def test_batchnorm_deterministic_across_threads(backend):
             np.testing.assert_array_equal(a, b_)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("n,k", [(8, 1), (37, 1), (100, 1), (9, 3), (257, 17)])
+@pytest.mark.parametrize("kind", ["constant", "shifted"])
+def test_batchnorm_sums_every_column_in_row_order(backend, dtype, n, k, kind):
+    """The sums over a column go row by row in every backend, so the reference's bits are
+    everyone's. A constant column shows why it matters: its variance is about 0, so
+    1/sqrt(var + eps) ~ 316 magnifies the last bit of the mean (np.sum adds a single column
+    pairwise, and the reference's Xhat was 0 where the core's was -3.8e-5)."""
+    rng = np.random.default_rng(n + k)
+    Z = (np.full((n, k), 1.3) if kind == "constant"
+         else rng.standard_normal((n, k)) + 1e3).astype(dtype)
+    gamma, beta = normal(rng, k, dtype), normal(rng, k, dtype)
+    got = K.batchnorm_forward(Z, gamma, beta, backend=backend)
+    want = K.batchnorm_forward(Z, gamma, beta, backend="numpy")
+    for a, b_ in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b_)
+    dY = normal(rng, (n, k), dtype)
+    np.testing.assert_array_equal(
+        np.concatenate([a.ravel() for a in K.batchnorm_backward(dY, want[1], gamma, want[3],
+                                                                backend=backend)]),
+        np.concatenate([a.ravel() for a in K.batchnorm_backward(dY, want[1], gamma, want[3],
+                                                                backend="numpy")]))
+
+
+def test_softmax_of_rows_without_values_is_empty_in_every_backend(backend):
+    Z = np.zeros((3, 0), np.float32)
+    assert K.softmax(Z, backend=backend).shape == (3, 0)
+    assert K.dense_forward(np.ones((3, 2), np.float32), np.ones((2, 0), np.float32),
+                           np.ones(0, np.float32), "softmax", backend=backend).shape == (3, 0)
+
+
 # --------------------------------------------------------------------------------------
 # lane edges, pinned: hypothesis draws the sizes above from EDGE, so a run may miss a given
 # edge. These run every kernel family at batch 1, width 1 and each lane edge on every run:

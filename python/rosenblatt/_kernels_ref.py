@@ -63,6 +63,8 @@ def _apply(z, act):
         u = z.dtype.type(C.GELU_C) * (z + z.dtype.type(C.GELU_K) * z * z * z)
         return z * _logistic(u + u)
     if act == C.SOFTMAX:
+        if z.shape[1] == 0:  # rows of no values (max has no identity)
+            return np.empty_like(z)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
     if act == C.EXP:
@@ -571,6 +573,13 @@ def perceptron_fit_sklearn(X, Y, W, B, seeds, eta0, sample_weight, class_weight,
 # batch normalisation (over the rows of a batch; one statistic per column)
 
 
+def _column_sums(a, out):
+    """out[j] = a[0, j] + a[1, j] + ... in row order: the batch norm kernels' sums.
+    (np.sum may sum a column pairwise - it does for a single column - and so differ in
+    the last bits; a cumulative sum is sequential.)"""
+    out[...] = np.cumsum(a, axis=0, dtype=a.dtype)[-1]
+
+
 def batchnorm_forward(Z, gamma, beta, eps, Y, Xhat, mean, invstd, n_threads=0):
     """Training-mode batch normalisation of ``Z`` (n, k) with the batch's own statistics.
 
@@ -587,10 +596,10 @@ def batchnorm_forward(Z, gamma, beta, eps, Y, Xhat, mean, invstd, n_threads=0):
     caller's source for running statistics: var = 1 / invstd^2 - eps).
     """
     n = Z.shape[0]
-    np.sum(Z, axis=0, out=mean)
+    _column_sums(Z, mean)
     mean /= n
     np.subtract(Z, mean, out=Xhat)
-    np.sum(Xhat * Xhat, axis=0, out=invstd)
+    _column_sums(Xhat * Xhat, invstd)
     invstd /= n
     invstd += eps
     np.sqrt(invstd, out=invstd)
@@ -613,8 +622,8 @@ def batchnorm_backward(dY, Xhat, gamma, invstd, dZ, dgamma, dbeta, n_threads=0):
     Writes dZ (n, k), dgamma and dbeta (k,).
     """
     n = dY.shape[0]
-    np.sum(dY, axis=0, out=dbeta)
-    np.sum(dY * Xhat, axis=0, out=dgamma)
+    _column_sums(dY, dbeta)
+    _column_sums(dY * Xhat, dgamma)
     np.multiply(dY, n, out=dZ)
     dZ -= dbeta
     dZ -= Xhat * dgamma
