@@ -431,6 +431,37 @@ def test_concurrent_callers_match_serial():
     assert not errors
 
 
+_KEEP_OFF_CALLER = """
+import os, time
+import numpy as np
+from rosenblatt import _core, _codes as C
+X = np.ones((400, 400), np.float32); W = np.ones((400, 400), np.float32)
+b = np.zeros(400, np.float32); A = np.empty((400, 400), np.float32)
+_core.dense_forward(X, W, b, C.RELU, A, None, 2)  # starts the pool's worker
+for cpu in sorted(os.sched_getaffinity(0))[:2]:
+    os.sched_setaffinity(0, {cpu})  # (this thread only: the caller now runs on cpu)
+    time.sleep(0.05)  # the worker goes to sleep
+    _core.dense_forward(X, W, b, C.RELU, A, None, 2)
+    assert (A == 400).all()
+    workers = [int(t) for t in os.listdir("/proc/self/task")
+               if open(f"/proc/self/task/{t}/comm").read().strip() == "rosenblatt"]
+    assert workers, "no worker thread named rosenblatt"
+    for t in workers:
+        assert cpu not in os.sched_getaffinity(t), (cpu, os.sched_getaffinity(t))
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="Linux with 2 CPUs or more")
+def test_woken_workers_are_kept_off_the_callers_cpu():
+    """A worker woken from its sleep would often share the caller's CPU for milliseconds
+    (threads.cpp, place_workers); the caller narrows the sleeping workers' CPUs first."""
+    out = subprocess.run([sys.executable, "-c", _KEEP_OFF_CALLER], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
 def test_softmax_rows():
     rng = np.random.default_rng(6)
     for dt in DTYPES:
