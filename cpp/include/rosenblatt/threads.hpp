@@ -10,7 +10,8 @@
 // The pool accepts jobs from several caller threads: one job runs on the pool at a time; a
 // caller that finds the pool busy runs its own job serially instead of waiting (same result).
 // The calling thread always takes part in its job. Workers spin briefly after a job (kernels
-// of a training step come in quick succession) and then sleep on a condition variable.
+// of a training step come in quick succession) and then sleep on a condition variable; on
+// Linux a caller that wakes them first keeps them off its own CPU (see place_workers).
 // shutdown_pool() joins them; module.cpp registers it with Python's atexit, and a static
 // destructor does the same for embedders. After fork() the child starts a fresh pool lazily.
 //
