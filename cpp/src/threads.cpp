@@ -154,7 +154,7 @@ class Pool {
     const int cpu = sched_getcpu();
     if (cpu < 0 || cpu == placed_cpu_ || !have_allowed_) return;
     cpu_set_t mask = allowed_;
-    if (CPU_ISSET(cpu, &mask)) CPU_CLR(cpu, &mask);
+    CPU_CLR(cpu, &mask);
     if (CPU_COUNT(&mask) == 0) return;
     // (remembered only when every worker was reached: a new one may not have started)
     bool all = true;
