@@ -133,8 +133,10 @@ class Pool {
       // job was posted and then wait for the next one
       const int i = static_cast<int>(workers_.size());
 #if defined(__linux__)
-      // the CPUs a new worker inherits (the creating thread's), all it may use
+      // the CPUs a new worker inherits (the creating thread's), all it may use; it is not
+      // placed yet, so the next wake-up places them all again
       if (i == 0) have_allowed_ = sched_getaffinity(0, sizeof allowed_, &allowed_) == 0;
+      placed_cpu_ = -1;
 #endif
       workers_.emplace_back([this, i, seen = generation_.load()] { worker_loop(i, seen); });
     }
