@@ -458,7 +458,7 @@ def test_woken_workers_are_kept_off_the_callers_cpu():
     """A worker woken from its sleep would often share the caller's CPU for milliseconds
     (threads.cpp, place_workers); the caller narrows the sleeping workers' CPUs first."""
     out = subprocess.run([sys.executable, "-c", _KEEP_OFF_CALLER], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
@@ -620,6 +620,52 @@ def test_train_epoch_deterministic_across_runs():
         outs.append((loss, p))
     assert outs[0][0] == outs[1][0]
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize(("opt", "alpha", "l1", "weighted", "norms"), [
+    (C.ADAM, 1e-3, 0.0, False, False), (C.ADAM, 0.0, 0.0, True, False),
+    (C.NESTEROV, 1e-3, 1e-4, True, False), (C.RMSPROP, 1e-3, 0.0, False, True)])
+def test_train_epoch_same_bits_on_two_threads(dt, opt, alpha, l1, weighted, norms):
+    """On two threads the next batch's rows are gathered into a second buffer while the
+    layers after the first run on the other thread, up to the last one's backward pass
+    (train.hpp). Every product and sum is the one-thread one: the same bits, for every
+    batch including a short last one, with sample weights and penalty terms, three layers
+    and two."""
+    rng = np.random.default_rng(13)
+    n, bs = 517, 50
+    for sizes in ([90, 70, 40, 3], [90, 70, 3]):
+        sizes = np.array(sizes, np.int64)
+        acts = np.array([C.RELU] * (len(sizes) - 2) + [C.SOFTMAX], np.int32)
+        k = int(sizes[-1])
+        X = _data(rng, (n, int(sizes[0])), dt)
+        Y = np.eye(k, dtype=dt)[rng.integers(0, k, n)]
+        sw = rng.uniform(0.5, 2, n).astype(dt) if weighted else None
+        hyper = np.zeros(C.N_HYPER)
+        hyper[[C.H_LR, C.H_MOMENTUM, C.H_BETA1, C.H_BETA2, C.H_EPS, C.H_RHO, C.H_ALPHA,
+               C.H_L1]] = [1e-3, 0.9, 0.9, 0.999, 1e-8, 0.9, alpha, l1]
+        params0 = _net(rng, sizes, dt)
+        order = rng.permutation(n).astype(np.int64)
+        outs = []
+        for mod, nt in ((_core, 1), (_core, 2), (R, 1)):
+            p = params0.copy()
+            state = np.zeros((C.OPTIMIZER_SLOTS[opt], p.size), dt)
+            step = np.zeros(1, np.int64)
+            gn = np.zeros(len(acts)) if norms else None
+            ws = np.empty(R.train_workspace_size(sizes, bs), dt)
+            losses = [mod.train_epoch(X, Y, sw, order, bs, sizes, acts, C.LOG_LOSS, p,
+                                      np.zeros_like(p), state, opt, hyper, step, ws, gn, nt)
+                      for _ in range(2)]
+            outs.append((losses, p, state, gn))
+        (l1t, p1, s1, g1), (l2t, p2, s2, g2), (lref, pref, _, _) = outs
+        assert l1t == l2t
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(s1, s2)
+        if norms:
+            np.testing.assert_array_equal(g1, g2)
+        tol = {"rtol": 1e-3, "atol": 1e-5} if dt == np.float32 else {"rtol": 1e-9, "atol": 1e-12}
+        np.testing.assert_allclose(l1t, lref, rtol=tol["rtol"])
+        np.testing.assert_allclose(p1, pref, **tol)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -799,13 +845,15 @@ def test_empty_arrays_are_fine():
     np.testing.assert_array_equal(db, 0.0)
 
 
-def test_train_epoch_ctrl_c_stops_between_batches():
+@pytest.mark.parametrize(("hidden", "nt"), [(32, 1), (80, 2)])
+def test_train_epoch_ctrl_c_stops_between_batches(hidden, nt):
+    # (80 units on two threads: the next batch's gather overlaps this one's later layers)
     code = r"""
 import os, signal, threading
 import numpy as np
 from rosenblatt import _core, _codes as C, _kernels_ref as R
 rng = np.random.default_rng(0)
-sizes = np.array([20, 32, 3], np.int64)
+sizes = np.array([20, __HIDDEN__, 3], np.int64)
 acts = np.array([C.TANH, C.SOFTMAX], np.int32)
 X = rng.standard_normal((500, 20))
 Y = np.eye(3)[rng.integers(0, 3, 500)]
@@ -819,11 +867,12 @@ ws = np.empty(R.train_workspace_size(sizes, 10))
 threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 try:
     _core.train_epoch(X, Y, None, order, 10, sizes, acts, C.LOG_LOSS, p, np.zeros(P), state,
-                      C.ADAM, hyper, step, ws, None, 1)
+                      C.ADAM, hyper, step, ws, None, __NT__)
     print("finished")
 except KeyboardInterrupt:
     print("interrupted", int(step[0]), bool(np.isfinite(p).all()))
 """
+    code = code.replace("__HIDDEN__", str(hidden)).replace("__NT__", str(nt))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
                              p for p in sys.path if p)))

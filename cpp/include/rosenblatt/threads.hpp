@@ -68,8 +68,9 @@ void wake_workers(int n_threads);
 
 // Per-thread scratch memory, 64-byte aligned; grows monotonically; contents are not kept
 // when it grows. Slots let nested users (packed B of a GEMM in slot 0, packed A in slot 1)
-// hold buffers at the same time. Freed at thread exit.
-constexpr int kScratchSlots = 4;
+// hold buffers at the same time; train_epoch keeps its second batch buffer in slot 4.
+// Freed at thread exit.
+constexpr int kScratchSlots = 5;
 void* thread_scratch(int slot, std::size_t bytes);
 
 // Joins the workers; the pool starts again lazily on the next parallel job.

@@ -49,6 +49,9 @@ inline void copy_row(T* dst, const T* src, idx len) {
 
 // Values of a batch (rows x (features + targets)) worth splitting its gather over threads.
 constexpr idx kGatherPerThread = idx(1) << 15;
+// Batches of at most this many values (rows x (features + targets + 1)) have their
+// successor gathered into a second buffer while they run (see train_epoch).
+constexpr idx kOverlapMaxValues = idx(1) << 20;
 
 template <class T>
 double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
@@ -131,8 +134,23 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     last_check = now;
     return a.interrupt.fn(a.interrupt.ctx);
   };
-  for (idx start = 0; start < a.n_order; start += bs) {
-    const idx nb = tmin<idx>(bs, a.n_order - start);
+  // With two threads or more, the next batch's rows are gathered by one thread while
+  // another runs this batch's work after its first layer up to the last layer's backward
+  // pass (that layer's forward and backward products, the loss and the layers between
+  // the first and the last, on one thread). The gather waits on scattered rows of X, and
+  // at batch 32 it was a tenth of a batch with the other core idle; those layers of a
+  // 784-300-100-10 net are small products that two threads split poorly. The next batch
+  // goes into a second set of buffers (this one's rows are needed until its step).
+  const bool overlap = nt > 1 && L >= 2 && !small && bs * (d + ko + 1) <= kOverlapMaxValues;
+  T* alt = overlap ? static_cast<T*>(thread_scratch(4, sizeof(T) * size_t(bs * (d + ko + 1)) + 64))
+                   : nullptr;
+  T *Xc = Xb, *Yc = Yb, *swc = swb;  // this batch's rows
+  bool ready = false;                // this batch's rows gathered by the previous batch
+  double S = 0.0, S_next = 0.0;
+
+  // Copies the nb rows at a.order[start...] into x, y and sw on up to `threads` threads;
+  // returns the sum of their sample weights.
+  auto gather_batch = [&](idx start, idx nb, T* x, T* y, T* sw, int threads) {
     const std::int64_t* rows = a.order + start;
     // The batch's rows are scattered over X (from DRAM when X is large): with several
     // threads each copies a share, so that more of those misses are in flight at once,
@@ -146,62 +164,53 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       if (r0 < r1) fetch(r0);
       for (idx r = r0; r < r1; ++r) {
         if (r + 1 < r1) fetch(r + 1);
-        copy_row(Xb + r * d, a.X + rows[r] * d, d);
-        copy_row(Yb + r * ko, a.Y + rows[r] * ko, ko);
+        copy_row(x + r * d, a.X + rows[r] * d, d);
+        copy_row(y + r * ko, a.Y + rows[r] * ko, ko);
       }
     };
-    const int ng = nb * (d + ko) >= kGatherPerThread ? tmin<int>(nt, int(nb)) : 1;
+    const int ng = nb * (d + ko) >= kGatherPerThread ? tmin<int>(threads, int(nb)) : 1;
     if (ng > 1)
       parallel_for(ng, ng, [&](long t) { gather(nb * t / ng, nb * (t + 1) / ng); });
     else
       gather(0, nb);
-    double S = double(nb);
-    if (a.sample_weight) {
-      S = 0.0;
-      for (idx r = 0; r < nb; ++r) {
-        swb[r] = a.sample_weight[rows[r]];
-        S += double(swb[r]);
-      }
+    if (!a.sample_weight) return double(nb);
+    double s = 0.0;
+    for (idx r = 0; r < nb; ++r) {
+      sw[r] = a.sample_weight[rows[r]];
+      s += double(sw[r]);
     }
-    // forward
-    const T* in = Xb;
-    for (int i = 0; i < L; ++i) {
+    return s;
+  };
+
+  for (idx start = 0; start < a.n_order; start += bs) {
+    const idx nb = tmin<idx>(bs, a.n_order - start);
+    const idx next = start + bs;
+    const idx nbn = next < a.n_order ? tmin<idx>(bs, a.n_order - next) : 0;
+    S = ready ? S_next : gather_batch(start, nb, Xc, Yc, swc, nt);
+    ready = false;
+    const T* swp = a.sample_weight ? swc : nullptr;
+    // One layer's forward pass on `threads` threads.
+    auto forward = [&](int i, const T* in, int threads) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
       const int act = a.activations[i];
       if (small)
         small_dense_forward<T>(in, Ws[i], bsv[i], As[i], Zs[i], nb, k, m, act);
       else
         dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k, m,
-                         act, nt);
-      in = As[i];
-      if (stop_requested(double(nb) * double(k) * double(m))) {
-        *interrupted = true;
-        return total;
-      }
-    }
-    double value = loss_gradient<T>(As[L - 1], Yb, a.sample_weight ? swb : nullptr, dAs[L - 1], nb,
-                                    ko, a.loss, delta, nt);
-    if (penalized) {
-      if (!sums_current) weight_sums<T>(a.params, a.n_params, nt, sums);
-      if (alpha != 0.0) value += 0.5 * alpha * sums.sum_sq / S;
-      if (l1 != 0.0) value += l1 * sums.sum_abs / S;
-    }
-    // backward
-    for (int i = L - 1; i >= 0; --i) {
+                         act, threads);
+    };
+    // One layer's backward pass on `threads` threads (l1's term included).
+    auto backward = [&](int i, int threads) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
       const int act = (i == L - 1) ? out_back : int(a.activations[i]);
-      const T* xin = i == 0 ? Xb : As[i - 1];
+      const T* xin = i == 0 ? Xc : As[i - 1];
       T* dX = i > 0 ? dAs[i - 1] : nullptr;
       if (small)
         small_dense_backward<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
                                 alpha / S, dZs[i]);
       else
         dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
-                               fold_l2 ? 0.0 : alpha / S, nt, dZs[i]);
-      if (stop_requested(2.0 * double(nb) * double(k) * double(m))) {
-        *interrupted = true;
-        return total;
-      }
+                               fold_l2 ? 0.0 : alpha / S, threads, dZs[i]);
       const idx len = k * m;
       if (l1 != 0.0) {
         const T c = T(l1 / S);
@@ -211,6 +220,66 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
           const T s = W[j] > T(0) ? T(1) : (W[j] < T(0) ? T(-1) : W[j]);
           dW[j] = dW[j] + c * s;
         }
+      }
+    };
+    auto madds = [&](int i) {
+      return double(nb) * double(a.layer_sizes[i]) * double(a.layer_sizes[i + 1]);
+    };
+    double value = 0.0;
+    // The loss and its gradient, with the penalty terms.
+    auto loss = [&](int threads) {
+      value = loss_gradient<T>(As[L - 1], Yc, swp, dAs[L - 1], nb, ko, a.loss, delta, threads);
+      if (penalized) {
+        if (!sums_current) weight_sums<T>(a.params, a.n_params, threads, sums);
+        if (alpha != 0.0) value += 0.5 * alpha * sums.sum_sq / S;
+        if (l1 != 0.0) value += l1 * sums.sum_abs / S;
+      }
+    };
+    // forward
+    forward(0, Xc, nt);
+    if (stop_requested(madds(0))) {
+      *interrupted = true;
+      return total;
+    }
+    int done_back = L;  // layers from here on have had their backward pass
+    // the other set of buffers, for the next batch
+    T* xo = Xc == Xb ? alt : Xb;
+    T* yo = Xc == Xb ? alt + bs * d : Yb;
+    T* swo = Xc == Xb ? alt + bs * (d + ko) : swb;
+    if (overlap && nbn > 0) {
+      parallel_for(2, 2, [&](long t) {
+        if (t == 1) {
+          S_next = gather_batch(next, nbn, xo, yo, swo, 1);
+          return;
+        }
+        for (int i = 1; i < L; ++i) forward(i, As[i - 1], 1);
+        loss(1);
+        backward(L - 1, 1);
+      });
+      double w = 2.0 * madds(L - 1);
+      for (int i = 1; i < L; ++i) w += madds(i);
+      ready = true;
+      done_back = L - 1;
+      if (stop_requested(w)) {
+        *interrupted = true;
+        return total;
+      }
+    } else {
+      for (int i = 1; i < L; ++i) {
+        forward(i, As[i - 1], nt);
+        if (stop_requested(madds(i))) {
+          *interrupted = true;
+          return total;
+        }
+      }
+      loss(nt);
+    }
+    // backward
+    for (int i = done_back - 1; i >= 0; --i) {
+      backward(i, nt);
+      if (stop_requested(2.0 * madds(i))) {
+        *interrupted = true;
+        return total;
       }
     }
     // (after the backward pass, so that a batch stopped inside it adds no norms)
@@ -227,8 +296,13 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
                               nt, penalized ? &sums : nullptr);
     sums_current = penalized;
     total += value * double(nb);
+    if (ready) {
+      Xc = xo;
+      Yc = yo;
+      swc = swo;
+    }
     // (not after the last batch: the caller looks between epochs)
-    if (start + bs < a.n_order && stop_requested(0.0)) {
+    if (next < a.n_order && stop_requested(0.0)) {
       *interrupted = true;
       break;
     }
