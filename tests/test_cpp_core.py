@@ -634,7 +634,7 @@ def test_train_epoch_same_bits_on_two_threads(dt, opt, alpha, l1, weighted, norm
     and two."""
     rng = np.random.default_rng(13)
     n, bs = 517, 50
-    for sizes in ([90, 70, 40, 3], [90, 70, 3]):
+    for sizes in ([90, 70, 100, 3], [90, 70, 3]):
         sizes = np.array(sizes, np.int64)
         acts = np.array([C.RELU] * (len(sizes) - 2) + [C.SOFTMAX], np.int32)
         k = int(sizes[-1])

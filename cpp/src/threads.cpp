@@ -20,14 +20,6 @@
 namespace rosenblatt {
 namespace {
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 struct Job {
   TaskFn fn;
   void* ctx;

@@ -24,6 +24,15 @@ namespace rosenblatt {
 
 using TaskFn = void (*)(void* ctx, long task);
 
+// The body of a spin-wait loop (x86 pause, aarch64 yield).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // Usable cores (affinity mask aware).
 int hardware_threads();
 // Library default thread count, used when a kernel receives n_threads <= 0.
