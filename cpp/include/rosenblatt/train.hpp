@@ -137,11 +137,13 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   };
   // With two threads or more, the next batch's rows are gathered by one thread while
   // another runs this batch's work after its first layer up to the last layer's backward
-  // pass (that layer's forward and backward products, the loss and the layers between
-  // the first and the last, on one thread). The gather waits on scattered rows of X, and
-  // at batch 32 it was a tenth of a batch with the other core idle; those layers of a
-  // 784-300-100-10 net are small products that two threads split poorly. The next batch
-  // goes into a second set of buffers (this one's rows are needed until its step).
+  // pass (the layers after the first, the loss and the last layer's backward products, on
+  // one thread; the gathering thread takes a share of the second layer first, see below).
+  // The gather waits on scattered rows of X, and at batch 32 it was a tenth of a batch
+  // with the other core idle; those layers of a 784-300-100-10 net are small products
+  // that two threads split poorly. The next batch goes into a second set of buffers (this
+  // one's rows are needed until its step). Every product and sum is the one-thread one,
+  // so the results do not depend on this.
   const bool overlap = nt > 1 && L >= 2 && !small && bs * (d + ko + 1) <= kOverlapMaxValues;
   T* alt = overlap ? static_cast<T*>(thread_scratch(4, sizeof(T) * size_t(bs * (d + ko + 1)) + 64))
                    : nullptr;
