@@ -157,10 +157,11 @@ void dx_product(const T* dZ, const T* W, T* dX, idx n, idx k, idx m, int nt) {
   transpose_into<T>(t, k, n, dX);
 }
 
-// dz_buf: n*m scratch for dZ (null: thread scratch).
+// dense_backward's first part: dZ = dA f'(Z, A) (into dz_buf, or thread scratch when it is
+// null; dA itself for the identity) and db = the column sums of dZ. Returns dZ.
 template <class T>
-void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW, T* db,
-                         T* dX, idx n, idx k, idx m, int act, double l2, int nt, T* dz_buf) {
+const T* backward_dz(const T* Z, const T* A, const T* dA, T* db, idx n, idx m, int act, int nt,
+                     T* dz_buf) {
   const T* dZ = dA;
   if (act != codes::IDENTITY) {
     T* buf = dz_buf ? dz_buf
@@ -168,18 +169,34 @@ void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T
     activation_backward<T>(Z, A, dA, buf, n, m, act, nt);
     dZ = buf;
   }
-  // dW (k x m) = X^T (k x n) dZ (n x m) + l2 W
+  if (n == 0) {
+    for (idx j = 0; j < m; ++j) db[j] = T(0);
+  } else {
+    column_sums<T>(dZ, db, n, m);
+  }
+  return dZ;
+}
+
+// The product of dense_backward's weight gradient: dW (k x m) = X^T (k x n) dZ (n x m)
+// + l2 W.
+template <class T>
+GemmArgs<T> backward_dw_args(const T* X, const T* W, const T* dZ, T* dW, idx n, idx k, idx m,
+                             double l2) {
   GemmArgs<T> gw{k, m, n, X, 1, k, dZ, m, 1, dW, m, {}};
   if (l2 != 0.0) {
     gw.epi.addend = W;
     gw.epi.ldd = m;
     gw.epi.beta = T(l2);
   }
-  if (n == 0) {
-    for (idx j = 0; j < m; ++j) db[j] = T(0);
-  } else {
-    column_sums<T>(dZ, db, n, m);
-  }
+  return gw;
+}
+
+// dz_buf: n*m scratch for dZ (null: thread scratch).
+template <class T>
+void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW, T* db,
+                         T* dX, idx n, idx k, idx m, int act, double l2, int nt, T* dz_buf) {
+  const T* dZ = backward_dz<T>(Z, A, dA, db, n, m, act, nt, dz_buf);
+  const GemmArgs<T> gw = backward_dw_args<T>(X, W, dZ, dW, n, k, m, l2);
   if (!dX) {
     gemm<T>(gw, nt);
     return;
@@ -295,20 +312,20 @@ void small_db_nv(const T* dZ, T* db, idx n, idx m) {
 }
 
 // call(NV) with NV the vectors a row of w values takes (1 <= w <= small_width).
-#define RB_SMALL_NV(w, call)                        \
+#define RB_SMALL_NV(w, call)                      \
   switch (int(((w) + lanes<T> - 1) / lanes<T>)) { \
-    case 1:                                         \
-      call(1);                                      \
-      break;                                        \
-    case 2:                                         \
-      call(2);                                      \
-      break;                                        \
-    case 3:                                         \
-      call(3);                                      \
-      break;                                        \
-    default:                                        \
-      call(4);                                      \
-      break;                                        \
+    case 1:                                       \
+      call(1);                                    \
+      break;                                      \
+    case 2:                                       \
+      call(2);                                    \
+      break;                                      \
+    case 3:                                       \
+      call(3);                                    \
+      break;                                      \
+    default:                                      \
+      call(4);                                    \
+      break;                                      \
   }
 
 // dense_forward for widths k, m <= small_width (one thread; Z is always written).
@@ -321,8 +338,8 @@ void small_dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, 
 
 // dense_backward_impl for widths k, m <= small_width (one thread).
 template <class T>
-void small_dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW,
-                          T* db, T* dX, idx n, idx k, idx m, int act, double l2, T* dz_buf) {
+void small_dense_backward(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW, T* db,
+                          T* dX, idx n, idx k, idx m, int act, double l2, T* dz_buf) {
   constexpr idx kMax = small_width<T>() * small_width<T>();
   // W^T for dX, written first: its scalar stores have reached the cache by the time dX
   // loads it as vectors (a load straight after them would wait for them)
