@@ -622,6 +622,24 @@ def test_train_epoch_deterministic_across_runs():
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
 
 
+def _epochs_on_1_2_threads_and_reference(X, Y, sw, order, bs, sizes, acts, opt, hyper, params0,
+                                         norms=False):
+    """Two epochs of train_epoch from params0: the core on one thread, on two, and the
+    reference. Returns (losses, params, state, grad_norms) of each."""
+    outs = []
+    for mod, nt in ((_core, 1), (_core, 2), (R, 1)):
+        p = params0.copy()
+        state = np.zeros((C.OPTIMIZER_SLOTS[opt], p.size), p.dtype)
+        step = np.zeros(1, np.int64)
+        gn = np.zeros(len(acts)) if norms else None
+        ws = np.empty(R.train_workspace_size(sizes, bs), p.dtype)
+        losses = [mod.train_epoch(X, Y, sw, order, bs, sizes, acts, C.LOG_LOSS, p,
+                                  np.zeros_like(p), state, opt, hyper, step, ws, gn, nt)
+                  for _ in range(2)]
+        outs.append((losses, p, state, gn))
+    return outs
+
+
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize(("opt", "alpha", "l1", "weighted", "norms"), [
     (C.ADAM, 1e-3, 0.0, False, False), (C.ADAM, 0.0, 0.0, True, False),
@@ -646,17 +664,8 @@ def test_train_epoch_same_bits_on_two_threads(dt, opt, alpha, l1, weighted, norm
                C.H_L1]] = [1e-3, 0.9, 0.9, 0.999, 1e-8, 0.9, alpha, l1]
         params0 = _net(rng, sizes, dt)
         order = rng.permutation(n).astype(np.int64)
-        outs = []
-        for mod, nt in ((_core, 1), (_core, 2), (R, 1)):
-            p = params0.copy()
-            state = np.zeros((C.OPTIMIZER_SLOTS[opt], p.size), dt)
-            step = np.zeros(1, np.int64)
-            gn = np.zeros(len(acts)) if norms else None
-            ws = np.empty(R.train_workspace_size(sizes, bs), dt)
-            losses = [mod.train_epoch(X, Y, sw, order, bs, sizes, acts, C.LOG_LOSS, p,
-                                      np.zeros_like(p), state, opt, hyper, step, ws, gn, nt)
-                      for _ in range(2)]
-            outs.append((losses, p, state, gn))
+        outs = _epochs_on_1_2_threads_and_reference(X, Y, sw, order, bs, sizes, acts, opt, hyper,
+                                                    params0, norms)
         (l1t, p1, s1, g1), (l2t, p2, s2, g2), (lref, pref, _, _) = outs
         assert l1t == l2t
         np.testing.assert_array_equal(p1, p2)
@@ -689,17 +698,9 @@ def test_train_epoch_penalty_sums_over_chunks(dt, opt, alpha, l1):
     hyper[[C.H_LR, C.H_MOMENTUM, C.H_BETA1, C.H_BETA2, C.H_EPS, C.H_RHO, C.H_ALPHA,
            C.H_L1]] = [1e-3, 0.9, 0.9, 0.999, 1e-8, 0.9, alpha, l1]
     order = rng.permutation(n).astype(np.int64)
-    outs = []
-    for mod, nt in ((_core, 1), (_core, 2), (R, 1)):
-        p = params0.copy()
-        state = np.zeros((C.OPTIMIZER_SLOTS[opt], p.size), dt)
-        step = np.zeros(1, np.int64)
-        ws = np.empty(R.train_workspace_size(sizes, bs), dt)
-        losses = [mod.train_epoch(X, Y, None, order, bs, sizes, acts, C.LOG_LOSS, p,
-                                  np.zeros_like(p), state, opt, hyper, step, ws, None, nt)
-                  for _ in range(2)]
-        outs.append((losses, p))
-    (l1t, p1), (l2t, p2), (lref, pref) = outs
+    outs = _epochs_on_1_2_threads_and_reference(X, Y, None, order, bs, sizes, acts, opt, hyper,
+                                                params0)
+    (l1t, p1, _, _), (l2t, p2, _, _), (lref, pref, _, _) = outs
     assert l1t == l2t
     np.testing.assert_array_equal(p1, p2)
     rtol = 1e-5 if dt == np.float32 else 1e-12
