@@ -72,15 +72,24 @@ bool all_finite(const T* x, idx n) {
   return ok;
 }
 
+// Outputs [j0, j1) of dense_forward (A, Z and W with m columns). Each output is the same
+// FMA chain whichever columns a call computes (gemm.hpp), so parts computed apart are the
+// whole product's bits. A row-wise activation (SOFTMAX) needs all of them: j0 = 0, j1 = m.
 template <class T>
-void dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m, int act,
-                   int nt) {
-  GemmArgs<T> g{n, m, k, X, k, 1, W, m, 1, A, m, {}};
-  g.epi.bias = b;
-  g.epi.z = Z;
+void dense_forward_cols(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m, idx j0,
+                        idx j1, int act, int nt) {
+  GemmArgs<T> g{n, j1 - j0, k, X, k, 1, W + j0, m, 1, A + j0, m, {}};
+  g.epi.bias = b ? b + j0 : nullptr;
+  g.epi.z = Z ? Z + j0 : nullptr;
   g.epi.ldz = m;
   g.epi.act = act;
   gemm<T>(g, nt);
+}
+
+template <class T>
+void dense_forward(const T* X, const T* W, const T* b, T* A, T* Z, idx n, idx k, idx m, int act,
+                   int nt) {
+  dense_forward_cols<T>(X, W, b, A, Z, n, k, m, 0, m, act, nt);
 }
 
 // db[j] = sum_i dZ[i, j], rows added in order (deterministic, vectorised over columns).

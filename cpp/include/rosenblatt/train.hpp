@@ -202,17 +202,12 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         dense_forward<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k, m,
                          act, threads);
     };
-    // Outputs [j0, j1) of a layer's forward pass (an elementwise activation), one thread:
-    // each output is the same FMA chain as in the whole product (gemm.hpp).
+    // Outputs [j0, j1) of a layer's forward pass (an elementwise activation), one thread.
     auto forward_cols = [&](int i, const T* in, idx j0, idx j1) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
       const int act = a.activations[i];
-      GemmArgs<T> g{nb, j1 - j0, k, in, k, 1, Ws[i] + j0, m, 1, As[i] + j0, m, {}};
-      g.epi.bias = bsv[i] + j0;
-      g.epi.z = codes::needs_z(act) ? Zs[i] + j0 : nullptr;
-      g.epi.ldz = m;
-      g.epi.act = act;
-      gemm<T>(g, 1);
+      dense_forward_cols<T>(in, Ws[i], bsv[i], As[i], codes::needs_z(act) ? Zs[i] : nullptr, nb, k,
+                            m, j0, j1, act, 1);
     };
     // dW += l1 sign(W) over len values (l1's term of the gradient)
     auto add_l1 = [&](T* dW, const T* W, idx len) {
