@@ -200,10 +200,16 @@ GemmArgs<T> backward_dw_args(const T* X, const T* W, const T* dZ, T* dW, idx n, 
   return gw;
 }
 
-// dz_buf: n*m scratch for dZ (null: thread scratch).
-template <class T>
+struct NoHook {
+  void operator()() const {}
+};
+
+// dz_buf: n*m scratch for dZ (null: thread scratch). after_dx() runs on the thread that
+// computed dX, as soon as it has (train_epoch starts the layer below's backward pass there).
+template <class T, class AfterDx = NoHook>
 void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T* dA, T* dW, T* db,
-                         T* dX, idx n, idx k, idx m, int act, double l2, int nt, T* dz_buf) {
+                         T* dX, idx n, idx k, idx m, int act, double l2, int nt, T* dz_buf,
+                         const AfterDx& after_dx = AfterDx{}) {
   const T* dZ = backward_dz<T>(Z, A, dA, db, n, m, act, nt, dz_buf);
   const GemmArgs<T> gw = backward_dw_args<T>(X, W, dZ, dW, n, k, m, l2);
   if (!dX) {
@@ -218,14 +224,17 @@ void dense_backward_impl(const T* X, const T* W, const T* A, const T* Z, const T
   const double fl = 2.0 * double(n) * double(k) * double(m);
   if (nt == 2 || (nt > 2 && fl < 8e6)) {
     parallel_for(2, 2, [&](long t) {
-      if (t == 0)
+      if (t == 0) {
         gemm<T>(gw, 1);
-      else
+      } else {
         dx_product<T>(dZ, W, dX, n, k, m, 1);
+        after_dx();
+      }
     });
   } else {
     gemm<T>(gw, nt);
     dx_product<T>(dZ, W, dX, n, k, m, nt);
+    after_dx();
   }
 }
 

@@ -147,8 +147,9 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   const bool overlap = nt > 1 && L >= 2 && !small && bs * (d + ko + 1) <= kOverlapMaxValues;
   T* alt = overlap ? static_cast<T*>(thread_scratch(4, sizeof(T) * size_t(bs * (d + ko + 1)) + 64))
                    : nullptr;
-  T *Xc = Xb, *Yc = Yb, *swc = swb;  // this batch's rows
-  bool ready = false;                // this batch's rows gathered by the previous batch
+  const idx m0 = idx(a.layer_sizes[1]);  // the first layer's width
+  T *Xc = Xb, *Yc = Yb, *swc = swb;      // this batch's rows
+  bool ready = false;                    // this batch's rows gathered by the previous batch
   double S = 0.0, S_next = 0.0;
 
   // Copies the nb rows at a.order[start...] into x, y and sw on up to `threads` threads;
@@ -217,8 +218,9 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         dW[j] = dW[j] + c * s;
       }
     };
-    // One layer's backward pass on `threads` threads (l1's term included).
-    auto backward = [&](int i, int threads) {
+    // One layer's backward pass on `threads` threads (l1's term included); after_dx() as in
+    // dense_backward_impl (not on the small-layer path).
+    auto backward = [&](int i, int threads, const auto& after_dx) {
       const idx k = idx(a.layer_sizes[i]), m = idx(a.layer_sizes[i + 1]);
       const int act = (i == L - 1) ? out_back : int(a.activations[i]);
       const T* xin = i == 0 ? Xc : As[i - 1];
@@ -228,7 +230,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
                                 alpha / S, dZs[i]);
       else
         dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
-                               fold_l2 ? 0.0 : alpha / S, threads, dZs[i]);
+                               fold_l2 ? 0.0 : alpha / S, threads, dZs[i], after_dx);
       if (l1 != 0.0) add_l1(dWs[i], Ws[i], k * m);
     };
     auto madds = [&](int i) {
@@ -285,7 +287,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         }
         for (int i = 2; i < L; ++i) forward(i, As[i - 1], 1);
         loss(1);
-        backward(L - 1, 1);
+        backward(L - 1, 1, NoHook{});
       });
       double w = 2.0 * madds(L - 1);
       for (int i = 1; i < L; ++i) w += madds(i);
@@ -307,34 +309,22 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     }
     // backward
     const T* dZ0 = nullptr;  // the first layer's dZ, when the second layer's pass computed it
+    // The second layer's dX thread goes on with the first layer's dZ and db, which need
+    // only that dX: on two threads the dW product ran longer (fashion b32: 12.3 against
+    // 10 us), and the first layer's 1.5 us of single-threaded work before its product fit
+    // in that wait.
+    auto first_dz = [&] {
+      dZ0 = backward_dz<T>(Zs[0], As[0], dAs[0], dbs[0], nb, m0, int(a.activations[0]), 1, dZs[0]);
+    };
     for (int i = done_back - 1; i >= 0; --i) {
-      if (i == 1 && nt == 2 && !small) {
-        // The second layer's dW and dX products on one thread each, as dense_backward
-        // does; then the dX thread goes on with the first layer's dZ and db, which need
-        // only its dX: at fashion b32 dW took 12.3 us and dX 10, so the first layer's
-        // 1.5 us of single-threaded work before its product fit in that wait.
-        const idx k = idx(a.layer_sizes[1]), m = idx(a.layer_sizes[2]);
-        const int act = L == 2 ? out_back : int(a.activations[1]);
-        const double l2 = fold_l2 ? 0.0 : alpha / S;
-        const T* dZ = backward_dz<T>(Zs[1], As[1], dAs[1], dbs[1], nb, m, act, nt, dZs[1]);
-        const GemmArgs<T> gw = backward_dw_args<T>(As[0], Ws[1], dZ, dWs[1], nb, k, m, l2);
-        parallel_for(2, 2, [&](long t) {
-          if (t == 0) {
-            gemm<T>(gw, 1);
-            if (l1 != 0.0) add_l1(dWs[1], Ws[1], k * m);
-          } else {
-            dx_product<T>(dZ, Ws[1], dAs[0], nb, k, m, 1);
-            dZ0 = backward_dz<T>(Zs[0], As[0], dAs[0], dbs[0], nb, k, int(a.activations[0]), 1,
-                                 dZs[0]);
-          }
-        });
+      if (i == 1 && !small) {
+        backward(1, nt, first_dz);
       } else if (i == 0 && dZ0) {
-        gemm<T>(backward_dw_args<T>(Xc, Ws[0], dZ0, dWs[0], nb, d, idx(a.layer_sizes[1]),
-                                    fold_l2 ? 0.0 : alpha / S),
+        gemm<T>(backward_dw_args<T>(Xc, Ws[0], dZ0, dWs[0], nb, d, m0, fold_l2 ? 0.0 : alpha / S),
                 nt);
-        if (l1 != 0.0) add_l1(dWs[0], Ws[0], d * idx(a.layer_sizes[1]));
+        if (l1 != 0.0) add_l1(dWs[0], Ws[0], d * m0);
       } else {
-        backward(i, nt);
+        backward(i, nt, NoHook{});
       }
       if (stop_requested(2.0 * madds(i))) {
         *interrupted = true;
