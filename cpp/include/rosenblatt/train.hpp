@@ -218,6 +218,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         dW[j] = dW[j] + c * s;
       }
     };
+    const T* dZ0 = nullptr;  // the first layer's dZ, when the second layer's pass computed it
     // One layer's backward pass on `threads` threads (l1's term included); after_dx() as in
     // dense_backward_impl (not on the small-layer path).
     auto backward = [&](int i, int threads, const auto& after_dx) {
@@ -225,12 +226,15 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       const int act = (i == L - 1) ? out_back : int(a.activations[i]);
       const T* xin = i == 0 ? Xc : As[i - 1];
       T* dX = i > 0 ? dAs[i - 1] : nullptr;
+      const double l2 = fold_l2 ? 0.0 : alpha / S;
       if (small)
         small_dense_backward<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
                                 alpha / S, dZs[i]);
+      else if (i == 0 && dZ0)  // (its dZ and db done: first_dz below)
+        gemm<T>(backward_dw_args<T>(xin, Ws[0], dZ0, dWs[0], nb, k, m, l2), threads);
       else
         dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
-                               fold_l2 ? 0.0 : alpha / S, threads, dZs[i], after_dx);
+                               l2, threads, dZs[i], after_dx);
       if (l1 != 0.0) add_l1(dWs[i], Ws[i], k * m);
     };
     auto madds = [&](int i) {
@@ -308,7 +312,6 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       loss(nt);
     }
     // backward
-    const T* dZ0 = nullptr;  // the first layer's dZ, when the second layer's pass computed it
     // The second layer's dX thread goes on with the first layer's dZ and db, which need
     // only that dX: on two threads the dW product ran longer (fashion b32: 12.3 against
     // 10 us), and the first layer's 1.5 us of single-threaded work before its product fit
@@ -317,15 +320,10 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       dZ0 = backward_dz<T>(Zs[0], As[0], dAs[0], dbs[0], nb, m0, int(a.activations[0]), 1, dZs[0]);
     };
     for (int i = done_back - 1; i >= 0; --i) {
-      if (i == 1 && !small) {
+      if (i == 1 && !small)
         backward(1, nt, first_dz);
-      } else if (i == 0 && dZ0) {
-        gemm<T>(backward_dw_args<T>(Xc, Ws[0], dZ0, dWs[0], nb, d, m0, fold_l2 ? 0.0 : alpha / S),
-                nt);
-        if (l1 != 0.0) add_l1(dWs[0], Ws[0], d * m0);
-      } else {
+      else
         backward(i, nt, NoHook{});
-      }
       if (stop_requested(2.0 * madds(i))) {
         *interrupted = true;
         return total;
