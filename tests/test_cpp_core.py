@@ -313,11 +313,12 @@ def check_determinism():
     """Same bits run to run and on one thread or two (every product is one FMA chain per
     element; db sums rows in order however dense_backward splits its first pass:
     (1024, 64, 300) splits the columns of dZ between the threads, (8192, 16, 10) has too few
-    columns for that and sums them on one thread after f' on both)."""
+    columns for that and sums them on one thread after f' on both; (200, 100, 10) computes
+    dW transposed)."""
     rng = np.random.default_rng(4)
     for dt in DTYPES:
         for n, k, m in ((200, 300, 100), (33, 300, 10), (7, 9, 15), (32, 784, 300),
-                        (1024, 64, 300), (8192, 16, 10)):
+                        (1024, 64, 300), (8192, 16, 10), (200, 100, 10)):
             X = _data(rng, (n, k), dt)
             W = _data(rng, (k, m), dt)
             b = _data(rng, (m,), dt)

@@ -174,6 +174,9 @@ def test_dense_forward(backend, dtype, act, n, k, m, seed):
        need_dx=st.booleans(), with_z=st.booleans())
 @example(n=1, k=1, m=1, seed=0, l2=0.0, need_dx=True, with_z=False)
 @example(n=1, k=33, m=130, seed=1, l2=0.3, need_dx=False, with_z=True)
+# few outputs: dW computed as dW^T = dZ^T X and transposed (dense.hpp, dw_product)
+@example(n=130, k=100, m=9, seed=2, l2=0.3, need_dx=True, with_z=False)
+@example(n=130, k=300, m=1, seed=3, l2=0.0, need_dx=False, with_z=False)
 def test_dense_backward(backend, dtype, act, n, k, m, seed, l2, need_dx, with_z):
     rng = np.random.default_rng(seed)
     X = normal(rng, (n, k), dtype)

@@ -231,7 +231,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         small_dense_backward<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
                                 alpha / S, dZs[i]);
       else if (i == 0 && dZ0)  // (its dZ and db done: first_dz below)
-        gemm<T>(backward_dw_args<T>(xin, Ws[0], dZ0, dWs[0], nb, k, m, l2), threads);
+        dw_product<T>(xin, Ws[0], dZ0, dWs[0], nb, k, m, l2, threads);
       else
         dense_backward_impl<T>(xin, Ws[i], As[i], Zs[i], dAs[i], dWs[i], dbs[i], dX, nb, k, m, act,
                                l2, threads, dZs[i], after_dx);
