@@ -20,6 +20,9 @@
 namespace rosenblatt {
 namespace {
 
+// 0 on any thread outside the pool (the callers), i + 1 on worker i (pool_thread_index).
+thread_local int t_pool_index = 0;
+
 struct Job {
   TaskFn fn;
   void* ctx;
@@ -164,6 +167,7 @@ class Pool {
   }
 
   void worker_loop(int index, unsigned seen) {
+    t_pool_index = index + 1;
 #if defined(__linux__)
     tids_[index].store(syscall(SYS_gettid), std::memory_order_release);
     pthread_setname_np(pthread_self(), "rosenblatt");  // (in top -H, and for the tests)
@@ -318,6 +322,8 @@ int idle_spinning_workers() {
 void wake_workers(int n_threads) {
   if (n_threads > 1) pool().wake(n_threads - 1);
 }
+
+int pool_thread_index() { return t_pool_index; }
 
 void* thread_scratch(int slot, std::size_t bytes) {
   thread_local ScratchSlots slots;

@@ -740,6 +740,11 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       // read once, not once per row group (forward of that layer on 2 threads: -10%, about
       // 5 us of a batch).
       cgroups = nt;
+    } else if (nt > 1 && g.rsa == 1 && rpanels >= 4 * idx(nt)) {
+      // A^T (a weight gradient X^T dZ): one part of consecutive rows per thread, part p on
+      // thread p (parallel_parts), as the optimizer step splits the parameters after it
+      // (optimizers.hpp, over_chunks)
+      rgroups = nt;
     } else if (nt > 1) {
       if (rpanels >= 4 * idx(nt)) {
         rgroups = tmin<idx>(rpanels, 4 * idx(nt));
@@ -877,7 +882,10 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       }
     };
     const long ntasks = long(rgroups * cgroups);
-    parallel_for(ntasks, tmin<int>(nt, int(ntasks)), task);
+    if (g.rsa == 1 && cgroups == 1 && rgroups == nt)
+      parallel_parts(int(ntasks), nt, [&](int p) { task(p); });
+    else
+      parallel_for(ntasks, tmin<int>(nt, int(ntasks)), task);
   }
 }
 

@@ -123,17 +123,27 @@ struct WidenedSums {
 // threads from kStepThreadsMin values on. Without sums, acc is nullptr throughout. With
 // sums, each chunk has its own WidenedSums, passed as acc over the weight segments (nullptr
 // over the rest), and the chunks' sums add up in order into *sums.
+//
+// With threads, thread p takes the p-th of nt runs of consecutive chunks (parallel_parts):
+// train_epoch's weight gradients are computed in the same parts (gemm.hpp: products of
+// A^T), so the step finds most of them in its own core's caches.
 template <class T, class Span>
 void over_chunks(idx len, int nt, WeightSums* sums, const Span& span) {
   const idx chunk = step_chunk(len);
   const idx nch = (len + chunk - 1) / chunk;
   const bool threaded = nt > 1 && len >= kStepThreadsMin;
+  const int parts = int(tmin<idx>(nt, nch));
+  auto by_parts = [&](auto&& run_chunk) {
+    parallel_parts(parts, parts, [&](int p) {
+      for (idx t = nch * p / parts; t < nch * (p + 1) / parts; ++t) run_chunk(long(t));
+    });
+  };
   if (!sums) {
+    auto run_chunk = [&](long t) { span(t * chunk, tmin<idx>(len, (t + 1) * chunk), nullptr); };
     if (!threaded) {
       span(0, len, nullptr);
     } else {
-      parallel_for(nch, nt,
-                   [&](long t) { span(t * chunk, tmin<idx>(len, (t + 1) * chunk), nullptr); });
+      by_parts(run_chunk);
     }
     return;
   }
@@ -168,7 +178,7 @@ void over_chunks(idx len, int nt, WeightSums* sums, const Span& span) {
   if (!threaded) {
     for (idx t = 0; t < nch; ++t) run_chunk(long(t));
   } else {
-    parallel_for(nch, nt, run_chunk);
+    by_parts(run_chunk);
   }
   sums->sum_sq = sums->sum_abs = 0.0;
   for (idx t = 0; t < nch; ++t) {

@@ -17,6 +17,7 @@
 //
 // This header and threads.cpp are compiled with baseline flags only.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <type_traits>
 
@@ -65,6 +66,39 @@ inline void parallel_for(long n_tasks, int n_threads, F&& f, IdleFn idle = nullp
   parallel_run(
       n_tasks, n_threads, [](void* c, long t) { (*static_cast<Fn*>(c))(t); },
       const_cast<void*>(static_cast<const void*>(&f)), idle, idle_ctx);
+}
+
+// 0 on a thread outside the pool (a caller), i + 1 on the pool's worker i: the same core
+// from call to call (workers are placed off the caller's CPU, threads.cpp).
+int pool_thread_index();
+
+// Runs f(p) for every part p in [0, n_parts) on up to n_threads threads, part p on the
+// thread of pool index p when that thread takes part in the job and p is still free (any
+// free part otherwise). Phases that split the same arrays into the same parts then find
+// each part in the caches of the core that touched it last: the weight gradient of a
+// training batch and the optimizer step that reads it (fashion b32 epoch on two threads:
+// x1.01-1.03; either split alone x1.00-1.01). Which parts a thread ran never changes a
+// result.
+template <class F>
+inline void parallel_parts(int n_parts, int n_threads, F&& f) {
+  constexpr int kMaxParts = 64;
+  if (n_parts <= 0) return;
+  if (n_threads <= 1 || n_parts == 1 || n_parts > kMaxParts) {
+    parallel_for(n_parts, n_threads, [&](long p) { f(int(p)); });
+    return;
+  }
+  std::atomic<bool> taken[kMaxParts];
+  for (int p = 0; p < n_parts; ++p) taken[p].store(false, std::memory_order_relaxed);
+  // n_parts tasks, each taking one part: the thread's own when free, else the first free
+  // one (there is one: as many tasks as parts)
+  parallel_for(n_parts, n_threads, [&](long) {
+    int p = pool_thread_index();
+    if (p >= n_parts || taken[p].exchange(true, std::memory_order_relaxed)) {
+      p = 0;
+      while (taken[p].exchange(true, std::memory_order_relaxed)) ++p;
+    }
+    f(p);
+  });
 }
 
 // Workers polling for a job right now (they spin kSpin after each job, then sleep): a job
