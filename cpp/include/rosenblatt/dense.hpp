@@ -167,7 +167,7 @@ void dx_product(const T* dZ, const T* W, T* dX, idx n, idx k, idx m, int nt) {
 }
 
 // Columns [j0, j1) of backward_dz in one pass over the rows: dZ = dA f'(Z, A) (not written
-// when dZ is dA: the identity) and db += each row of dZ, db's running sums staying in L1.
+// for the identity, whose dZ is dA) and db += each row of dZ, db's running sums staying in L1.
 // Before, db was a second pass walking down dZ's columns, a tenth of a 1024^3 float64
 // backward's time outside the products. Rows are added in order from zero, as
 // column_sums adds them: the same bits, however the columns are split. ACT < 0: f taken at
@@ -216,7 +216,8 @@ void dz_sums(const T* Z, const T* A, const T* dA, T* dZ, T* db, idx n, idx m, id
 template <class T>
 const T* backward_dz(const T* Z, const T* A, const T* dA, T* db, idx n, idx m, int act, int nt,
                      T* dz_buf) {
-  T* dZ = const_cast<T*>(dA);  // written only when act is not the identity
+  // (null for the identity, whose dZ is dA: dz_sums writes no dZ then)
+  T* dZ = nullptr;
   if (act != codes::IDENTITY)
     dZ = dz_buf ? dz_buf
                 : static_cast<T*>(thread_scratch(2, sizeof(T) * size_t(n) * size_t(m) + 64));
@@ -234,10 +235,10 @@ const T* backward_dz(const T* Z, const T* A, const T* dA, T* db, idx n, idx m, i
   } else {
     // Too few columns to share (many rows of a narrow layer): f' on all threads by rows,
     // then the sums on one.
-    if (act != codes::IDENTITY) activation_backward<T>(Z, A, dA, dZ, n, m, act, nt);
-    column_sums<T>(dZ, db, n, m);
+    if (dZ) activation_backward<T>(Z, A, dA, dZ, n, m, act, nt);
+    column_sums<T>(dZ ? dZ : dA, db, n, m);
   }
-  return dZ;
+  return dZ ? dZ : dA;
 }
 
 // The product of dense_backward's weight gradient: dW (k x m) = X^T (k x n) dZ (n x m)

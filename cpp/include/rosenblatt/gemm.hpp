@@ -734,6 +734,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     // Tasks: groups of row panels x groups of column panels.
     const idx rpanels = (m + kMR - 1) / kMR;
     idx rgroups = 1, cgroups = 1;
+    bool by_parts = false;  // one task per thread, task p on thread p (parallel_parts)
     if (nt > 1 && b_direct && npanels >= idx(nt)) {
       // Few rows, B read in place (a batch of 32 through a 784 x 300 layer): each thread
       // takes all rows against its share of B's columns, so B - most of the bytes - is
@@ -745,6 +746,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       // thread p (parallel_parts), as the optimizer step splits the parameters after it
       // (optimizers.hpp, over_chunks)
       rgroups = nt;
+      by_parts = true;
     } else if (nt > 1) {
       if (rpanels >= 4 * idx(nt)) {
         rgroups = tmin<idx>(rpanels, 4 * idx(nt));
@@ -882,7 +884,7 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
       }
     };
     const long ntasks = long(rgroups * cgroups);
-    if (g.rsa == 1 && cgroups == 1 && rgroups == nt)
+    if (by_parts)
       parallel_parts(int(ntasks), nt, [&](int p) { task(p); });
     else
       parallel_for(ntasks, tmin<int>(nt, int(ntasks)), task);
