@@ -2,6 +2,8 @@
 // Every element goes through the same vector code (the tail through a partial vector), so
 // a value never depends on its position in the array or on how work was split.
 #pragma once
+#include <type_traits>
+
 #include "rosenblatt/codes.hpp"
 #include "rosenblatt/vmath.hpp"
 
@@ -107,6 +109,23 @@ void dact_span(int act, const T* z, const T* a, const T* da, T* dz, idx n) {
     int r = static_cast<int>(n - i);
     vec<T> zv = nz ? vload_n(z + i, r) : vec<T>{};
     vstore_n(dz + i, vload_n(da + i, r) * dact_vec<T>(act, zv, vload_n(a + i, r)), r);
+  }
+}
+
+// f(std::integral_constant<int, code>{}) for the activations the small kernels specialise
+// (relu, tanh, logistic: f and f' fixed at compile time, no switch per vector), and
+// f(std::integral_constant<int, -1>{}) for the others (f taken at run time from the code).
+template <class F>
+inline void with_fixed_act(int act, F&& f) {
+  switch (act) {
+    case codes::RELU:
+      return f(std::integral_constant<int, codes::RELU>{});
+    case codes::TANH:
+      return f(std::integral_constant<int, codes::TANH>{});
+    case codes::LOGISTIC:
+      return f(std::integral_constant<int, codes::LOGISTIC>{});
+    default:
+      return f(std::integral_constant<int, -1>{});
   }
 }
 

@@ -171,7 +171,7 @@ void dx_product(const T* dZ, const T* W, T* dX, idx n, idx k, idx m, int nt) {
 // Before, db was a second pass walking down dZ's columns, a tenth of a 1024^3 float64
 // backward's time outside the products. Rows are added in order from zero, as
 // column_sums adds them: the same bits, however the columns are split. ACT < 0: f taken at
-// run time from act.
+// run time from act (with_fixed_act).
 template <class T, int ACT>
 void dz_sums_cols(const T* Z, const T* A, const T* dA, T* dZ, T* db, idx n, idx m, idx j0, idx j1,
                   int act) {
@@ -197,18 +197,9 @@ void dz_sums_cols(const T* Z, const T* A, const T* dA, T* dZ, T* db, idx n, idx 
 template <class T>
 void dz_sums(const T* Z, const T* A, const T* dA, T* dZ, T* db, idx n, idx m, idx j0, idx j1,
              int act) {
-  switch (act) {
-    case codes::IDENTITY:
-      return dz_sums_cols<T, codes::IDENTITY>(Z, A, dA, dZ, db, n, m, j0, j1, act);
-    case codes::RELU:
-      return dz_sums_cols<T, codes::RELU>(Z, A, dA, dZ, db, n, m, j0, j1, act);
-    case codes::TANH:
-      return dz_sums_cols<T, codes::TANH>(Z, A, dA, dZ, db, n, m, j0, j1, act);
-    case codes::LOGISTIC:
-      return dz_sums_cols<T, codes::LOGISTIC>(Z, A, dA, dZ, db, n, m, j0, j1, act);
-    default:
-      return dz_sums_cols<T, -1>(Z, A, dA, dZ, db, n, m, j0, j1, act);
-  }
+  with_fixed_act(act, [&](auto code) {
+    dz_sums_cols<T, decltype(code)::value>(Z, A, dA, dZ, db, n, m, j0, j1, act);
+  });
 }
 
 // dense_backward's first part: dZ = dA f'(Z, A) (into dz_buf, or thread scratch when it is
@@ -353,19 +344,17 @@ void act_block(const T* z, T* a, idx len) {
 
 template <class T>
 void small_activation(const T* z, T* a, idx rows, idx cols, int act) {
-  switch (act) {
-    case codes::TANH:
-      return act_block<T, codes::TANH>(z, a, rows * cols);
-    case codes::LOGISTIC:
-      return act_block<T, codes::LOGISTIC>(z, a, rows * cols);
-    case codes::RELU:
-      return act_block<T, codes::RELU>(z, a, rows * cols);
-    case codes::SOFTMAX:
-      for (idx r = 0; r < rows; ++r) softmax_row<T>(z + r * cols, a + r * cols, cols);
-      return;
-    default:
-      return act_span<T>(act, z, a, rows * cols);
+  if (act == codes::SOFTMAX) {
+    for (idx r = 0; r < rows; ++r) softmax_row<T>(z + r * cols, a + r * cols, cols);
+    return;
   }
+  with_fixed_act(act, [&](auto code) {
+    constexpr int ACT = decltype(code)::value;
+    if constexpr (ACT < 0)
+      act_span<T>(act, z, a, rows * cols);
+    else
+      act_block<T, ACT>(z, a, rows * cols);
+  });
 }
 
 // dZ = dA f'(Z, A) over a contiguous span, f fixed at compile time.
@@ -381,16 +370,13 @@ void dact_block(const T* z, const T* a, const T* da, T* dz, idx len) {
 
 template <class T>
 void small_dactivation(const T* z, const T* a, const T* da, T* dz, idx len, int act) {
-  switch (act) {
-    case codes::TANH:
-      return dact_block<T, codes::TANH>(z, a, da, dz, len);
-    case codes::LOGISTIC:
-      return dact_block<T, codes::LOGISTIC>(z, a, da, dz, len);
-    case codes::RELU:
-      return dact_block<T, codes::RELU>(z, a, da, dz, len);
-    default:
-      return dact_span<T>(act, z, a, da, dz, len);
-  }
+  with_fixed_act(act, [&](auto code) {
+    constexpr int ACT = decltype(code)::value;
+    if constexpr (ACT < 0)
+      dact_span<T>(act, z, a, da, dz, len);
+    else
+      dact_block<T, ACT>(z, a, da, dz, len);
+  });
 }
 
 // db = column sums of dZ, rows added in order.
