@@ -246,6 +246,17 @@ GemmArgs<T> backward_dw_args(const T* X, const T* W, const T* dZ, T* dW, idx n, 
   return gw;
 }
 
+// dW (k x m) = t^T + l2 W from the transposed product t = dZ^T X (m x k): the product's
+// rounded value, then + l2 W, as the GEMM epilogue adds the term (dw_product and the small
+// path take that form when the outputs are the narrower side).
+template <class T>
+void dw_from_transposed(const T* t, const T* W, T* dW, idx k, idx m, double l2) {
+  transpose_into<T>(t, m, k, dW);
+  if (l2 == 0.0) return;
+  const T beta = T(l2);
+  for (idx o = 0; o < k * m; ++o) dW[o] = dW[o] + beta * W[o];
+}
+
 // dW (k x m) = X^T dZ + l2 W. Outputs that fill a fraction of each row's vectors (the
 // 10 of a classifier's output layer take one vector of 16 float lanes, 5/8 used) are
 // computed as dW^T = dZ^T X (m x k, vectors along the k features) into scratch and
@@ -262,10 +273,7 @@ void dw_product(const T* X, const T* W, const T* dZ, T* dW, idx n, idx k, idx m,
   if (n > 0 && 4 * m * kv < 3 * k * mv && !gemm_is_small<T>(k, m, n)) {
     T* t = static_cast<T*>(thread_scratch(3, sizeof(T) * size_t(k) * size_t(m) + 64));
     gemm<T>(GemmArgs<T>{m, k, n, dZ, 1, m, X, k, 1, t, k, {}}, nt);
-    const T beta = T(l2);
-    for (idx p = 0; p < k; ++p)
-      for (idx j = 0; j < m; ++j)
-        dW[p * m + j] = l2 != 0.0 ? t[j * k + p] + beta * W[p * m + j] : t[j * k + p];
+    dw_from_transposed<T>(t, W, dW, k, m, l2);
     return;
   }
   gemm<T>(backward_dw_args<T>(X, W, dZ, dW, n, k, m, l2), nt);
@@ -442,11 +450,7 @@ void small_dense_backward(const T* X, const T* W, const T* A, const T* Z, const 
   if (m * kv < k * mv) {
     alignas(64) T gt[kMax];
     small_mm<T>(dZ, 1, m, X, k, gt, k, m, n, k, nullptr, nullptr, 0, T(0));
-    for (idx p = 0; p < k; ++p)
-      for (idx j = 0; j < m; ++j) {
-        const idx o = p * m + j;
-        dW[o] = l2 != 0.0 ? gt[j * k + p] + beta * W[o] : gt[j * k + p];
-      }
+    dw_from_transposed<T>(gt, W, dW, k, m, l2);
   } else {
     small_mm<T>(X, 1, k, dZ, m, dW, m, k, n, m, nullptr, l2 != 0.0 ? W : nullptr, m, beta);
   }
