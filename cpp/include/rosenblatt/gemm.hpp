@@ -735,12 +735,13 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     const idx rpanels = (m + kMR - 1) / kMR;
     idx rgroups = 1, cgroups = 1;
     bool by_parts = false;  // one task per thread, task p on thread p (parallel_parts)
+    bool by_cols = false;   // one share of B's columns per thread (below)
     if (nt > 1 && b_direct && npanels >= idx(nt)) {
+      by_cols = true;
       // Few rows, B read in place (a batch of 32 through a 784 x 300 layer): each thread
-      // takes all rows against its share of B's columns, so B - most of the bytes - is
-      // read once, not once per row group (forward of that layer on 2 threads: -10%, about
-      // 5 us of a batch).
-      cgroups = nt;
+      // takes its share of B's columns (below), so B - most of the bytes - is read once,
+      // not once per row group (forward of that layer on 2 threads: -10%, about 5 us of a
+      // batch).
     } else if (nt > 1 && g.rsa == 1 && rpanels >= 4 * idx(nt)) {
       // A^T (a weight gradient X^T dZ): one part of consecutive rows per thread, part p on
       // thread p (parallel_parts), as the optimizer step splits the parameters after it
@@ -812,12 +813,9 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
     // (A^T larger than an L2, 1 MiB on Zen 4 and 5, is taken to come from L3 or memory.)
     const bool a_t_from_memory =
         g.rsa == 1 && double(m) * double(k) * double(sizeof(T)) > double(1 << 20);
-    auto task = [&](long t) {
-      const idx rg = t / cgroups, cg = t % cgroups;
-      const idx rp0 = rpanels * rg / rgroups, rp1 = rpanels * (rg + 1) / rgroups;
-      const idx cp0 = npanels * cg / cgroups, cp1 = npanels * (cg + 1) / cgroups;
-      if (rp0 >= rp1 || cp0 >= cp1) return;
-      const idx i0 = rp0 * kMR, i_end = tmin<idx>(m, rp1 * kMR);
+    // Rows [i0, i_end) against B panels [cp0, cp1).
+    auto run = [&](idx i0, idx i_end, idx cp0, idx cp1) {
+      if (i0 >= i_end || cp0 >= cp1) return;
       T* pa = static_cast<T*>(thread_scratch(1, sizeof(T) * (mc_max + kMR) * kcb + 64));
       idx pi[kMaxPanels];
       const T* pptr[kMaxPanels];
@@ -883,11 +881,55 @@ void gemm_packed(const GemmArgs<T>& g, int nt) {
         }
       }
     };
+    auto task = [&](long t) {
+      const idx rg = t / cgroups, cg = t % cgroups;
+      const idx rp0 = rpanels * rg / rgroups, rp1 = rpanels * (rg + 1) / rgroups;
+      const idx cp0 = npanels * cg / cgroups, cp1 = npanels * (cg + 1) / cgroups;
+      run(rp0 * kMR, tmin<idx>(m, rp1 * kMR), cp0, cp1);
+    };
     const long ntasks = long(rgroups * cgroups);
-    if (by_parts)
+    if (by_cols) {
+      // Shares of B's vectors x rows as equal as whole row panels allow (a vector of L
+      // columns is the micro-kernel's unit of work): a share may end inside a B panel,
+      // whose rows are then split at a multiple of MR. Whole panels split the 19 vectors
+      // of a 300-unit layer 10:9 (200x784x300 float32 on two threads: split panel x1.03,
+      // 256x300x100 x1.04-1.05). Not for few rows, where reading B is most of the work
+      // and a split panel is read by both threads (32x784x300: x0.97, 20 rows x0.95): the
+      // shares then end at the panel boundary nearest the even split.
+      // Share boundary x (in vector-rows) -> (panel, first row of the later share).
+      const idx nvec = (ncols + L - 1) / L;
+      const idx gran = m > 8 * kMR ? kMR : m;
+      auto boundary = [&](idx x, idx& jp, idx& row) {
+        jp = npanels;
+        row = 0;
+        if (x >= nvec * m) return;
+        jp = x / m / kNV;                          // x is in vector x / m
+        const idx v0 = jp * kNV;                   // first vector of panel jp
+        const idx nv = tmin<idx>(kNV, nvec - v0);  // its vectors
+        const idx r = (x - v0 * m) / nv;           // rows of jp before x
+        row = (r + gran / 2) / gran * gran;
+        if (row >= m) {
+          ++jp;
+          row = 0;
+        }
+      };
+      parallel_for(nt, nt, [&](long t) {
+        idx ja, ra, jb, rb;
+        boundary(nvec * m * t / nt, ja, ra);
+        boundary(nvec * m * (t + 1) / nt, jb, rb);
+        if (ja == jb) {
+          run(ra, rb, ja, ja + 1);
+          return;
+        }
+        run(ra, m, ja, ja + 1);
+        run(0, m, ja + 1, jb);
+        if (jb < npanels) run(0, rb, jb, jb + 1);
+      });
+    } else if (by_parts) {
       parallel_parts(int(ntasks), nt, [&](int p) { task(p); });
-    else
+    } else {
       parallel_for(ntasks, tmin<int>(nt, int(ntasks)), task);
+    }
   }
 }
 
