@@ -26,7 +26,7 @@ template <class T>
 void activation_forward(const T* Z, T* A, idx rows, idx cols, int act, int nt) {
   for_row_chunks(rows, cols, nt, [&](idx r0, idx r1) {
     if (act == codes::SOFTMAX) {
-      for (idx r = r0; r < r1; ++r) softmax_row<T>(Z + r * cols, A + r * cols, cols);
+      softmax_rows<T>(Z + r0 * cols, cols, A + r0 * cols, cols, r1 - r0, cols);
     } else {
       act_span<T>(act, Z + r0 * cols, A + r0 * cols, (r1 - r0) * cols);
     }
@@ -258,19 +258,21 @@ void dw_from_transposed(const T* t, const T* W, T* dW, idx k, idx m, double l2) 
 }
 
 // dW (k x m) = X^T dZ + l2 W. Outputs that fill a fraction of each row's vectors (the
-// 10 of a classifier's output layer take one vector of 16 float lanes, 5/8 used) are
-// computed as dW^T = dZ^T X (m x k, vectors along the k features) into scratch and
-// transposed with l2's term: a quarter or more fewer FMAs (the backward pass of fashion's
-// output layer at batch 200 x1.17, of a one-output layer x2.4-2.9). Not for the direct
-// path's small products, whose few FMAs do not pay for the transpose (batch 32: x0.975).
-// Each element is the same FMA chain over the rows in order either way (gemm.hpp), then
-// + l2 W: the same bits.
+// 10 of a classifier's output layer take one vector of 16 float lanes, 5/8 used; 100
+// take 7, the last one a quarter used) are computed as dW^T = dZ^T X (m x k, vectors along
+// the k features) into scratch and transposed with l2's term, when the vector FMAs that
+// saves (n per row-vector dropped) outnumber the k m values to transpose: the backward
+// pass of fashion's output layer at batch 200 x1.17, of a one-output layer x2.4-2.9, the
+// dW of 200x300x100 x1.12. At batch 32 that layer's transpose cost more than it saved
+// (x0.91), as at 784 features (x0.95, 1% of the FMAs saved); the direct path's small
+// products stay as they are. Each element is the same FMA chain over the rows in order
+// either way (gemm.hpp), then + l2 W: the same bits.
 template <class T>
 void dw_product(const T* X, const T* W, const T* dZ, T* dW, idx n, idx k, idx m, double l2,
                 int nt) {
   constexpr idx L = lanes<T>;
   const idx kv = (k + L - 1) / L, mv = (m + L - 1) / L;
-  if (n > 0 && 4 * m * kv < 3 * k * mv && !gemm_is_small<T>(k, m, n)) {
+  if (n > 0 && n * (k * mv - m * kv) > k * m && !gemm_is_small<T>(k, m, n)) {
     T* t = static_cast<T*>(thread_scratch(3, sizeof(T) * size_t(k) * size_t(m) + 64));
     gemm<T>(GemmArgs<T>{m, k, n, dZ, 1, m, X, k, 1, t, k, {}}, nt);
     dw_from_transposed<T>(t, W, dW, k, m, l2);
@@ -353,7 +355,7 @@ void act_block(const T* z, T* a, idx len) {
 template <class T>
 void small_activation(const T* z, T* a, idx rows, idx cols, int act) {
   if (act == codes::SOFTMAX) {
-    for (idx r = 0; r < rows; ++r) softmax_row<T>(z + r * cols, a + r * cols, cols);
+    softmax_rows<T>(z, cols, a, cols, rows, cols);
     return;
   }
   with_fixed_act(act, [&](auto code) {

@@ -986,7 +986,7 @@ void gemm(const GemmArgs<T>& g, int nt) {
   if (g.epi.act == codes::SOFTMAX) {
     const T* zsrc = g.epi.z ? g.epi.z : g.c;
     const idx ldz = g.epi.z ? g.epi.ldz : g.ldc;
-    for (idx i = 0; i < g.m; ++i) softmax_row<T>(zsrc + i * ldz, g.c + i * g.ldc, g.n);
+    softmax_rows<T>(zsrc, ldz, g.c, g.ldc, g.m, g.n);
   }
 }
 

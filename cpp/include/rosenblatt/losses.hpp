@@ -4,18 +4,45 @@
 #include <cmath>
 #include <limits>
 
-#include "rosenblatt/simd.hpp"
 #include "rosenblatt/codes.hpp"
+#include "rosenblatt/simd.hpp"
 
 namespace rosenblatt {
 namespace ROSENBLATT_ISA_NS {
 
 // The rows of one loss, its code fixed at compile time (no switch per element).
 template <class T, int LOSS>
-double loss_rows(const T* P, const T* Y, const T* sw, T* G, idx n, idx k, double S,
-                 double delta) {
+double loss_rows(const T* P, const T* Y, const T* sw, T* G, idx n, idx k, double S, double delta) {
   const double eps = double(std::numeric_limits<T>::epsilon());
   double total = 0.0;
+  if constexpr (LOSS == codes::LOG_LOSS) {
+    // Softmax outputs: the gradient (p - y) s / S in one pass the compiler vectorizes,
+    // then the loss from the terms with y != 0 only (one per row for one-hot targets):
+    // the terms skipped are -0.0, which leave a sum unchanged. Per element, that was a
+    // double division and a branch around a log: 4.8 us of a batch of 200 rows x 10.
+    // The same values as the general loop below.
+    if (!sw) {
+      for (idx o = 0; o < n * k; ++o) G[o] = T((double(P[o]) - double(Y[o])) / S);
+    } else {
+      for (idx i = 0; i < n; ++i) {
+        const double s = double(sw[i]);
+        for (idx j = 0; j < k; ++j)
+          G[i * k + j] = T(s * (double(P[i * k + j]) - double(Y[i * k + j])) / S);
+      }
+    }
+    for (idx i = 0; i < n; ++i) {
+      double row = 0.0;
+      for (idx j = 0; j < k; ++j) {
+        const double y = double(Y[i * k + j]);
+        if (y == 0) continue;
+        const double p = double(P[i * k + j]);
+        const double pc = p < eps ? eps : (p > 1 - eps ? 1 - eps : p);
+        row += -(y * std::log(pc));
+      }
+      total += (sw ? double(sw[i]) : 1.0) * row;
+    }
+    return total;
+  }
   for (idx i = 0; i < n; ++i) {
     const double s = sw ? double(sw[i]) : 1.0;
     double row = 0.0;

@@ -262,17 +262,19 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     T* yo = Xc == Xb ? alt + bs * d : Yb;
     T* swo = Xc == Xb ? alt + bs * (d + ko) : swb;
     if (overlap && nbn > 0) {
-      // The gather took less time than the rest (fashion b32: 9 against 17 us; b200: 65
-      // against 95 on one thread), so the gathering thread first computes the last fifth
-      // of the second layer's outputs (whole vectors) while the other computes the rest of
-      // them: the two sides then take about as long at both batch sizes (a third, in
-      // whole panels, left the gather's side the longer: 15.6 against 12.4 us at b32).
+      // The gather took less time than the rest (fashion b32: 10 against 12 us; b200: 62
+      // against 70 on one thread), so the gathering thread first computes the second
+      // layer's last vector of outputs (4 of 100 units) while the other computes the rest
+      // of them: the two sides then take about as long at both batch sizes (b200: 74
+      // against 69 us; b32: 12.5 against 13). Its last fifth (two vectors) left the
+      // gather's side the longer once the output layer's softmax and loss took 10 us
+      // instead of 17 (b200 78 against 62; epochs x1.011-1.016 with one vector).
       // Task 0 is claimed first, so the wait of task 1 for it ends even when the pool is
       // busy and one thread runs both.
       const idx m1 = idx(a.layer_sizes[2]);
       constexpr idx V = lanes<T>;
       const idx split =
-          L >= 3 && a.activations[1] != codes::SOFTMAX && m1 >= 4 * V ? (4 * m1 / 5) / V * V : 0;
+          L >= 3 && a.activations[1] != codes::SOFTMAX && m1 >= 4 * V ? (m1 - 1) / V * V : 0;
       std::atomic<bool> part_done{false};
       parallel_for(2, 2, [&](long t) {
         if (t == 0) {
