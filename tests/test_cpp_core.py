@@ -470,15 +470,29 @@ def test_woken_workers_are_kept_off_the_callers_cpu():
 
 
 def test_softmax_rows():
+    """Against the reference, and each row's values the same bits whatever rows share its
+    call: rows narrower than a vector go a vector of rows at a time (softmax_rows), the
+    rest of them and wider rows one at a time."""
     rng = np.random.default_rng(6)
     for dt in DTYPES:
-        Z = _data(rng, (9, 13), dt, 30.0)
-        A = np.empty_like(Z)
-        _core.softmax(Z, A, 1)
-        Ar = np.empty(Z.shape)
-        R.softmax(Z.astype(np.float64), Ar)
-        np.testing.assert_allclose(A, Ar, **_tol(dt))
-        np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=1e-5)
+        for rows, cols in ((9, 13), (37, 10), (33, 7), (17, 1), (40, 15), (20, 16), (18, 17)):
+            Z = _data(rng, (rows, cols), dt, 30.0)
+            Z[3, 0] = 80.0  # one large logit: the max subtracted matters
+            A = np.empty_like(Z)
+            _core.softmax(Z, A, 1)
+            Ar = np.empty(Z.shape)
+            R.softmax(Z.astype(np.float64), Ar)
+            np.testing.assert_allclose(A, Ar, **_tol(dt))
+            np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=1e-5)
+            for r in (0, 3, rows - 1):
+                one = np.empty((1, cols), dt)
+                _core.softmax(Z[r:r + 1].copy(), one, 1)
+                assert np.array_equal(one[0], A[r]), (dt, rows, cols, r)
+            # the softmax output layer's forward takes the same path
+            W = np.eye(cols, dtype=dt)
+            A2 = np.empty_like(Z)
+            _core.dense_forward(Z, W, np.zeros(cols, dt), C.SOFTMAX, A2, None, 1)
+            assert np.array_equal(A2, A)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
