@@ -808,3 +808,37 @@ def test_changed_network_shape_is_refused_with_a_fitting_hint():
             est.set_params(warm_start=True).fit(X, y)
         est.set_params(warm_start=False).fit(X, y)  # a new network
     assert est.coefs_[0].shape == (4, 6)
+
+
+@pytest.mark.parametrize("case", ["same", "list_classes", "other_classes", "no_classes",
+                                  "features", "nan_X", "nan_y"])
+def test_later_partial_fit_validates_as_sklearn(case):
+    """MLPClassifier's later partial_fit calls skip scikit-learn's validation only when it
+    has nothing to do (_validation.py): otherwise the same errors as scikit-learn's."""
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 4), np.arange(30) % 3
+    classes = np.array([0, 1, 2])
+    Xl, yl, cl = X.copy(), y.copy(), classes
+    if case == "list_classes":
+        cl = [0, 1, 2]
+    elif case == "other_classes":
+        cl = np.array([0, 1, 3])
+    elif case == "no_classes":
+        cl = None
+    elif case == "features":
+        Xl = X[:, :3].copy()
+    elif case == "nan_X":
+        Xl[5, 2] = np.nan
+    elif case == "nan_y":
+        yl = y.astype(float)
+        yl[3] = np.nan
+    outcomes = []
+    for est in (MLPClassifier(hidden_layer_sizes=(5,), random_state=0),
+                SkMLPClassifier(hidden_layer_sizes=(5,), random_state=0)):
+        est.partial_fit(X, y, classes=classes)
+        try:
+            est.partial_fit(Xl, yl, classes=cl)
+            outcomes.append((None, ""))
+        except (ValueError, TypeError) as exc:
+            outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] == outcomes[1]

@@ -446,3 +446,62 @@ def test_nonfinite_x_leaves_the_estimator_as_sklearn_does(backend, rule, classes
     with pytest.raises(ValueError, match="Input X contains NaN"):
         ours.set_params(warm_start=True).fit(Xn, y)
     np.testing.assert_array_equal(ours.coef_, before["coef_"])
+
+
+def _later_call_outcome(est, X, y, classes):
+    """(exception type, message, warning categories) of a partial_fit after a first one."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est.partial_fit(X, y, classes=classes)
+            err = (None, "")
+        except (ValueError, TypeError) as exc:
+            err = (type(exc), str(exc))
+    cats = sorted({w.category.__name__ for w in caught} - {"ConvergenceWarning"})
+    return err, cats
+
+
+@pytest.mark.parametrize("rule", ["sklearn", "rosenblatt"])
+@pytest.mark.parametrize("case", ["same", "list_classes", "other_classes", "no_classes",
+                                  "features", "column_y", "nan_X", "nan_y", "float_y",
+                                  "fortran_X"])
+def test_later_partial_fit_validates_as_sklearn(rule, case):
+    """A fitted estimator's partial_fit takes a shortcut past scikit-learn's validation
+    when that has nothing to do (_validation.py); every other later call still gets
+    scikit-learn's errors and warnings."""
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 4), np.arange(30) % 3
+    classes = np.array([0, 1, 2])
+    Xl, yl, cl = X.copy(), y.copy(), classes
+    if case == "list_classes":
+        cl = [0, 1, 2]
+    elif case == "other_classes":
+        cl = np.array([0, 1, 3])
+    elif case == "no_classes":
+        cl = None
+    elif case == "features":
+        Xl = X[:, :3].copy()
+    elif case == "column_y":
+        yl = y.reshape(-1, 1)
+    elif case == "nan_X":
+        Xl[5, 2] = np.nan
+    elif case == "nan_y":
+        yl = y.astype(float)
+        yl[3] = np.nan
+    elif case == "float_y":
+        yl = y.astype(float)
+    elif case == "fortran_X":
+        Xl = np.asfortranarray(X)
+    ours = Perceptron(rule=rule, max_iter=1, tol=None, random_state=0)
+    sk = SkPerceptron(max_iter=1, tol=None, random_state=0)
+    for est in (ours, sk):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.partial_fit(X, y, classes=classes)
+    (etype, msg), cats = _later_call_outcome(ours, Xl, yl, cl)
+    (sk_etype, sk_msg), sk_cats = _later_call_outcome(sk, Xl, yl, cl)
+    assert etype is sk_etype, (msg, sk_msg)
+    assert msg == sk_msg
+    assert cats == sk_cats
+    if etype is None and rule == "sklearn":  # the same model as scikit-learn's
+        np.testing.assert_allclose(ours.coef_, sk.coef_, rtol=1e-6)

@@ -21,7 +21,6 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import (
     _assert_all_finite,
     _check_sample_weight,
@@ -31,6 +30,7 @@ from sklearn.utils.validation import (
 
 from . import kernels
 from ._rows import block_rows, dense_rows, kernel_array
+from ._validation import check_partial_fit_classes, fitted_dense_xy
 
 __all__ = ["Perceptron"]
 
@@ -603,14 +603,17 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         # paths (penalties, early stopping, sparse X) keep scikit-learn's check.
         self._finite_checked = sp.issparse(X) or (
             self.rule == "sklearn" and (self.penalty is not None or self.early_stopping))
-        X, y = validate_data(self, X, y, accept_sparse="csr",
-                             dtype=[np.float64, np.float32], order="C",
-                             accept_large_sparse=False, reset=first_call,
-                             ensure_all_finite=self._finite_checked)
+        # (a fitted estimator's next dense epoch: nothing for validate_data to do, X's
+        # finiteness left to the kernels as above)
+        if first_call or self._finite_checked or not fitted_dense_xy(self, X, y, (1,)):
+            X, y = validate_data(self, X, y, accept_sparse="csr",
+                                 dtype=[np.float64, np.float32], order="C",
+                                 accept_large_sparse=False, reset=first_call,
+                                 ensure_all_finite=self._finite_checked)
         if not sp.issparse(X):
             X = kernel_array(X)
         n_features = X.shape[1]
-        _check_partial_fit_first_call(self, classes)
+        check_partial_fit_classes(self, classes)
         n_classes = self.classes_.shape[0]
         if self.class_weight is None:
             # compute_class_weight would only check that y holds no unknown label (with a

@@ -47,16 +47,13 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import (
-    _check_partial_fit_first_call,
-    type_of_target,
-    unique_labels,
-)
+from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _codes as C
 from . import kernels as K
 from ._rows import block_rows, check_narrowing, dense_rows, kernel_array
+from ._validation import check_partial_fit_classes, fitted_dense_xy
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -393,12 +390,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """validate_data(self, X, y, ...) as fit calls it; dense float X and numeric y of a
         fitted estimator (same feature count, no feature names) are only checked for
         finiteness, which is all validate_data would do with them."""
-        if (not reset and type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2
-                and 1 <= y.ndim <= 2 and X.dtype.type in (np.float64, np.float32)
-                and X.shape[0] >= 1 and y.shape[0] == X.shape[0] and y.shape[-1] >= 1
-                and X.shape[1] == getattr(self, "n_features_in_", -1)
-                and not hasattr(self, "feature_names_in_") and y.dtype.kind in "biuf"
-                and self._all_finite(X) and (y.dtype.kind != "f" or np.isfinite(y).all())):
+        if not reset and fitted_dense_xy(self, X, y) and self._all_finite(X):
             return X, y
         return validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=y_numeric, dtype=(np.float64, np.float32),
@@ -1713,7 +1705,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         self : MLPClassifier
         """
-        if _check_partial_fit_first_call(self, classes):
+        if check_partial_fit_classes(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
