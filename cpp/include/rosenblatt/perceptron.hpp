@@ -516,6 +516,18 @@ inline typename SmallVec<T, 4>::V fold4(const typename Chunk<T>::CV* a0,
          __builtin_shufflevector(q01, q23, 1, 3, 5, 7);
 }
 
+// r[i] = fold4 of accumulators 4i .. 4i+3 (past G: the last one again), for i in Is -
+// indices fixed at compile time, so that the accumulators stay in registers (a run-time
+// index kept them in memory: each was stored and loaded back before its fold).
+template <class T, int G, int... Is>
+__attribute__((always_inline)) inline void fold_groups(
+    const typename Chunk<T>::CV (*acc)[Chunk<T>::NPC], typename SmallVec<T, 4>::V* r,
+    std::integer_sequence<int, Is...>) {
+  constexpr auto c = [](int g) { return g < G ? g : G - 1; };
+  ((r[Is] = fold4<T>(acc[c(4 * Is)], acc[c(4 * Is + 1)], acc[c(4 * Is + 2)], acc[c(4 * Is + 3)])),
+   ...);
+}
+
 // Outputs per store unit of the scores: the step reads them back as vectors of lanes<T>,
 // and a load that spans two stores waits for both to reach the cache (no store
 // forwarding, some 20 cycles a row), so the scores are stored as whole vectors.
@@ -552,10 +564,7 @@ __attribute__((noinline)) void scores_group(const T* x, const T* Wt, idx nc, idx
   // four scores per fold (outputs past G repeat the last one), stored in whole units
   constexpr int NQ = (G + 3) / 4, U = kScoreUnit<T>, NU = (4 * NQ + U - 1) / U;
   V4 r[NU * U / 4];
-  for (int i = 0; i < NQ; ++i) {
-    auto o = [&](int g) { return acc[g < G ? g : G - 1]; };
-    r[i] = fold4<T>(o(4 * i), o(4 * i + 1), o(4 * i + 2), o(4 * i + 3));
-  }
+  fold_groups<T, G>(acc, r, std::make_integer_sequence<int, NQ>{});
   for (int i = NQ; i < NU * U / 4; ++i) r[i] = r[NQ - 1];
   for (int u = 0; u < NU; ++u) {
     if constexpr (U == 4) {
