@@ -20,10 +20,12 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 from rosenblatt import kernels as K
+from sklearn.exceptions import ConvergenceWarning
 
 COMPILED = ("cpp", "numba")
 
@@ -249,3 +251,55 @@ def ctrl_c_latency(fit, after):
         timer.cancel()
     assert fired, "the fit ended before Ctrl-C: make it longer"
     return time.perf_counter() - fired[0]
+
+
+# ---- a fitted estimator's next partial_fit (_validation.py's shortcuts) ------------------
+
+LATER_PARTIAL_FIT_CASES = ("same", "list_classes", "other_classes", "no_classes", "features",
+                           "column_y", "nan_X", "nan_y", "float_y", "fortran_X")
+
+
+def later_partial_fit_data(case):
+    """(X, y, classes) of a first partial_fit and (X, y, classes) of a later one that differs
+    from them as ``case`` says."""
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 4), np.arange(30) % 3
+    classes = np.array([0, 1, 2])
+    Xl, yl, cl = X.copy(), y.copy(), classes
+    if case == "list_classes":
+        cl = [0, 1, 2]
+    elif case == "other_classes":
+        cl = np.array([0, 1, 3])
+    elif case == "no_classes":
+        cl = None
+    elif case == "features":
+        Xl = X[:, :3].copy()
+    elif case == "column_y":
+        yl = y.reshape(-1, 1)
+    elif case == "nan_X":
+        Xl[5, 2] = np.nan
+    elif case == "nan_y":
+        yl = y.astype(float)
+        yl[3] = np.nan
+    elif case == "float_y":
+        yl = y.astype(float)
+    elif case == "fortran_X":
+        Xl = np.asfortranarray(X)
+    return (X, y, classes), (Xl, yl, cl)
+
+
+def later_partial_fit_outcome(est, first, later):
+    """((exception type, message), warning categories) of ``est.partial_fit(*later)`` after
+    ``est.partial_fit(*first)`` (ConvergenceWarnings left out)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.partial_fit(first[0], first[1], classes=first[2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est.partial_fit(later[0], later[1], classes=later[2])
+            err = (None, "")
+        except (ValueError, TypeError) as exc:
+            err = (type(exc), str(exc))
+    cats = sorted({w.category.__name__ for w in caught} - {"ConvergenceWarning"})
+    return err, cats

@@ -11,7 +11,12 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import ctrl_c_latency, unaligned
+from conftest import (
+    ctrl_c_latency,
+    later_partial_fit_data,
+    later_partial_fit_outcome,
+    unaligned,
+)
 from rosenblatt.kernels import available_backends
 from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 from sklearn.base import clone
@@ -810,35 +815,14 @@ def test_changed_network_shape_is_refused_with_a_fitting_hint():
     assert est.coefs_[0].shape == (4, 6)
 
 
+
 @pytest.mark.parametrize("case", ["same", "list_classes", "other_classes", "no_classes",
                                   "features", "nan_X", "nan_y"])
 def test_later_partial_fit_validates_as_sklearn(case):
     """MLPClassifier's later partial_fit calls skip scikit-learn's validation only when it
     has nothing to do (_validation.py): otherwise the same errors as scikit-learn's."""
-    rng = np.random.RandomState(0)
-    X, y = rng.randn(30, 4), np.arange(30) % 3
-    classes = np.array([0, 1, 2])
-    Xl, yl, cl = X.copy(), y.copy(), classes
-    if case == "list_classes":
-        cl = [0, 1, 2]
-    elif case == "other_classes":
-        cl = np.array([0, 1, 3])
-    elif case == "no_classes":
-        cl = None
-    elif case == "features":
-        Xl = X[:, :3].copy()
-    elif case == "nan_X":
-        Xl[5, 2] = np.nan
-    elif case == "nan_y":
-        yl = y.astype(float)
-        yl[3] = np.nan
-    outcomes = []
-    for est in (MLPClassifier(hidden_layer_sizes=(5,), random_state=0),
-                SkMLPClassifier(hidden_layer_sizes=(5,), random_state=0)):
-        est.partial_fit(X, y, classes=classes)
-        try:
-            est.partial_fit(Xl, yl, classes=cl)
-            outcomes.append((None, ""))
-        except (ValueError, TypeError) as exc:
-            outcomes.append((type(exc), str(exc)))
+    first, later = later_partial_fit_data(case)
+    outcomes = [later_partial_fit_outcome(est, first, later)[0] for est in (
+        MLPClassifier(hidden_layer_sizes=(5,), random_state=0),
+        SkMLPClassifier(hidden_layer_sizes=(5,), random_state=0))]
     assert outcomes[0] == outcomes[1]

@@ -11,7 +11,13 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import ctrl_c_latency, unaligned
+from conftest import (
+    LATER_PARTIAL_FIT_CASES,
+    ctrl_c_latency,
+    later_partial_fit_data,
+    later_partial_fit_outcome,
+    unaligned,
+)
 from rosenblatt import kernels as K
 from rosenblatt.linear_model import Perceptron
 from sklearn.base import clone
@@ -448,58 +454,18 @@ def test_nonfinite_x_leaves_the_estimator_as_sklearn_does(backend, rule, classes
     np.testing.assert_array_equal(ours.coef_, before["coef_"])
 
 
-def _later_call_outcome(est, X, y, classes):
-    """(exception type, message, warning categories) of a partial_fit after a first one."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            est.partial_fit(X, y, classes=classes)
-            err = (None, "")
-        except (ValueError, TypeError) as exc:
-            err = (type(exc), str(exc))
-    cats = sorted({w.category.__name__ for w in caught} - {"ConvergenceWarning"})
-    return err, cats
-
 
 @pytest.mark.parametrize("rule", ["sklearn", "rosenblatt"])
-@pytest.mark.parametrize("case", ["same", "list_classes", "other_classes", "no_classes",
-                                  "features", "column_y", "nan_X", "nan_y", "float_y",
-                                  "fortran_X"])
+@pytest.mark.parametrize("case", LATER_PARTIAL_FIT_CASES)
 def test_later_partial_fit_validates_as_sklearn(rule, case):
     """A fitted estimator's partial_fit takes a shortcut past scikit-learn's validation
     when that has nothing to do (_validation.py); every other later call still gets
     scikit-learn's errors and warnings."""
-    rng = np.random.RandomState(0)
-    X, y = rng.randn(30, 4), np.arange(30) % 3
-    classes = np.array([0, 1, 2])
-    Xl, yl, cl = X.copy(), y.copy(), classes
-    if case == "list_classes":
-        cl = [0, 1, 2]
-    elif case == "other_classes":
-        cl = np.array([0, 1, 3])
-    elif case == "no_classes":
-        cl = None
-    elif case == "features":
-        Xl = X[:, :3].copy()
-    elif case == "column_y":
-        yl = y.reshape(-1, 1)
-    elif case == "nan_X":
-        Xl[5, 2] = np.nan
-    elif case == "nan_y":
-        yl = y.astype(float)
-        yl[3] = np.nan
-    elif case == "float_y":
-        yl = y.astype(float)
-    elif case == "fortran_X":
-        Xl = np.asfortranarray(X)
+    first, later = later_partial_fit_data(case)
     ours = Perceptron(rule=rule, max_iter=1, tol=None, random_state=0)
     sk = SkPerceptron(max_iter=1, tol=None, random_state=0)
-    for est in (ours, sk):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            est.partial_fit(X, y, classes=classes)
-    (etype, msg), cats = _later_call_outcome(ours, Xl, yl, cl)
-    (sk_etype, sk_msg), sk_cats = _later_call_outcome(sk, Xl, yl, cl)
+    (etype, msg), cats = later_partial_fit_outcome(ours, first, later)
+    (sk_etype, sk_msg), sk_cats = later_partial_fit_outcome(sk, first, later)
     assert etype is sk_etype, (msg, sk_msg)
     assert msg == sk_msg
     assert cats == sk_cats
