@@ -805,13 +805,14 @@ def _train_args(dt=np.float64):
                 "loss": C.SQUARED_ERROR, "params": np.zeros(P, dt), "grads": np.zeros(P, dt),
                 "state": np.zeros((1, P), dt), "opt": C.SGD, "hyper": np.full(C.N_HYPER, 0.1),
                 "step": np.zeros(1, np.int64), "ws": np.empty(R.train_workspace_size(sizes, 2), dt),
-                "norms": None}
+                "norms": None, "nf": None}
 
 
 def _call_train(a):
     return _core.train_epoch(a["X"], a["Y"], a["sw"], a["order"], a["bs"], a["sizes"],
                              a["acts"], a["loss"], a["params"], a["grads"], a["state"],
-                             a["opt"], a["hyper"], a["step"], a["ws"], a["norms"], 1)
+                             a["opt"], a["hyper"], a["step"], a["ws"], a["norms"], 1,
+                             nonfinite=a["nf"])
 
 
 @pytest.mark.parametrize("key, value, exc", [
@@ -834,6 +835,9 @@ def _call_train(a):
     ("sw", np.ones(4), ValueError),
     ("Y", np.ones((4, 2)), ValueError),
     ("params", np.zeros(3), ValueError),
+    ("nf", np.zeros(2, np.int64), ValueError),
+    ("nf", np.zeros(1, np.int32), TypeError),
+    ("nf", np.zeros(1, np.int64)[::1].view(np.float64), TypeError),
 ])
 def test_train_epoch_rejects_bad_input(key, value, exc):
     a = _train_args()
@@ -845,6 +849,18 @@ def test_train_epoch_rejects_bad_input(key, value, exc):
 def test_train_epoch_accepts_good_input():
     a = _train_args()
     assert np.isfinite(_call_train(a))
+    a["nf"] = np.zeros(1, np.int64)
+    assert np.isfinite(_call_train(a)) and a["nf"][0] == -1
+
+
+@pytest.mark.parametrize("other", ["order", "step", "sizes"])
+def test_train_epoch_nonfinite_apart_from_its_inputs(other):
+    """nonfinite is written: it must not share memory with the int64 arrays read (an
+    order overwritten with -1 would index X out of bounds)."""
+    a = _train_args()
+    a["nf"] = a[other][:1]
+    with pytest.raises(ValueError, match="nonfinite must not share memory"):
+        _call_train(a)
 
 
 def test_mlp_forward_small_workspace_rejected():

@@ -475,6 +475,62 @@ def test_train_epoch(backend, dtype, n, d, hidden, k, act, head, opt, batch, wei
     assert_backends_agree(call, dtype, 64 * max(ls), backends=[backend])
 
 
+@fast(30)
+@given(n=st.sampled_from((1, 5, 40, 97)), d=st.sampled_from((1, 15, 16, 17, 33, 70)),
+       hidden=st.sampled_from(((5,), (80,), (80, 33))), batch=st.sampled_from((1, 7, 16, 40)),
+       value=st.sampled_from((np.nan, np.inf, -np.inf)), where=st.floats(0, 1),
+       col=st.floats(0, 1), second=st.booleans(), threads=st.sampled_from((1, 2)),
+       seed=seeds)
+@example(n=97, d=70, hidden=(80, 33), batch=40, value=np.nan, where=0.99, col=1.0,
+         second=False, threads=2, seed=0)  # the short last batch, gathered alongside
+@example(n=40, d=17, hidden=(80,), batch=16, value=np.inf, where=0.0, col=0.0,
+         second=True, threads=2, seed=1)  # the first batch
+def test_train_epoch_check_finite(backend, dtype, n, d, hidden, batch, value, where, col,
+                                  second, threads, seed):
+    """run_epoch(check_finite=True) stops before the first minibatch holding a NaN or an
+    infinity of X and names its first such row; the minibatches before it trained with the
+    same bits as an epoch over them alone, and a finite X trains as without the check."""
+    rng = np.random.default_rng(seed)
+    ls = [d, *hidden, 3]
+    acts = ["relu"] * len(hidden) + ["softmax"]
+    X = normal(rng, (n, d), dtype)
+    Y = loss_targets(rng, "log_loss", n, 3, dtype)
+    p0 = init_params(rng, ls, dtype)
+    order = rng.permutation(n).astype(np.int64)
+    pos = min(int(where * n), n - 1)
+    bad = X.copy()
+    bad[order[pos], min(int(col * d), d - 1)] = value
+    if second and pos + 1 < n:  # another one later in the same or a later batch
+        bad[order[-1], 0] = np.nan
+    done = pos // batch  # minibatches trained before the bad one
+
+    def trainer(be, data):
+        p = p0.copy()
+        return p, K.Trainer(data, Y, p, ls, acts, "log_loss", "adam", {"lr": 1e-3}, batch,
+                            backend=be, n_threads=threads)
+
+    def call(be):
+        p, tr = trainer(be, bad)
+        with pytest.raises(K.NonFiniteRowError) as err:
+            tr.run_epoch(order, check_finite=True)
+        return {"row": err.value.row, "params": p, "state": tr.state,
+                "step": int(tr.step[0])}
+
+    got = assert_backends_agree(call, dtype, 64 * max(ls), backends=[backend])
+    assert got["row"] == order[pos] and got["step"] == done
+    got = call(backend)
+    p, tr = trainer(backend, X)
+    if done:
+        tr.run_epoch(order[:done * batch])
+    assert p.tobytes() == got["params"].tobytes()
+    assert tr.state.tobytes() == got["state"].tobytes()
+    # finite X: the check changes nothing
+    p, tr = trainer(backend, X)
+    p2, tr2 = trainer(backend, X)
+    assert tr.run_epoch(order, check_finite=True) == tr2.run_epoch(order)
+    assert p.tobytes() == p2.tobytes()
+
+
 # --------------------------------------------------------------------------------------
 # perceptrons: integer-valued inputs make every backend exact
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import (
+    backends_under_test,
     ctrl_c_latency,
     later_partial_fit_data,
     later_partial_fit_outcome,
@@ -22,6 +23,7 @@ from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 
 BACKENDS = available_backends()
 FAST = BACKENDS[0]
@@ -826,3 +828,90 @@ def test_later_partial_fit_validates_as_sklearn(case):
         MLPClassifier(hidden_layer_sizes=(5,), random_state=0),
         SkMLPClassifier(hidden_layer_sizes=(5,), random_state=0))]
     assert outcomes[0] == outcomes[1]
+
+
+def _training_state(est):
+    """Everything a later fit continues from, as bytes and values."""
+    return ([c.tobytes() for c in est.coefs_], [b.tobytes() for b in est.intercepts_],
+            None if est._opt_state is None else est._opt_state.tobytes(), est._opt_step,
+            est.n_iter_, est.t_, list(est.loss_curve_), est._random_state.get_state()[1].tobytes())
+
+
+@pytest.mark.parametrize("backend_name", sorted({*backends_under_test(), "numpy"}))
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_nonfinite_x_of_a_fitted_network(backend_name, kind, how, where, dtype):
+    """A fitted network's partial_fit and warm-start fit find a NaN or an infinity of X
+    while the first epoch gathers its minibatches (no pass over X before it). The error is
+    scikit-learn's, and the estimator is left as it was: parameters, optimizer state and
+    step, curves, and the random state the next fit draws its row order from."""
+    rng = np.random.RandomState(0)
+    n = 203  # batches of 40: the last one short
+    X = rng.randn(n, 70).astype(dtype)
+    y = rng.randint(0, 3, n) if kind == "classifier" else rng.randn(n)
+    cls, sk_cls = ((MLPClassifier, SkMLPClassifier) if kind == "classifier"
+                   else (MLPRegressor, SkMLPRegressor))
+    # shuffle=False: the row's batch is known (first, a middle one, the short last one)
+    row = {"first": 3, "middle": 101, "last": n - 1}[where]
+    bad = X.copy()
+    bad[row, 69 if where == "last" else 0] = np.inf if where == "middle" else np.nan
+
+    def new(seed):
+        # (80 units: the compiled core's path for wider layers, the gather overlapped)
+        return cls(hidden_layer_sizes=(80, 17), batch_size=40, shuffle=how == "partial_fit",
+                   random_state=np.random.RandomState(seed), max_iter=3,
+                   warm_start=how == "warm_start", backend=backend_name, n_threads=2)
+
+    def later(est, data):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if how == "partial_fit":
+                est.partial_fit(data, y)
+            else:
+                est.fit(data, y)
+
+    est, twin = new(0), new(0)
+    for e in (est, twin):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            e.fit(X, y)
+    before = _training_state(est)
+    with pytest.raises(ValueError) as ours:
+        later(est, bad)
+    sk = sk_cls(hidden_layer_sizes=(5,), max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.fit(X[:20], y[:20])
+    with pytest.raises(ValueError) as theirs:
+        sk.partial_fit(bad, y)
+    assert str(ours.value) == str(theirs.value).replace(sk_cls.__name__, cls.__name__)
+    assert _training_state(est) == before
+    # and it goes on as if the call had not happened
+    later(est, X)
+    later(twin, X)
+    assert _training_state(est) == _training_state(twin)
+
+
+@pytest.mark.parametrize("backend_name", sorted({*backends_under_test(), "numpy"}))
+def test_nonfinite_x_after_divergence(backend_name):
+    """A partial_fit that diverges before its gather reaches the NaN of X (in the last
+    row) reports the NaN, as scikit-learn's validation would have, not the divergence
+    (which is looked for after the epoch, by then stopped at the NaN's minibatch)."""
+    rng = np.random.RandomState(1)
+    X, y = rng.randn(400, 70), 1e3 * rng.randn(400)
+    est = MLPRegressor(hidden_layer_sizes=(80,), solver="sgd", learning_rate_init=1e-4,
+                       batch_size=10, shuffle=False, random_state=np.random.RandomState(0),
+                       backend=backend_name)
+    est.partial_fit(X, y)
+    before = _training_state(est)
+    est.set_params(learning_rate_init=1e6)
+    # (partial_fit keeps the optimizer it made, learning rate included: a new one)
+    est._opt_config = None
+    bad = X.copy()
+    bad[-1, 3] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.partial_fit(bad, y)
+    assert _training_state(est) == before
+    with pytest.raises(ValueError, match="Training diverged at epoch 1"):
+        est.partial_fit(X, y)  # (the same epoch without the NaN)

@@ -119,7 +119,8 @@ inline void expect_shape(const V& v, const char* name, index_t r, index_t c = -1
 // overlapping byte ranges are shared memory. kernels.dense_forward's fast path for this
 // backend relies on this check (it passes `out` without looking at it).
 template <class T, class U>
-void expect_apart(const View<T>& out, const char* out_name, const View<U>& in, const char* in_name) {
+void expect_apart(const View<T>& out, const char* out_name, const View<U>& in,
+                  const char* in_name) {
   if (!out.ptr || !in.ptr) return;
   const char* o0 = reinterpret_cast<const char*>(out.ptr);
   const char* o1 = o0 + out.size() * index_t(sizeof(T));
@@ -308,9 +309,8 @@ void dense_backward_t(py::handle X, py::handle W, py::handle A, py::handle Z, py
   auto dx = fview<T>(dX, "dX", 2, true, true);
   if (dx.ptr) expect_shape(dx, "dX", n, k);
   for (const auto& [out, name] : {std::pair{dw, "dW"}, std::pair{dbv, "db"}, std::pair{dx, "dX"}})
-    for (const auto& [in, in_name] :
-         {std::pair{x, "X"}, std::pair{w, "W"}, std::pair{a, "A"}, std::pair{z, "Z"},
-          std::pair{da, "dA"}})
+    for (const auto& [in, in_name] : {std::pair{x, "X"}, std::pair{w, "W"}, std::pair{a, "A"},
+                                      std::pair{z, "Z"}, std::pair{da, "dA"}})
       expect_apart(out, name, in, in_name);
   expect_apart(dw, "dW", dbv, "db");
   expect_apart(dw, "dW", dx, "dX");
@@ -475,7 +475,7 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
                      std::int64_t batch_size, py::handle layer_sizes, py::handle activations,
                      int loss, py::handle params, py::handle grads, py::handle state, int optimizer,
                      py::handle hyper, py::handle step, py::handle workspace, py::handle grad_norms,
-                     int nt) {
+                     py::handle nonfinite, int nt) {
   if (loss < 0 || loss >= rb::codes::N_LOSSES)
     throw py::value_error("unknown loss code " + std::to_string(loss));
   check_optimizer(optimizer);
@@ -511,6 +511,11 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
   expect_shape(stp, "step", 1);
   auto gn = view<double>(grad_norms, "grad_norms", 1, true, true);
   if (gn.ptr) expect_shape(gn, "grad_norms", L);
+  auto nf = view<std::int64_t>(nonfinite, "nonfinite", 1, true, true);
+  if (nf.ptr) expect_shape(nf, "nonfinite", 1);
+  expect_apart(nf, "nonfinite", ord, "order");
+  expect_apart(nf, "nonfinite", ls, "layer_sizes");
+  expect_apart(nf, "nonfinite", stp, "step");
   auto ws = view<T>(workspace, "workspace", 1, true);
   index_t widths = 0;
   for (index_t i = 1; i <= L; ++i) widths += ls.ptr[i];
@@ -543,6 +548,7 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
   a.workspace = ws.ptr;
   a.workspace_len = ws.shape[0];
   a.grad_norms = gn.ptr;
+  a.nonfinite_row = nf.ptr;
   a.n_threads = nt;
   a.interrupt.fn = &check_signals;
   bool interrupted = false;
@@ -1043,17 +1049,17 @@ PYBIND11_MODULE(_core, mod) {
       [](py::handle X, py::handle Y, py::handle sw, py::handle order, std::int64_t bs,
          py::handle ls, py::handle acts, int loss, py::handle params, py::handle grads,
          py::handle state, int opt, py::handle hyper, py::handle step, py::handle ws, py::handle gn,
-         OptInt nt) {
+         OptInt nt, py::handle nonfinite) {
         return (is_f64(X, "X") ? train_epoch_t<double>
                                : train_epoch_t<float>)(X, Y, sw, order, bs, ls, acts, loss, params,
                                                        grads, state, opt, hyper, step, ws, gn,
-                                                       threads_arg(nt));
+                                                       nonfinite, threads_arg(nt));
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight").none(true), py::arg("order"),
       py::arg("batch_size"), py::arg("layer_sizes"), py::arg("activations"), py::arg("loss"),
       py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"), py::arg("hyper"),
       py::arg("step"), py::arg("workspace"), py::arg("grad_norms").none(true),
-      py::arg("n_threads") = 0);
+      py::arg("n_threads") = 0, py::arg("nonfinite") = py::none());
   // ---- perceptron ----
   mod.def(
       "perceptron_epoch",
@@ -1128,8 +1134,7 @@ PYBIND11_MODULE(_core, mod) {
   // ---- end batchnorm ----
 
   // ---- dispatch, threads, codes ----
-  mod.def(
-      "isa", [] { return std::string(g_isa->name); }, "Name of the ISA in use.");
+  mod.def("isa", [] { return std::string(g_isa->name); }, "Name of the ISA in use.");
   mod.def(
       "available_isas",
       [] {

@@ -61,8 +61,11 @@ def train_epoch(
     layer_sizes: _I64, activations: _I32, loss: int, params: _F, grads: _F, state: _F,
     optimizer: int, hyper: NDArray[np.float64], step: _I64, workspace: _F,
     grad_norms: NDArray[np.float64] | None, n_threads: int | None = 0,
+    nonfinite: _I64 | None = None,
 ) -> float:
-    """One epoch; raises KeyboardInterrupt (params consistent) on Ctrl-C between batches."""
+    """One epoch; raises KeyboardInterrupt (params consistent) on Ctrl-C between batches.
+    With ``nonfinite`` (shape (1,)), stops before the first batch holding a NaN or an
+    infinity of X and stores that row's index there (else -1)."""
 
 def batchnorm_forward(
     Z: _F, gamma: _F, beta: _F, eps: float, Y: _F, Xhat: _F, mean: _F, invstd: _F,

@@ -887,7 +887,7 @@ def _weight_sums(params, woff, layer_sizes, want_abs):
 @_jit
 def _train_epoch(X, Y, sw, has_sw, order, batch_size, layer_sizes, activations, loss,
                  params, grads, state, optimizer, hyper, step, workspace, grad_norms,
-                 has_norms):
+                 has_norms, Xbits, expo, nonfinite, check_x):
     dt = X.dtype
     d = X.shape[1]
     k = Y.shape[1]
@@ -928,8 +928,19 @@ def _train_epoch(X, Y, sw, has_sw, order, batch_size, layer_sizes, activations, 
         S = 0.0
         for r in range(nb):
             row = order[start + r]
-            for j in range(d):
-                Xb[r, j] = X[row, j]
+            if check_x:
+                # NaN and the infinities have every exponent bit set; an integer max
+                # (unlike a float reduction) keeps the copy loop vectorized
+                top = expo & 0
+                for j in range(d):
+                    Xb[r, j] = X[row, j]
+                    top = max(top, Xbits[row, j] & expo)
+                if top == expo:
+                    nonfinite[0] = row
+                    return total
+            else:
+                for j in range(d):
+                    Xb[r, j] = X[row, j]
             for j in range(k):
                 Yb[r, j] = Y[row, j]
             if has_sw:
@@ -1009,15 +1020,23 @@ def _train_epoch(X, Y, sw, has_sw, order, batch_size, layer_sizes, activations, 
 
 def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations, loss,
                 params, grads, state, optimizer, hyper, step, workspace, grad_norms,
-                n_threads=0):
+                n_threads=0, nonfinite=None):
     """One epoch of minibatch training, rows visited in ``order`` (see the reference)."""
     sw = _EMPTY[X.dtype] if sample_weight is None else sample_weight
     gn = _EMPTY[np.dtype(np.float64)] if grad_norms is None else grad_norms
+    f32 = X.dtype == np.float32
+    # X's bits, for the finiteness test of the gather (X is C-contiguous)
+    Xbits = X.view(np.int32 if f32 else np.int64)
+    expo = np.int32(0x7F800000) if f32 else np.int64(0x7FF0000000000000)
+    nf = _EMPTY_I64 if nonfinite is None else nonfinite
+    if nonfinite is not None:
+        nonfinite[0] = -1
     with _blas_threads(n_threads, int(batch_size) * params.shape[0]):
         return float(_train_epoch(X, Y, sw, sample_weight is not None, order,
                                   int(batch_size), layer_sizes, activations, int(loss),
                                   params, grads, state, int(optimizer), hyper, step,
-                                  workspace, gn, grad_norms is not None))
+                                  workspace, gn, grad_norms is not None, Xbits, expo, nf,
+                                  nonfinite is not None))
 
 
 # --------------------------------------------------------------------------------------

@@ -338,7 +338,7 @@ def mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0
 
 def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations, loss,
                 params, grads, state, optimizer, hyper, step, workspace, grad_norms,
-                n_threads=0):
+                n_threads=0, nonfinite=None):
     """One epoch of minibatch training, rows visited in ``order``.
 
     X (n, d), Y (n, k), sample_weight (n,) or None, order int64 (m,) row indices
@@ -348,7 +348,11 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
     hyper: float64 (N_HYPER,); step: int64 (1,) Adam counter (in/out);
     workspace: flat, train_workspace_size long (the reference does not need it);
     grad_norms: float64 (L,) or None - when given, the Frobenius norm of each layer's
-    dW (before the optimizer step) is added to it once per batch.
+    dW (before the optimizer step) is added to it once per batch;
+    nonfinite: int64 (1,) or None - when given, each batch's rows of X are checked for
+    NaN and infinity as they are gathered: the epoch stops before the first batch that
+    holds one (the batches before it trained) and its first such row's index in X is
+    stored here, else -1. (X is read anyway: no separate pass over it before the epoch.)
 
     Per batch of weight sum S (batch length without weights):
       forward through every layer; loss value and output gradient G (loss_gradient);
@@ -369,10 +373,17 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
     out_back = C.IDENTITY if C.CANONICAL_LINK.get(loss) == out_act else out_act
     m = order.shape[0]
     total = 0.0
+    if nonfinite is not None:
+        nonfinite[0] = -1
     for start in range(0, m, batch_size):
         idx = order[start:start + batch_size]
         nb = idx.shape[0]
         xb = X[idx]
+        if nonfinite is not None:
+            bad = ~np.isfinite(xb).all(axis=1)
+            if bad.any():
+                nonfinite[0] = idx[np.argmax(bad)]
+                break
         yb = Y[idx]
         swb = None if sample_weight is None else sample_weight[idx]
         S = float(nb) if swb is None else float(swb.astype(np.float64).sum())

@@ -26,6 +26,7 @@ from ._kernels_ref import param_offsets as _ref_param_offsets
 
 __all__ = [
     "BACKENDS",
+    "NonFiniteRowError",
     "Trainer",
     "activation_backward",
     "activation_code",
@@ -1024,6 +1025,21 @@ def _train_weights(sample_weight, dt, n):
     return sw
 
 
+class NonFiniteRowError(ValueError):
+    """A row of X met by :meth:`Trainer.run_epoch` holds a NaN or an infinity.
+
+    Attributes
+    ----------
+    row : int
+        The row's index in X.
+    """
+
+    def __init__(self, row):
+        super().__init__(f"X[{row}] holds a NaN or an infinity; the epoch stopped before "
+                         "the minibatch holding it")
+        self.row = row
+
+
 class Trainer:
     """Validated, preallocated state for running :func:`train_epoch` epoch after epoch.
 
@@ -1141,12 +1157,13 @@ class Trainer:
         L = self.layer_sizes.shape[0] - 1
         self.grad_norms = np.zeros(L, dtype=np.float64) if track_grad_norms else None
         self._checked_sw = (None, False)  # (weights, whether some are 0): see run_epoch
+        self._nonfinite = np.full(1, -1, dtype=np.int64)  # run_epoch(check_finite=True)
 
     def set_lr(self, lr):
         """Change the learning rate between epochs (schedules)."""
         self.hyper[C.H_LR] = _finite_scalar("lr", lr, low=0.0)
 
-    def run_epoch(self, order, *, check=True):
+    def run_epoch(self, order, *, check=True, check_finite=False):
         """Train one epoch over the rows in ``order``; return the accumulated loss.
 
         Parameters
@@ -1159,11 +1176,23 @@ class Trainer:
             valid indices and checks the weights itself may skip the tests (on a small
             network they cost as much as the minibatches); a wrong order must not reach
             the backend.
+        check_finite : bool, default=False
+            Look for NaN and infinity in each minibatch's rows of X as the backend gathers
+            them, instead of a pass over all of X before the epoch (which reads it from
+            memory once more: 3% of a fashion-sized epoch). The minibatch holding one is
+            not trained.
 
         Returns
         -------
         float
             Sum over batches of ``batch_loss * batch_length`` (divide by ``m``).
+
+        Raises
+        ------
+        NonFiniteRowError
+            With ``check_finite``, when a row of X in ``order`` holds a NaN or an infinity.
+            The minibatches before its own were trained: params, state and step are as they
+            left them (a caller that must not change anything snapshots them first).
         """
         if check:
             n = self.X.shape[0]
@@ -1184,16 +1213,22 @@ class Trainer:
                     check_batch_weights(sw, order, self.batch_size)
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
+        bad = self._nonfinite if check_finite else None
         # The compiled core checks for Ctrl-C itself, between minibatches and between the
         # layers of one (a batch stopped there is dropped whole). A Numba epoch
         # cannot, so it runs in chunks of whole batches lasting ~0.1 s: Python is entered a
         # handful of times per epoch (not per batch) and KeyboardInterrupt lands in time.
         if self.backend != "numba":
-            return float(self._train(order))
-        chunk = self._numba_chunk
-        total = 0.0
-        for start in range(0, max(order.shape[0], 1), chunk):
-            total += self._train(order[start:start + chunk])
+            total = float(self._train(order, bad))
+        else:
+            chunk = self._numba_chunk
+            total = 0.0
+            for start in range(0, max(order.shape[0], 1), chunk):
+                total += self._train(order[start:start + chunk], bad)
+                if bad is not None and bad[0] >= 0:
+                    break
+        if bad is not None and bad[0] >= 0:
+            raise NonFiniteRowError(int(bad[0]))
         return float(total)
 
     def run_block(self, X, Y, sample_weight=None):
@@ -1233,11 +1268,12 @@ class Trainer:
         finally:
             self.X, self.Y, self.sample_weight = saved
 
-    def _train(self, order):
+    def _train(self, order, nonfinite=None):
         return self._be.train_epoch(
             self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,
             self.activations, self.loss, self.params, self.grads, self.state, self.optimizer,
-            self.hyper, self.step, self.workspace, self.grad_norms, self.n_threads)
+            self.hyper, self.step, self.workspace, self.grad_norms, self.n_threads,
+            nonfinite=nonfinite)
 
     @property
     def _numba_chunk(self):

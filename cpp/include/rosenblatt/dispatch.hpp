@@ -39,6 +39,9 @@ struct TrainArgs {
   T* workspace;
   index_t workspace_len;
   double* grad_norms;  // n_layers or null
+  // Non-null: X's rows are checked for NaN and infinity as they are gathered; the epoch
+  // stops before the first batch holding one and stores its row of X here (else -1).
+  std::int64_t* nonfinite_row;
   int n_threads;
   InterruptCheck interrupt;
 };

@@ -48,6 +48,35 @@ inline void copy_row(T* dst, const T* src, idx len) {
   }
 }
 
+// As copy_row, and whether the values copied are all finite (u - u is 0 for a finite u,
+// NaN for NaN and the infinities). In the same pass as the copy: a separate pass over X
+// before each epoch (all_finite) read it from DRAM once more, 4.6 ms of a 177 ms fashion
+// epoch; here the rows are in L1 and the gather waits on the next row's misses anyway.
+template <class T>
+inline bool copy_row_finite(T* dst, const T* src, idx len) {
+  constexpr int L = lanes<T>;
+  // four sums: one would be a chain of dependent adds longer than the copy
+  vec<T> acc[4] = {};
+  idx j = 0;
+  for (; j + 4 * L <= len; j += 4 * L) {
+    for (int q = 0; q < 4; ++q) {
+      const vec<T> u = vload(src + j + q * L);
+      vstore(dst + j + q * L, u);
+      acc[q] += u - u;
+    }
+  }
+  for (; j < len; j += L) {
+    const int c = int(tmin<idx>(L, len - j));
+    const vec<T> u = vload_c(src + j, c);  // (the lanes past c are 0)
+    vstore_c(dst + j, u, c);
+    acc[0] += u - u;
+  }
+  const vec<T> s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  bool ok = true;
+  for (int l = 0; l < L; ++l) ok = ok && s[l] == T(0);
+  return ok;
+}
+
 // Values of a batch (rows x (features + targets)) worth splitting its gather over threads.
 constexpr idx kGatherPerThread = idx(1) << 15;
 // Batches of at most this many values (rows x (features + targets + 1)) have their
@@ -151,10 +180,14 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   T *Xc = Xb, *Yc = Yb, *swc = swb;      // this batch's rows
   bool ready = false;                    // this batch's rows gathered by the previous batch
   double S = 0.0, S_next = 0.0;
+  std::int64_t bad = -1, bad_next = -1;  // see gather_batch
 
   // Copies the nb rows at a.order[start...] into x, y and sw on up to `threads` threads;
-  // returns the sum of their sample weights.
-  auto gather_batch = [&](idx start, idx nb, T* x, T* y, T* sw, int threads) {
+  // returns the sum of their sample weights. With a.nonfinite_row, bad is set to the
+  // first of those rows (in batch order) that holds a NaN or an infinity, else to -1.
+  const bool check_x = a.nonfinite_row != nullptr;
+  if (check_x) *a.nonfinite_row = -1;
+  auto gather_batch = [&](idx start, idx nb, T* x, T* y, T* sw, int threads, std::int64_t& bad) {
     const std::int64_t* rows = a.order + start;
     // The batch's rows are scattered over X (from DRAM when X is large): with several
     // threads each copies a share, so that more of those misses are in flight at once,
@@ -164,19 +197,34 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       prefetch_row(a.X + rows[r] * d, d * idx(sizeof(T)));
       __builtin_prefetch(a.Y + rows[r] * ko);
     };
+    // returns the first row in [r0, r1) that is not finite, else r1 (unchecked: r1)
     auto gather = [&](idx r0, idx r1) {
       if (r0 < r1) fetch(r0);
+      idx first_bad = r1;
       for (idx r = r0; r < r1; ++r) {
         if (r + 1 < r1) fetch(r + 1);
-        copy_row(x + r * d, a.X + rows[r] * d, d);
+        if (!check_x)
+          copy_row(x + r * d, a.X + rows[r] * d, d);
+        else if (!copy_row_finite(x + r * d, a.X + rows[r] * d, d) && first_bad == r1)
+          first_bad = r;
         copy_row(y + r * ko, a.Y + rows[r] * ko, ko);
       }
+      return first_bad;
     };
     const int ng = nb * (d + ko) >= kGatherPerThread ? tmin<int>(threads, int(nb)) : 1;
-    if (ng > 1)
-      parallel_for(ng, ng, [&](long t) { gather(nb * t / ng, nb * (t + 1) / ng); });
-    else
-      gather(0, nb);
+    idx first_bad = nb;
+    if (ng > 1) {
+      std::atomic<idx> found{nb};
+      parallel_for(ng, ng, [&](long t) {
+        const idx r1 = nb * (t + 1) / ng, f = gather(nb * t / ng, r1);
+        for (idx cur = found.load(); f < r1 && f < cur;)
+          if (found.compare_exchange_weak(cur, f)) break;
+      });
+      first_bad = found.load();
+    } else {
+      first_bad = gather(0, nb);
+    }
+    bad = first_bad < nb ? rows[first_bad] : -1;
     if (!a.sample_weight) return double(nb);
     double s = 0.0;
     for (idx r = 0; r < nb; ++r) {
@@ -190,8 +238,17 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     const idx nb = tmin<idx>(bs, a.n_order - start);
     const idx next = start + bs;
     const idx nbn = next < a.n_order ? tmin<idx>(bs, a.n_order - next) : 0;
-    S = ready ? S_next : gather_batch(start, nb, Xc, Yc, swc, nt);
+    if (ready) {
+      S = S_next;
+      bad = bad_next;
+    } else {
+      S = gather_batch(start, nb, Xc, Yc, swc, nt, bad);
+    }
     ready = false;
+    if (bad >= 0) {  // (nothing of this batch done)
+      *a.nonfinite_row = bad;
+      return total;
+    }
     const T* swp = a.sample_weight ? swc : nullptr;
     // One layer's forward pass on `threads` threads.
     auto forward = [&](int i, const T* in, int threads) {
@@ -282,7 +339,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
             forward_cols(1, As[0], split, m1);
             part_done.store(true, std::memory_order_release);
           }
-          S_next = gather_batch(next, nbn, xo, yo, swo, 1);
+          S_next = gather_batch(next, nbn, xo, yo, swo, 1, bad_next);
           return;
         }
         if (split) {
