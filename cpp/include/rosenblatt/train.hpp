@@ -183,11 +183,12 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
   std::int64_t bad = -1, bad_next = -1;  // see gather_batch
 
   // Copies the nb rows at a.order[start...] into x, y and sw on up to `threads` threads;
-  // returns the sum of their sample weights. With a.nonfinite_row, bad is set to the
+  // returns the sum of their sample weights. With a.nonfinite_row, bad_row is set to the
   // first of those rows (in batch order) that holds a NaN or an infinity, else to -1.
   const bool check_x = a.nonfinite_row != nullptr;
   if (check_x) *a.nonfinite_row = -1;
-  auto gather_batch = [&](idx start, idx nb, T* x, T* y, T* sw, int threads, std::int64_t& bad) {
+  auto gather_batch = [&](idx start, idx nb, T* x, T* y, T* sw, int threads,
+                          std::int64_t& bad_row) {
     const std::int64_t* rows = a.order + start;
     // The batch's rows are scattered over X (from DRAM when X is large): with several
     // threads each copies a share, so that more of those misses are in flight at once,
@@ -197,7 +198,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       prefetch_row(a.X + rows[r] * d, d * idx(sizeof(T)));
       __builtin_prefetch(a.Y + rows[r] * ko);
     };
-    // returns the first row in [r0, r1) that is not finite, else r1 (unchecked: r1)
+    // returns the first row in [r0, r1) that is not finite, else r1 (always r1 unchecked)
     auto gather = [&](idx r0, idx r1) {
       if (r0 < r1) fetch(r0);
       idx first_bad = r1;
@@ -224,7 +225,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     } else {
       first_bad = gather(0, nb);
     }
-    bad = first_bad < nb ? rows[first_bad] : -1;
+    bad_row = first_bad < nb ? rows[first_bad] : -1;
     if (!a.sample_weight) return double(nb);
     double s = 0.0;
     for (idx r = 0; r < nb; ++r) {
