@@ -4,6 +4,7 @@ robustness (errors, divergence, Ctrl-C, pickling)."""
 import _thread
 import itertools
 import pickle
+import re
 import threading
 import tracemalloc
 import warnings
@@ -891,6 +892,26 @@ def test_nonfinite_x_of_a_fitted_network(backend_name, kind, how, where, dtype):
     later(est, X)
     later(twin, X)
     assert _training_state(est) == _training_state(twin)
+
+
+def test_infinite_float64_x_of_a_float32_network():
+    """float64 X of a float32 model is checked by scikit-learn's validation first (an
+    infinity is reported as scikit-learn reports it, not as a value beyond float32's range,
+    which the cast's own check would say)."""
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(50, 4), np.arange(50) % 2
+    ours = MLPClassifier((5,), max_iter=2, random_state=0)
+    sk = SkMLPClassifier((5,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X.astype(np.float32), y)
+        sk.fit(X, y)
+    bad = X.copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError) as theirs:
+        sk.partial_fit(bad, y)
+    with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
+        ours.partial_fit(bad, y)
 
 
 @pytest.mark.parametrize("backend_name", sorted({*backends_under_test(), "numpy"}))
