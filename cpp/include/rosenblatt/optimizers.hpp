@@ -25,24 +25,38 @@ namespace ROSENBLATT_ISA_NS {
 // as long (Zen 5), and at batch 32 the step of a 784-300-100-10 net took 86-106 us instead
 // of 48 (one thread; 16% of the epoch). What the flush changes is below 1.2e-38 (float32)
 // or 2.2e-308 (float64): a moment that small moves a weight by less than lr * 1e-30. The
-// previous mode is restored on destruction.
+// previous mode is restored on destruction. The mode is written only when it changes:
+// a write of MXCSR is microcoded and orders the floating-point operations around it, and
+// a step that set it for each of its spans (two per layer) spent half of its time there
+// on a playground-sized net (105 values; 11% of the epoch). apply_step sets it once on the
+// calling thread; the spans find it set there, and set it on the pool's threads.
 class FlushSubnormals {
  public:
 #if defined(__SSE2__)
-  FlushSubnormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
-  ~FlushSubnormals() { _mm_setcsr(saved_); }
+  FlushSubnormals() : saved_(_mm_getcsr()) {
+    if ((saved_ & kFlush) != kFlush) _mm_setcsr(saved_ | kFlush);
+  }
+  ~FlushSubnormals() {
+    if ((saved_ & kFlush) != kFlush) _mm_setcsr(saved_);
+  }
 
  private:
+  static constexpr unsigned kFlush = 0x8040u;  // FTZ | DAZ
   unsigned saved_;
 #elif defined(__aarch64__)
   FlushSubnormals() {
     asm volatile("mrs %0, fpcr" : "=r"(saved_));
-    const std::uint64_t fz = saved_ | (std::uint64_t(1) << 24);
-    asm volatile("msr fpcr, %0" : : "r"(fz));
+    if (!(saved_ & kFz)) {
+      const std::uint64_t fz = saved_ | kFz;
+      asm volatile("msr fpcr, %0" : : "r"(fz));
+    }
   }
-  ~FlushSubnormals() { asm volatile("msr fpcr, %0" : : "r"(saved_)); }
+  ~FlushSubnormals() {
+    if (!(saved_ & kFz)) asm volatile("msr fpcr, %0" : : "r"(saved_));
+  }
 
  private:
+  static constexpr std::uint64_t kFz = std::uint64_t(1) << 24;
   std::uint64_t saved_;
 #else
   FlushSubnormals() {}
@@ -193,13 +207,14 @@ void over_chunks(idx len, int nt, WeightSums* sums, const Span& span) {
 template <class T, class Rule>
 void apply_step(T* p, idx len, int nt, WeightSums* sums, const Rule& rule) {
   constexpr int L = lanes<T>;
+  const FlushSubnormals flush;  // on the calling thread, for all of its spans
   const T l2w = sums ? T(sums->l2) : T(0);
   // (acc is a template argument so that the loop without sums is the plain one)
   over_chunks<T>(len, nt, sums, [&](idx i0, idx i1, auto acc) {
     constexpr bool kSum = !std::is_same<decltype(acc), std::nullptr_t>::value;
     // Local copies: the stores through p could alias the caller's objects as far as the
     // compiler knows, which made it reload every constant and pointer per vector (1.3x).
-    const FlushSubnormals flush;  // on the thread that runs this span
+    const FlushSubnormals flush;  // on a pool thread that runs this span (else set already)
     const Rule r0 = rule;
     const T l2 = kSum ? l2w : T(0);
     auto r = [&](idx i, int c) { return r0(i, c, l2); };
