@@ -13,6 +13,7 @@ included); the NumPy reference is the oracle.
 
 import contextlib
 import itertools
+import os
 import warnings
 
 import numpy as np
@@ -343,6 +344,38 @@ def test_steps_flush_subnormals_and_restore_the_mode(backend, dtype, opt):
     A = K.dense_forward(X, np.eye(128, dtype=dtype) * dtype(0.25), np.zeros(128, dtype),
                         backend=backend, n_threads=2)
     np.testing.assert_array_equal(A, np.full_like(X, dtype(tiny) * dtype(0.25)))
+
+
+@pytest.mark.skipif("cpp" not in K.available_backends(), reason="needs the compiled core")
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_first_threaded_step_of_a_process_leaves_the_pool_unflushed(opt):
+    # The thread pool starts with the first threaded call of a process, and a new thread
+    # inherits the floating-point mode of the thread that starts it: a step must not have
+    # set its flush mode then (it did once, for all of its spans, and the pool's threads
+    # then flushed subnormals in every later product). A fresh process, so that the step
+    # is that first call.
+    from conftest import run_at_isa
+    code = f"""
+import numpy as np
+from rosenblatt import kernels as K
+n = 70000  # over the size that splits a step over threads
+p, g = np.ones(n, np.float32), np.ones(n, np.float32)
+if {opt!r} == "sgd":
+    K.sgd_step(p, g, np.zeros(n, np.float32), lr=0.1, momentum=0.5, backend="cpp",
+               n_threads=2)
+else:
+    K.adam_step(p, g, np.zeros(n, np.float32), np.zeros(n, np.float32), t=1, lr=1e-3,
+                backend="cpp", n_threads=2)
+tiny = np.finfo(np.float32).tiny
+X = np.full((1024, 128), tiny, np.float32)
+A = K.dense_forward(X, np.eye(128, dtype=np.float32) * np.float32(0.25),
+                    np.zeros(128, np.float32), backend="cpp", n_threads=2)
+flushed = int((A != np.float32(tiny) * np.float32(0.25)).sum())
+assert flushed == 0, f"{{flushed}} of {{A.size}} outputs flushed to zero"
+"""
+    isa = os.environ.get("ROSENBLATT_ISA", "") or "auto"
+    r = run_at_isa(isa, code)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "rosenblatt/codes.hpp"
@@ -28,8 +29,10 @@ namespace ROSENBLATT_ISA_NS {
 // previous mode is restored on destruction. The mode is written only when it changes:
 // a write of MXCSR is microcoded and orders the floating-point operations around it, and
 // a step that set it for each of its spans (two per layer) spent half of its time there
-// on a playground-sized net (105 values; 11% of the epoch). apply_step sets it once on the
-// calling thread; the spans find it set there, and set it on the pool's threads.
+// on a playground-sized net (105 values; 11% of the epoch). A step that stays on the
+// calling thread sets it once there, for all of its spans; a threaded step sets it in each
+// span (a pool thread started inside a flushing region would inherit the mode, and keep
+// it for every later kernel - the first threaded step of a process starts the pool).
 class FlushSubnormals {
  public:
 #if defined(__SSE2__)
@@ -71,6 +74,7 @@ class FlushSubnormals {
 // calling thread.
 constexpr int kMaxStepChunks = 256;
 constexpr idx kStepThreadsMin = idx(1) << 16;
+inline bool step_threaded(idx len, int nt) { return nt > 1 && len >= kStepThreadsMin; }
 inline idx step_chunk(idx len) {
   const idx base = idx(1) << 15;
   const idx even = (len + kMaxStepChunks - 1) / kMaxStepChunks;
@@ -145,7 +149,7 @@ template <class T, class Span>
 void over_chunks(idx len, int nt, WeightSums* sums, const Span& span) {
   const idx chunk = step_chunk(len);
   const idx nch = (len + chunk - 1) / chunk;
-  const bool threaded = nt > 1 && len >= kStepThreadsMin;
+  const bool threaded = step_threaded(len, nt);
   const int parts = int(tmin<idx>(nt, nch));
   auto by_parts = [&](auto&& run_chunk) {
     parallel_parts(parts, parts, [&](int p) {
@@ -207,14 +211,16 @@ void over_chunks(idx len, int nt, WeightSums* sums, const Span& span) {
 template <class T, class Rule>
 void apply_step(T* p, idx len, int nt, WeightSums* sums, const Rule& rule) {
   constexpr int L = lanes<T>;
-  const FlushSubnormals flush;  // on the calling thread, for all of its spans
+  // set once on the calling thread when it runs every span (see FlushSubnormals)
+  std::optional<FlushSubnormals> flush;
+  if (!step_threaded(len, nt)) flush.emplace();
   const T l2w = sums ? T(sums->l2) : T(0);
   // (acc is a template argument so that the loop without sums is the plain one)
   over_chunks<T>(len, nt, sums, [&](idx i0, idx i1, auto acc) {
     constexpr bool kSum = !std::is_same<decltype(acc), std::nullptr_t>::value;
     // Local copies: the stores through p could alias the caller's objects as far as the
     // compiler knows, which made it reload every constant and pointer per vector (1.3x).
-    const FlushSubnormals flush;  // on a pool thread that runs this span (else set already)
+    const FlushSubnormals span_flush;  // (already set when the step is not threaded)
     const Rule r0 = rule;
     const T l2 = kSum ? l2w : T(0);
     auto r = [&](idx i, int c) { return r0(i, c, l2); };
