@@ -805,14 +805,14 @@ def _train_args(dt=np.float64):
                 "loss": C.SQUARED_ERROR, "params": np.zeros(P, dt), "grads": np.zeros(P, dt),
                 "state": np.zeros((1, P), dt), "opt": C.SGD, "hyper": np.full(C.N_HYPER, 0.1),
                 "step": np.zeros(1, np.int64), "ws": np.empty(R.train_workspace_size(sizes, 2), dt),
-                "norms": None, "nf": None}
+                "norms": None, "nf": None, "er": 0, "et": None}
 
 
 def _call_train(a):
     return _core.train_epoch(a["X"], a["Y"], a["sw"], a["order"], a["bs"], a["sizes"],
                              a["acts"], a["loss"], a["params"], a["grads"], a["state"],
                              a["opt"], a["hyper"], a["step"], a["ws"], a["norms"], 1,
-                             nonfinite=a["nf"])
+                             nonfinite=a["nf"], epoch_rows=a["er"], epoch_totals=a["et"])
 
 
 @pytest.mark.parametrize("key, value, exc", [
@@ -838,6 +838,10 @@ def _call_train(a):
     ("nf", np.zeros(2, np.int64), ValueError),
     ("nf", np.zeros(1, np.int32), TypeError),
     ("nf", np.zeros(1, np.int64)[::1].view(np.float64), TypeError),
+    ("er", -1, ValueError),
+    ("er", 2, ValueError),  # 5 rows are not whole epochs of 2
+    ("et", np.zeros(2), ValueError),  # one epoch
+    ("et", np.zeros(1, np.float32), TypeError),
 ])
 def test_train_epoch_rejects_bad_input(key, value, exc):
     a = _train_args()
@@ -851,6 +855,13 @@ def test_train_epoch_accepts_good_input():
     assert np.isfinite(_call_train(a))
     a["nf"] = np.zeros(1, np.int64)
     assert np.isfinite(_call_train(a)) and a["nf"][0] == -1
+
+
+def test_train_epoch_epoch_totals_apart_from_hyper():
+    a = _train_args()
+    a["et"] = a["hyper"][:1]
+    with pytest.raises(ValueError, match="epoch_totals must not share memory"):
+        _call_train(a)
 
 
 @pytest.mark.parametrize("other", ["order", "step", "sizes"])

@@ -564,6 +564,57 @@ def test_train_epoch_check_finite(backend, dtype, n, d, hidden, batch, value, wh
     assert p.tobytes() == p2.tobytes()
 
 
+@fast(25)
+@given(n=st.sampled_from((1, 7, 40, 97)), d=st.sampled_from((1, 3, 17, 70)),
+       hidden=st.sampled_from(((5,), (8, 8), (80,), (80, 33))),
+       batch=st.sampled_from((1, 7, 16, 40)), epochs=st.sampled_from((1, 2, 5)),
+       opt=st.sampled_from(("adam", "sgd", "nesterov")), alpha=st.sampled_from((0.0, 1e-3)),
+       threads=st.sampled_from((1, 2)), seed=seeds)
+@example(n=97, d=70, hidden=(80, 33), batch=40, epochs=5, opt="adam", alpha=1e-3,
+         threads=2, seed=0)  # the compiled core's overlapped path, short last batches
+def test_run_epochs_is_epochs_one_after_another(backend, dtype, n, d, hidden, batch, epochs,
+                                                opt, alpha, threads, seed):
+    """Trainer.run_epochs (train_epoch's epoch_rows): the same bits as one run_epoch per
+    epoch - parameters, optimizer state, step and each epoch's loss - on every backend,
+    which agrees with the reference."""
+    rng = np.random.default_rng(seed)
+    ls = [d, *hidden, 3]
+    acts = ["relu"] * len(hidden) + ["softmax"]
+    X = normal(rng, (n, d), dtype)
+    Y = loss_targets(rng, "log_loss", n, 3, dtype)
+    p0 = init_params(rng, ls, dtype)
+    orders = np.concatenate([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)
+    hyper = {"lr": 1e-3 if opt == "adam" else 0.01, "alpha": alpha}
+
+    def trainer(be):
+        p = p0.copy()
+        return p, K.Trainer(X, Y, p, ls, acts, "log_loss", opt, hyper, batch, backend=be,
+                            n_threads=threads)
+
+    def call(be):
+        p, tr = trainer(be)
+        totals = tr.run_epochs(orders, epochs)
+        return {"params": p, "state": tr.state, "step": int(tr.step[0]), "totals": totals}
+
+    got = assert_backends_agree(call, dtype, 64 * max(ls), backends=[backend])
+    got = call(backend)
+    p, tr = trainer(backend)
+    totals = [tr.run_epoch(orders[e * n:(e + 1) * n], check=False) for e in range(epochs)]
+    assert got["totals"].tolist() == totals
+    assert p.tobytes() == got["params"].tobytes()
+    assert tr.state.tobytes() == got["state"].tobytes() and int(tr.step[0]) == got["step"]
+
+
+def test_run_epochs_rejects_a_partial_epoch(backend):
+    rng = np.random.default_rng(0)
+    X, Y = normal(rng, (10, 3), np.float64), loss_targets(rng, "log_loss", 10, 3)
+    tr = K.Trainer(X, Y, init_params(rng, [3, 4, 3], np.float64), [3, 4, 3],
+                   ["relu", "softmax"], "log_loss", "adam", {}, 4, backend=backend)
+    for n_epochs in (0, 3, 2.0, True):
+        with pytest.raises(ValueError, match="n_epochs must be a positive int"):
+            tr.run_epochs(np.arange(20, dtype=np.int64), n_epochs)
+
+
 # --------------------------------------------------------------------------------------
 # perceptrons: integer-valued inputs make every backend exact
 

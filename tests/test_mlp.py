@@ -19,6 +19,7 @@ from conftest import (
     later_partial_fit_outcome,
     unaligned,
 )
+from rosenblatt import neural_network as nn
 from rosenblatt.kernels import available_backends
 from rosenblatt.neural_network import MLPClassifier, MLPRegressor
 from sklearn.base import clone
@@ -532,6 +533,104 @@ def test_divergence_raises_and_keeps_finite_weights(backend):
     np.testing.assert_array_equal(_flat(reg), seen[-1])
     with np.errstate(over="ignore", invalid="ignore"):  # weights of a diverging fit
         assert reg.predict(X).shape == (120,)  # usable
+
+
+def _fit_state(est):
+    return ([c.tobytes() for c in est.coefs_], [b.tobytes() for b in est.intercepts_],
+            list(est.loss_curve_), est.n_iter_, est.t_, est._no_improvement_count,
+            est.best_loss_, est._opt_step, est._opt_lr,
+            None if est._opt_state is None else est._opt_state.tobytes())
+
+
+def _fit_singly_and_in_blocks(make, X, y, fits=1):
+    """The fitted states (and warnings) of ``make()`` fitted ``fits`` times (warm start)
+    epoch by epoch, and with small networks' epochs in blocks (the default)."""
+    out = []
+    for work in (0, nn._BLOCK_WORK):
+        est = make()
+        with warnings.catch_warnings(record=True) as caught, \
+                pytest.MonkeyPatch.context() as mp:
+            warnings.simplefilter("always")
+            mp.setattr(nn, "_BLOCK_WORK", work)
+            for _ in range(fits):
+                est.fit(X, y)
+        out.append((_fit_state(est), [(w.category, str(w.message)) for w in caught]))
+    return out
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="blocks are the compiled core's")
+@pytest.mark.parametrize("case", ["adam", "sgd_adaptive", "stops", "stops_adaptive",
+                                  "no_shuffle", "regressor", "warm_start", "max_iter_1"])
+def test_epochs_in_blocks_fit_the_same_model(case):
+    """Small networks train several epochs per call of the compiled core; the model, the
+    curves, the counters and the warnings are those of an epoch-by-epoch fit (stopping
+    for want of improvement, adaptive learning rates and warm starts included)."""
+    rng = np.random.RandomState(3)
+    Xs = rng.randn(203, 3)
+    ys = (Xs[:, 0] * Xs[:, 1] > 0).astype(int)
+    kw = {"hidden_layer_sizes": (8, 8), "activation": "tanh", "batch_size": 16,
+          "max_iter": 75, "random_state": 0, "backend": "cpp", "n_threads": 2,
+          "tol": 0.0, "n_iter_no_change": 10**9}
+    cls, target = MLPClassifier, ys
+    fits = 1
+    if case == "sgd_adaptive":
+        kw.update(solver="sgd", learning_rate="adaptive", learning_rate_init=0.3,
+                  tol=1e-3, n_iter_no_change=4)
+    elif case == "stops":
+        kw.update(tol=1e-2, n_iter_no_change=3)
+    elif case == "stops_adaptive":
+        kw.update(solver="sgd", learning_rate="adaptive", tol=1e-2, n_iter_no_change=2,
+                  max_iter=300)
+    elif case == "no_shuffle":
+        kw.update(shuffle=False, solver="sgd", momentum=0.5)
+    elif case == "regressor":
+        cls, target = MLPRegressor, Xs[:, 0] * Xs[:, 1]
+    elif case == "warm_start":
+        kw.update(warm_start=True, max_iter=40)
+        fits = 3
+    elif case == "max_iter_1":
+        kw.update(max_iter=1, warm_start=True)
+        fits = 5
+    singly, blocks = _fit_singly_and_in_blocks(lambda: cls(**kw), Xs, target, fits)
+    assert blocks == singly
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="blocks are the compiled core's")
+def test_divergence_inside_a_block_is_reported_as_epoch_by_epoch():
+    """A block whose epochs diverge is undone and run epoch by epoch: the same error (the
+    epoch named) and the same last finite weights."""
+    rng = np.random.RandomState(0)
+    Xs, ys = rng.randn(100, 3), 1e4 * rng.randn(100)
+    errors = []
+    for work in (0, nn._BLOCK_WORK):
+        est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e-6,
+                           momentum=0.9,
+                           max_iter=60, tol=0.0, n_iter_no_change=10**9, random_state=0,
+                           backend="cpp")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(nn, "_BLOCK_WORK", work)
+            _quiet(est.fit, Xs, ys)  # a few stable epochs first
+            est.set_params(warm_start=True, learning_rate_init=0.5)
+            with pytest.raises(ValueError, match="Training diverged at epoch") as err:
+                est.fit(Xs, ys)
+        errors.append((str(err.value), _fit_state(est)))
+    assert errors[1] == errors[0]
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="blocks are the compiled core's")
+def test_keyboard_interrupt_inside_a_block():
+    """Ctrl-C inside a block of epochs drops the block whole: the model, the curve and
+    the counters are those of the epochs before it."""
+    rng = np.random.RandomState(0)
+    Xs = rng.randn(300, 4)
+    ys = (Xs[:, 0] > 0).astype(int)
+    clf = MLPClassifier((8,), max_iter=10**7, tol=0, n_iter_no_change=10**9,
+                        random_state=0, backend="cpp")
+    _quiet(clone(clf).set_params(max_iter=2).fit, Xs, ys)
+    assert ctrl_c_latency(lambda: clf.fit(Xs, ys), 0.3) < 0.5
+    assert clf.n_iter_ == len(clf.loss_curve_) > 0
+    assert clf.t_ == clf.n_iter_ * 300
+    assert all(np.isfinite(W).all() for W in clf.coefs_)
 
 
 def test_keyboard_interrupt_from_callback():

@@ -475,7 +475,8 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
                      std::int64_t batch_size, py::handle layer_sizes, py::handle activations,
                      int loss, py::handle params, py::handle grads, py::handle state, int optimizer,
                      py::handle hyper, py::handle step, py::handle workspace, py::handle grad_norms,
-                     py::handle nonfinite, int nt) {
+                     py::handle nonfinite, std::int64_t epoch_rows, py::handle epoch_totals,
+                     int nt) {
   if (loss < 0 || loss >= rb::codes::N_LOSSES)
     throw py::value_error("unknown loss code " + std::to_string(loss));
   check_optimizer(optimizer);
@@ -516,6 +517,16 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
   expect_apart(nf, "nonfinite", ord, "order");
   expect_apart(nf, "nonfinite", ls, "layer_sizes");
   expect_apart(nf, "nonfinite", stp, "step");
+  if (epoch_rows < 0) throw py::value_error("epoch_rows must be >= 0");
+  const index_t n_epochs = epoch_rows > 0 ? ord.shape[0] / epoch_rows : 1;
+  if (epoch_rows > 0 && ord.shape[0] % epoch_rows != 0)
+    throw py::value_error(
+        "order must hold whole epochs of epoch_rows=" + std::to_string(epoch_rows) + " rows; got " +
+        std::to_string(ord.shape[0]));
+  auto et = view<double>(epoch_totals, "epoch_totals", 1, true, true);
+  if (et.ptr) expect_shape(et, "epoch_totals", n_epochs);
+  expect_apart(et, "epoch_totals", h, "hyper");
+  expect_apart(et, "epoch_totals", gn, "grad_norms");
   auto ws = view<T>(workspace, "workspace", 1, true);
   index_t widths = 0;
   for (index_t i = 1; i <= L; ++i) widths += ls.ptr[i];
@@ -549,6 +560,8 @@ double train_epoch_t(py::handle X, py::handle Y, py::handle sw, py::handle order
   a.workspace_len = ws.shape[0];
   a.grad_norms = gn.ptr;
   a.nonfinite_row = nf.ptr;
+  a.epoch_rows = epoch_rows;
+  a.epoch_totals = et.ptr;
   a.n_threads = nt;
   a.interrupt.fn = &check_signals;
   bool interrupted = false;
@@ -1049,17 +1062,19 @@ PYBIND11_MODULE(_core, mod) {
       [](py::handle X, py::handle Y, py::handle sw, py::handle order, std::int64_t bs,
          py::handle ls, py::handle acts, int loss, py::handle params, py::handle grads,
          py::handle state, int opt, py::handle hyper, py::handle step, py::handle ws, py::handle gn,
-         OptInt nt, py::handle nonfinite) {
+         OptInt nt, py::handle nonfinite, std::int64_t epoch_rows, py::handle epoch_totals) {
         return (is_f64(X, "X") ? train_epoch_t<double>
                                : train_epoch_t<float>)(X, Y, sw, order, bs, ls, acts, loss, params,
                                                        grads, state, opt, hyper, step, ws, gn,
-                                                       nonfinite, threads_arg(nt));
+                                                       nonfinite, epoch_rows, epoch_totals,
+                                                       threads_arg(nt));
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight").none(true), py::arg("order"),
       py::arg("batch_size"), py::arg("layer_sizes"), py::arg("activations"), py::arg("loss"),
       py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"), py::arg("hyper"),
       py::arg("step"), py::arg("workspace"), py::arg("grad_norms").none(true),
-      py::arg("n_threads") = 0, py::arg("nonfinite") = py::none());
+      py::arg("n_threads") = 0, py::arg("nonfinite") = py::none(), py::arg("epoch_rows") = 0,
+      py::arg("epoch_totals") = py::none());
   // ---- perceptron ----
   mod.def(
       "perceptron_epoch",

@@ -1020,8 +1020,21 @@ def _train_epoch(X, Y, sw, has_sw, order, batch_size, layer_sizes, activations, 
 
 def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations, loss,
                 params, grads, state, optimizer, hyper, step, workspace, grad_norms,
-                n_threads=0, nonfinite=None):
+                n_threads=0, nonfinite=None, epoch_rows=0, epoch_totals=None):
     """One epoch of minibatch training, rows visited in ``order`` (see the reference)."""
+    if epoch_rows:  # epoch by epoch (the compiled loop runs one)
+        total = 0.0
+        for e in range(order.shape[0] // epoch_rows):
+            t = train_epoch(X, Y, sample_weight, order[e * epoch_rows:(e + 1) * epoch_rows],
+                            batch_size, layer_sizes, activations, loss, params, grads, state,
+                            optimizer, hyper, step, workspace, grad_norms, n_threads,
+                            nonfinite)
+            if nonfinite is not None and nonfinite[0] >= 0:
+                return total
+            if epoch_totals is not None:
+                epoch_totals[e] = t
+            total += t
+        return float(total)
     sw = _EMPTY[X.dtype] if sample_weight is None else sample_weight
     gn = _EMPTY[np.dtype(np.float64)] if grad_norms is None else grad_norms
     f32 = X.dtype == np.float32

@@ -338,8 +338,9 @@ def mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0
 
 def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations, loss,
                 params, grads, state, optimizer, hyper, step, workspace, grad_norms,
-                n_threads=0, nonfinite=None):
-    """One epoch of minibatch training, rows visited in ``order``.
+                n_threads=0, nonfinite=None, epoch_rows=0, epoch_totals=None):
+    """One epoch of minibatch training, rows visited in ``order`` (or several, see
+    ``epoch_rows``).
 
     X (n, d), Y (n, k), sample_weight (n,) or None, order int64 (m,) row indices
     (m <= n; batches are order[0:bs], order[bs:2bs], ..., the last one short);
@@ -353,6 +354,10 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
     NaN and infinity as they are gathered: the epoch stops before the first batch that
     holds one (the batches before it trained) and its first such row's index in X is
     stored here, else -1. (X is read anyway: no separate pass over it before the epoch.)
+    epoch_rows: 0 (order is one epoch), or m / E for E epochs back to back in order (m a
+    multiple of it), each batched on its own - the same batches and steps as E calls, for
+    one call: epoch_totals, float64 (E,) or None, then receives each epoch's sum of
+    batch_loss * batch_length, and grad_norms accumulates over all of them.
 
     Per batch of weight sum S (batch length without weights):
       forward through every layer; loss value and output gradient G (loss_gradient);
@@ -363,6 +368,19 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
     Returns sum over batches of batch_loss * batch_length, as a float (scikit-learn's
     accumulated loss; divide by m for ``loss_``).
     """
+    if epoch_rows:
+        total = 0.0
+        for e in range(order.shape[0] // epoch_rows):
+            t = train_epoch(X, Y, sample_weight, order[e * epoch_rows:(e + 1) * epoch_rows],
+                            batch_size, layer_sizes, activations, loss, params, grads, state,
+                            optimizer, hyper, step, workspace, grad_norms, n_threads,
+                            nonfinite)
+            if nonfinite is not None and nonfinite[0] >= 0:
+                return total
+            if epoch_totals is not None:
+                epoch_totals[e] = t
+            total += t
+        return float(total)
     h = hyper
     alpha, l1 = float(h[C.H_ALPHA]), float(h[C.H_L1])
     dt = X.dtype.type

@@ -42,6 +42,11 @@ struct TrainArgs {
   // Non-null: X's rows are checked for NaN and infinity as they are gathered; the epoch
   // stops before the first batch holding one and stores its row of X here (else -1).
   std::int64_t* nonfinite_row;
+  // epoch_rows > 0: order holds n_order / epoch_rows epochs back to back, each batched on
+  // its own (its last batch short), and epoch_totals (if not null) receives each one's
+  // sum of batch_loss * batch_length. 0: order is one epoch.
+  index_t epoch_rows;
+  double* epoch_totals;
   int n_threads;
   InterruptCheck interrupt;
 };

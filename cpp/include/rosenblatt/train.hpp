@@ -235,10 +235,19 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     return s;
   };
 
-  for (idx start = 0; start < a.n_order; start += bs) {
-    const idx nb = tmin<idx>(bs, a.n_order - start);
-    const idx next = start + bs;
-    const idx nbn = next < a.n_order ? tmin<idx>(bs, a.n_order - next) : 0;
+  // Several epochs in one call (a.epoch_rows), for networks so small that the Python work
+  // around each call counts (neural_network.py: _BLOCK_WORK). Batches never straddle two
+  // epochs.
+  const idx er = a.epoch_rows > 0 ? idx(a.epoch_rows) : a.n_order;
+  auto batch_len = [&](idx s) {
+    return s < a.n_order ? tmin<idx>(bs, (s / er + 1) * er - s) : idx(0);
+  };
+  double epoch_total = 0.0;
+  idx epoch = 0;
+  for (idx start = 0, nb = 0; start < a.n_order; start += nb) {
+    nb = batch_len(start);
+    const idx next = start + nb;
+    const idx nbn = batch_len(next);
     if (ready) {
       S = S_next;
       bad = bad_next;
@@ -248,7 +257,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     ready = false;
     if (bad >= 0) {  // (nothing of this batch done)
       *a.nonfinite_row = bad;
-      return total;
+      return total + epoch_total;
     }
     const T* swp = a.sample_weight ? swc : nullptr;
     // One layer's forward pass on `threads` threads.
@@ -312,7 +321,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     forward(0, Xc, nt);
     if (stop_requested(madds(0))) {
       *interrupted = true;
-      return total;
+      return total + epoch_total;
     }
     int done_back = L;  // layers from here on have had their backward pass
     // the other set of buffers, for the next batch
@@ -359,14 +368,14 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
       done_back = L - 1;
       if (stop_requested(w)) {
         *interrupted = true;
-        return total;
+        return total + epoch_total;
       }
     } else {
       for (int i = 1; i < L; ++i) {
         forward(i, As[i - 1], nt);
         if (stop_requested(madds(i))) {
           *interrupted = true;
-          return total;
+          return total + epoch_total;
         }
       }
       loss(nt);
@@ -386,7 +395,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
         backward(i, nt, NoHook{});
       if (stop_requested(2.0 * madds(i))) {
         *interrupted = true;
-        return total;
+        return total + epoch_total;
       }
     }
     // (after the backward pass, so that a batch stopped inside it adds no norms)
@@ -402,7 +411,13 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
     optimizer_step_summing<T>(a.params, a.grads, a.state, a.n_params, a.optimizer, a.hyper, a.step,
                               nt, penalized ? &sums : nullptr);
     sums_current = penalized;
-    total += value * double(nb);
+    epoch_total += value * double(nb);
+    if (next % er == 0 || next == a.n_order) {  // the epoch's last batch
+      if (a.epoch_totals) a.epoch_totals[epoch] = epoch_total;
+      ++epoch;
+      total += epoch_total;
+      epoch_total = 0.0;
+    }
     if (ready) {
       Xc = xo;
       Yc = yo;
