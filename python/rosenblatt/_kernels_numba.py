@@ -54,6 +54,7 @@ from numba.extending import intrinsic
 
 from . import _codes as C
 from ._kernels_ref import (  # noqa: F401  (re-exported pure bookkeeping)
+    epochs_one_by_one,
     mlp_workspace_size,
     param_offsets,
     train_workspace_size,
@@ -1023,18 +1024,12 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
                 n_threads=0, nonfinite=None, epoch_rows=0, epoch_totals=None):
     """One epoch of minibatch training, rows visited in ``order`` (see the reference)."""
     if epoch_rows:  # epoch by epoch (the compiled loop runs one)
-        total = 0.0
-        for e in range(order.shape[0] // epoch_rows):
-            t = train_epoch(X, Y, sample_weight, order[e * epoch_rows:(e + 1) * epoch_rows],
-                            batch_size, layer_sizes, activations, loss, params, grads, state,
-                            optimizer, hyper, step, workspace, grad_norms, n_threads,
-                            nonfinite)
-            if nonfinite is not None and nonfinite[0] >= 0:
-                return total
-            if epoch_totals is not None:
-                epoch_totals[e] = t
-            total += t
-        return float(total)
+        return epochs_one_by_one(
+            lambda part: train_epoch(X, Y, sample_weight, part, batch_size, layer_sizes,
+                                     activations, loss, params, grads, state, optimizer,
+                                     hyper, step, workspace, grad_norms, n_threads,
+                                     nonfinite),
+            order, epoch_rows, epoch_totals, nonfinite)
     sw = _EMPTY[X.dtype] if sample_weight is None else sample_weight
     gn = _EMPTY[np.dtype(np.float64)] if grad_norms is None else grad_norms
     f32 = X.dtype == np.float32

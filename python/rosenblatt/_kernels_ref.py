@@ -336,6 +336,21 @@ def mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0
     out[...] = a
 
 
+def epochs_one_by_one(one_epoch, order, epoch_rows, epoch_totals, nonfinite):
+    """train_epoch's ``epoch_rows`` for a backend that trains one epoch per call:
+    ``one_epoch(part)`` for each epoch's part of ``order``, the totals stored as
+    train_epoch documents (stopping at a non-finite row, with ``nonfinite``)."""
+    total = 0.0
+    for e in range(order.shape[0] // epoch_rows):
+        t = one_epoch(order[e * epoch_rows:(e + 1) * epoch_rows])
+        if nonfinite is not None and nonfinite[0] >= 0:
+            return total
+        if epoch_totals is not None:
+            epoch_totals[e] = t
+        total += t
+    return float(total)
+
+
 def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations, loss,
                 params, grads, state, optimizer, hyper, step, workspace, grad_norms,
                 n_threads=0, nonfinite=None, epoch_rows=0, epoch_totals=None):
@@ -369,18 +384,12 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
     accumulated loss; divide by m for ``loss_``).
     """
     if epoch_rows:
-        total = 0.0
-        for e in range(order.shape[0] // epoch_rows):
-            t = train_epoch(X, Y, sample_weight, order[e * epoch_rows:(e + 1) * epoch_rows],
-                            batch_size, layer_sizes, activations, loss, params, grads, state,
-                            optimizer, hyper, step, workspace, grad_norms, n_threads,
-                            nonfinite)
-            if nonfinite is not None and nonfinite[0] >= 0:
-                return total
-            if epoch_totals is not None:
-                epoch_totals[e] = t
-            total += t
-        return float(total)
+        return epochs_one_by_one(
+            lambda part: train_epoch(X, Y, sample_weight, part, batch_size, layer_sizes,
+                                     activations, loss, params, grads, state, optimizer,
+                                     hyper, step, workspace, grad_norms, n_threads,
+                                     nonfinite),
+            order, epoch_rows, epoch_totals, nonfinite)
     h = hyper
     alpha, l1 = float(h[C.H_ALPHA]), float(h[C.H_L1])
     dt = X.dtype.type

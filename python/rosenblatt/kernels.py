@@ -1214,21 +1214,25 @@ class Trainer:
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
         bad = self._nonfinite if check_finite else None
+        total = self._run(order, bad)
+        if bad is not None and bad[0] >= 0:
+            raise NonFiniteRowError(int(bad[0]))
+        return total
+
+    def _run(self, order, nonfinite=None):
+        """The backend's train_epoch over one epoch's ``order``; its loss total."""
         # The compiled core checks for Ctrl-C itself, between minibatches and between the
         # layers of one (a batch stopped there is dropped whole). A Numba epoch
         # cannot, so it runs in chunks of whole batches lasting ~0.1 s: Python is entered a
         # handful of times per epoch (not per batch) and KeyboardInterrupt lands in time.
         if self.backend != "numba":
-            total = float(self._train(order, bad))
-        else:
-            chunk = self._numba_chunk
-            total = 0.0
-            for start in range(0, max(order.shape[0], 1), chunk):
-                total += self._train(order[start:start + chunk], bad)
-                if bad is not None and bad[0] >= 0:
-                    break
-        if bad is not None and bad[0] >= 0:
-            raise NonFiniteRowError(int(bad[0]))
+            return float(self._train(order, nonfinite))
+        chunk = self._numba_chunk
+        total = 0.0
+        for start in range(0, max(order.shape[0], 1), chunk):
+            total += self._train(order[start:start + chunk], nonfinite)
+            if nonfinite is not None and nonfinite[0] >= 0:
+                break
         return float(total)
 
     def run_epochs(self, order, n_epochs):
@@ -1236,8 +1240,9 @@ class Trainer:
         call of the backend; return each epoch's accumulated loss.
 
         The same minibatches, steps and losses as ``n_epochs`` calls of :meth:`run_epoch`
-        (with ``check=False``) on the parts of ``order``: what the calls between epochs
-        cost is what this spares (a third of an epoch of a playground-sized network).
+        (with ``check=False``) on the parts of ``order``, for the cost of one call (a
+        playground-sized epoch: 31.8 -> 29.9 us); ``grad_norms`` accumulates over all of
+        them.
 
         Parameters
         ----------
@@ -1259,9 +1264,9 @@ class Trainer:
         totals = np.zeros(int(n_epochs), dtype=np.float64)
         if self.grad_norms is not None:
             self.grad_norms[:] = 0.0
-        if self.backend == "numba":  # (chunked for Ctrl-C, see run_epoch)
+        if self.backend == "numba":  # (an epoch per call, in chunks: see _run)
             for e in range(int(n_epochs)):
-                totals[e] = self.run_epoch(order[e * m:(e + 1) * m], check=False)
+                totals[e] = self._run(order[e * m:(e + 1) * m])
             return totals
         self._be.train_epoch(
             self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,
