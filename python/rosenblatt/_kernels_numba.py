@@ -54,7 +54,7 @@ from numba.extending import intrinsic
 
 from . import _codes as C
 from ._kernels_ref import (  # noqa: F401  (re-exported pure bookkeeping)
-    epochs_one_by_one,
+    _epochs_one_by_one,
     mlp_workspace_size,
     param_offsets,
     train_workspace_size,
@@ -1024,7 +1024,7 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
                 n_threads=0, nonfinite=None, epoch_rows=0, epoch_totals=None):
     """One epoch of minibatch training, rows visited in ``order`` (see the reference)."""
     if epoch_rows:  # epoch by epoch (the compiled loop runs one)
-        return epochs_one_by_one(
+        return _epochs_one_by_one(
             lambda part: train_epoch(X, Y, sample_weight, part, batch_size, layer_sizes,
                                      activations, loss, params, grads, state, optimizer,
                                      hyper, step, workspace, grad_norms, n_threads,

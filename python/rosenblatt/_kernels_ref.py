@@ -336,7 +336,7 @@ def mlp_forward(X, params, layer_sizes, activations, out, workspace, n_threads=0
     out[...] = a
 
 
-def epochs_one_by_one(one_epoch, order, epoch_rows, epoch_totals, nonfinite):
+def _epochs_one_by_one(one_epoch, order, epoch_rows, epoch_totals, nonfinite):
     """train_epoch's ``epoch_rows`` for a backend that trains one epoch per call:
     ``one_epoch(part)`` for each epoch's part of ``order``, the totals stored as
     train_epoch documents (stopping at a non-finite row, with ``nonfinite``)."""
@@ -384,7 +384,7 @@ def train_epoch(X, Y, sample_weight, order, batch_size, layer_sizes, activations
     accumulated loss; divide by m for ``loss_``).
     """
     if epoch_rows:
-        return epochs_one_by_one(
+        return _epochs_one_by_one(
             lambda part: train_epoch(X, Y, sample_weight, part, batch_size, layer_sizes,
                                      activations, loss, params, grads, state, optimizer,
                                      hyper, step, workspace, grad_norms, n_threads,
