@@ -508,6 +508,17 @@ def test_train_epoch(backend, dtype, n, d, hidden, k, act, head, opt, batch, wei
     assert_backends_agree(call, dtype, 64 * max(ls), backends=[backend])
 
 
+def _relu_softmax_problem(seed, n, d, hidden, dtype):
+    """(rng, layer sizes, activations, X, Y, initial params) of a relu network with a
+    3-class softmax output, n rows of d features."""
+    rng = np.random.default_rng(seed)
+    ls = [d, *hidden, 3]
+    acts = ["relu"] * len(hidden) + ["softmax"]
+    X = normal(rng, (n, d), dtype)
+    Y = loss_targets(rng, "log_loss", n, 3, dtype)
+    return rng, ls, acts, X, Y, init_params(rng, ls, dtype)
+
+
 @fast(30)
 @given(n=st.sampled_from((1, 5, 40, 97)), d=st.sampled_from((1, 15, 16, 17, 33, 70)),
        hidden=st.sampled_from(((5,), (80,), (80, 33))), batch=st.sampled_from((1, 7, 16, 40)),
@@ -523,12 +534,7 @@ def test_train_epoch_check_finite(backend, dtype, n, d, hidden, batch, value, wh
     """run_epoch(check_finite=True) stops before the first minibatch holding a NaN or an
     infinity of X and names its first such row; the minibatches before it trained with the
     same bits as an epoch over them alone, and a finite X trains as without the check."""
-    rng = np.random.default_rng(seed)
-    ls = [d, *hidden, 3]
-    acts = ["relu"] * len(hidden) + ["softmax"]
-    X = normal(rng, (n, d), dtype)
-    Y = loss_targets(rng, "log_loss", n, 3, dtype)
-    p0 = init_params(rng, ls, dtype)
+    rng, ls, acts, X, Y, p0 = _relu_softmax_problem(seed, n, d, hidden, dtype)
     order = rng.permutation(n).astype(np.int64)
     pos = min(int(where * n), n - 1)
     bad = X.copy()
@@ -577,12 +583,7 @@ def test_run_epochs_is_epochs_one_after_another(backend, dtype, n, d, hidden, ba
     """Trainer.run_epochs (train_epoch's epoch_rows): the same bits as one run_epoch per
     epoch - parameters, optimizer state, step and each epoch's loss - on every backend,
     which agrees with the reference."""
-    rng = np.random.default_rng(seed)
-    ls = [d, *hidden, 3]
-    acts = ["relu"] * len(hidden) + ["softmax"]
-    X = normal(rng, (n, d), dtype)
-    Y = loss_targets(rng, "log_loss", n, 3, dtype)
-    p0 = init_params(rng, ls, dtype)
+    rng, ls, acts, X, Y, p0 = _relu_softmax_problem(seed, n, d, hidden, dtype)
     orders = np.concatenate([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)
     hyper = {"lr": 1e-3 if opt == "adam" else 0.01, "alpha": alpha}
 
