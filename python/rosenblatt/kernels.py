@@ -1268,11 +1268,7 @@ class Trainer:
             for e in range(int(n_epochs)):
                 totals[e] = self._run(order[e * m:(e + 1) * m])
             return totals
-        self._be.train_epoch(
-            self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,
-            self.activations, self.loss, self.params, self.grads, self.state, self.optimizer,
-            self.hyper, self.step, self.workspace, self.grad_norms, self.n_threads,
-            epoch_rows=m, epoch_totals=totals)
+        self._train(order, epoch_rows=m, epoch_totals=totals)
         return totals
 
     def run_block(self, X, Y, sample_weight=None):
@@ -1312,12 +1308,14 @@ class Trainer:
         finally:
             self.X, self.Y, self.sample_weight = saved
 
-    def _train(self, order, nonfinite=None):
+    def _train(self, order, nonfinite=None, **epochs):
+        """The backend's train_epoch on this trainer's arrays (``epochs``: its
+        epoch_rows and epoch_totals)."""
         return self._be.train_epoch(
             self.X, self.Y, self.sample_weight, order, self.batch_size, self.layer_sizes,
             self.activations, self.loss, self.params, self.grads, self.state, self.optimizer,
             self.hyper, self.step, self.workspace, self.grad_norms, self.n_threads,
-            nonfinite=nonfinite)
+            nonfinite=nonfinite, **epochs)
 
     @property
     def _numba_chunk(self):

@@ -522,7 +522,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         else:
             try:
                 self._fit_stochastic(X, y, Y, sample_weight, incremental, validation_data,
-                                     check_finite=defer_finite and not sp.issparse(X))
+                                     check_finite=defer_finite)
             except K.NonFiniteRowError:
                 # (params, optimizer state and random state were restored by
                 # _fit_stochastic; the attributes it and the lines above set, here)
@@ -717,19 +717,25 @@ class BaseMultilayerPerceptron(BaseEstimator):
         zero_weights = sample_weight is not None and not (sample_weight != 0).all()
         quiet_numpy = _quiet_numpy if self.backend_ == "numpy" else contextlib.nullcontext
         callbacks = list(self.callbacks) if self.callbacks else []
-        if check_finite:
-            # what the first epoch changes before it may meet a non-finite row of X (the
-            # parameters: last_good)
-            entry_state = (trainer.state.copy(), int(trainer.step[0]), rs.get_state())
 
-            def undo():
-                np.copyto(params, last_good)
-                np.copyto(trainer.state, entry_state[0])
-                trainer.step[0] = entry_state[1]
-                rs.set_state(entry_state[2])
+        # What training changes, to undo it: a first epoch that meets a non-finite row of
+        # X (check_finite), a block of epochs that diverged (sample_idx too: each epoch
+        # shuffles the previous epoch's order again).
+        def snapshot():
+            return (params.copy(), trainer.state.copy(), int(trainer.step[0]),
+                    rs.get_state(), sample_idx.copy())
+
+        def restore(before):
+            np.copyto(params, before[0])
+            np.copyto(trainer.state, before[1])
+            trainer.step[0] = before[2]
+            rs.set_state(before[3])
+            np.copyto(sample_idx, before[4])
+
+        entry_state = snapshot() if check_finite else None
         # Epochs of a small network run in blocks, several per call of the backend (see
-        # _block_epochs); their losses are then booked one by one below, as if each epoch
-        # had run on its own. A block that diverges is undone and run epoch by epoch.
+        # _BLOCK_WORK); their losses are then booked for the block at once, as each epoch
+        # would have booked its own. A block that diverges is undone and run epoch by epoch.
         blockable = (not incremental and self.backend_ == "cpp" and not sparse_rows
                      and not self._has_bn() and not has_val and not callbacks
                      and not self.verbose and not rbw and not zero_weights
@@ -740,9 +746,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         def train_block(k):
             """Train the next k epochs in one call; their totals, or None (all undone)
             when one of them diverged."""
-            # (sample_idx too: each epoch shuffles the previous epoch's order again)
-            before = (params.copy(), trainer.state.copy(), int(trainer.step[0]),
-                      rs.get_state(), sample_idx.copy())
+            before = snapshot()
             orders = np.empty(k * n_train, dtype=np.int64)
             for e in range(k):
                 if self.shuffle:
@@ -758,13 +762,6 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 return totals
             restore(before)
             return None
-
-        def restore(before):
-            np.copyto(params, before[0])
-            np.copyto(trainer.state, before[1])
-            trainer.step[0] = before[2]
-            rs.set_state(before[3])
-            np.copyto(sample_idx, before[4])
 
         self.n_iter_ = 0
         try:
@@ -813,7 +810,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         try:
                             total = trainer.run_epoch(order, check=False, check_finite=True)
                         except K.NonFiniteRowError:
-                            undo()
+                            restore(entry_state)
                             raise
                     else:
                         total = trainer.run_epoch(order, check=False)

@@ -412,7 +412,7 @@ double train_epoch(const TrainArgs<T>& a, bool* interrupted) {
                               nt, penalized ? &sums : nullptr);
     sums_current = penalized;
     epoch_total += value * double(nb);
-    if (next % er == 0 || next == a.n_order) {  // the epoch's last batch
+    if (next % er == 0) {  // the epoch's last batch (n_order is whole epochs)
       if (a.epoch_totals) a.epoch_totals[epoch] = epoch_total;
       ++epoch;
       total += epoch_total;
